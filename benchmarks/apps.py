@@ -1,0 +1,275 @@
+"""The three benchmarked apps, plus the counting exporter and sinks that tell what they produced.
+
+Every app serves the same endpoint, ``GET /api/users/{user_id}`` returning a small JSON body.
+The ``*_app`` functions are uvicorn factories (``uvicorn benchmarks.apps:bare_app --factory``);
+the ``build_*`` functions also return a way to read what the instrumentation produced.
+"""
+
+import itertools
+import json
+import logging
+import os
+import threading
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import structlog
+from opentelemetry import trace
+from opentelemetry.instrumentation.asgi import OpenTelemetryMiddleware
+from opentelemetry.metrics import NoOpMeterProvider
+from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
+from opentelemetry.sdk.trace.export import BatchSpanProcessor, SpanExporter, SpanExportResult
+from prometheus_client import REGISTRY, CollectorRegistry
+from starlette.applications import Starlette
+from starlette.middleware import Middleware
+from starlette.requests import Request
+from starlette.responses import JSONResponse
+from starlette.routing import Route
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+from starlette_exporter import PrometheusMiddleware
+
+ROUTE = "/api/users/{user_id}"
+BENCH_PATH = "/api/users/42"
+
+BARE = "bare"
+TELEMETRY_WEB = "telemetry-web"
+OTEL_STACK = "otel-stack"
+
+
+class CountingSpanExporter(SpanExporter):
+    """Counts exported spans; root spans (no parent) should be exactly one per request."""
+
+    def __init__(self) -> None:
+        self.spans = 0
+        self.root_spans = 0
+        self._lock = threading.Lock()  # export() runs on the processor's worker thread
+
+    def export(self, spans: Sequence[ReadableSpan]) -> SpanExportResult:
+        roots = sum(1 for span in spans if span.parent is None)
+        with self._lock:
+            self.spans += len(spans)
+            self.root_spans += roots
+        return SpanExportResult.SUCCESS
+
+    def shutdown(self) -> None:
+        pass
+
+    def force_flush(self, timeout_millis: int = 30_000) -> bool:
+        return True
+
+
+class CountingLogSink:
+    """telemetry-web log sink: renders each event to JSON (the work a real sink does) and counts."""
+
+    def __init__(self) -> None:
+        self.lines = 0
+        self.bytes = 0
+
+    def write(self, events: list[dict[str, Any]]) -> None:
+        for event in events:
+            self.bytes += len(json.dumps(event, default=str))
+        self.lines += len(events)
+
+    def flush(self) -> None:
+        pass
+
+    def close(self) -> None:
+        pass
+
+
+class CountingDevNull:
+    """A text file on os.devnull that counts the lines written through it."""
+
+    def __init__(self) -> None:
+        # Lives as long as the app it logs for; nothing reaches the disk anyway.
+        self._file = open(os.devnull, "w")  # noqa: SIM115
+        self.lines = 0
+
+    def write(self, text: str) -> int:
+        # print() writes the message and the newline separately: count newlines, not calls.
+        self.lines += text.count("\n")
+        return self._file.write(text)
+
+    def flush(self) -> None:
+        self._file.flush()
+
+
+@dataclass(frozen=True)
+class Produced:
+    """What one app's instrumentation produced over the whole run (warm-up included)."""
+
+    spans: int
+    root_spans: int
+    log_lines: int
+    counter_increments: float
+
+
+@dataclass
+class Variant:
+    """An app to benchmark; ``collect`` flushes its pipelines and reads what they produced."""
+
+    name: str
+    app: ASGIApp
+    collect: Callable[[], Produced] | None
+
+
+async def get_user(request: Request) -> JSONResponse:
+    user_id = int(request.path_params["user_id"])
+    return JSONResponse({"id": user_id, "name": "Ada Lovelace", "active": True})
+
+
+def _starlette(middleware: Sequence[Middleware] = ()) -> Starlette:
+    return Starlette(routes=[Route(ROUTE, get_user, methods=["GET"])], middleware=middleware)
+
+
+def sum_samples(registry: CollectorRegistry, sample: str, **labels: str) -> float:
+    """Sum one sample name over every label set matching ``labels``."""
+    total = 0.0
+    for metric in registry.collect():
+        for s in metric.samples:
+            if s.name == sample and all(s.labels.get(k) == v for k, v in labels.items()):
+                total += s.value
+    return total
+
+
+def build_bare() -> Variant:
+    return Variant(BARE, _starlette(), None)
+
+
+def build_telemetry_web() -> Variant:
+    # Imported here so the other variants still run while the package is broken or absent.
+    from telemetry_web import Telemetry, TelemetryMiddleware
+
+    exporter = CountingSpanExporter()
+    sink = CountingLogSink()
+    tel = Telemetry(
+        service="bench",
+        environment="bench",
+        config={"logging": {"sinks": {}}},
+        span_exporters=[exporter],
+        log_sinks=[sink],
+    )
+    app = _starlette()
+    app.add_middleware(TelemetryMiddleware, telemetry=tel)
+
+    def collect() -> Produced:
+        tel.shutdown()
+        requests = sum_samples(tel.registry, "http_requests_total")
+        return Produced(exporter.spans, exporter.root_spans, sink.lines, requests)
+
+    return Variant(TELEMETRY_WEB, app, collect)
+
+
+class RequestLogMiddleware:
+    """Pure-ASGI middleware writing one structlog line per request, correlated with the span."""
+
+    def __init__(self, app: ASGIApp, logger: Any) -> None:
+        self.app = app
+        self.logger = logger
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        start = time.perf_counter()
+        status = 500
+
+        async def send_wrapper(message: Message) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+            await send(message)
+
+        try:
+            await self.app(scope, receive, send_wrapper)
+        finally:
+            # Still inside OpenTelemetryMiddleware: the current span is the request's server span.
+            ctx = trace.get_current_span().get_span_context()
+            self.logger.info(
+                "request",
+                method=scope["method"],
+                path=scope["path"],
+                status=status,
+                duration_ms=round((time.perf_counter() - start) * 1000, 3),
+                trace_id=format(ctx.trace_id, "032x"),
+                span_id=format(ctx.span_id, "016x"),
+            )
+
+
+def _private_structlog(out: CountingDevNull) -> Any:
+    # structlog.configure() is global and telemetry-web uses structlog too: build a private logger
+    # that sets every knob itself, so neither can change the other's pipeline.
+    return structlog.wrap_logger(
+        structlog.PrintLogger(file=out),  # type: ignore[arg-type]  # duck-typed text file
+        processors=[
+            structlog.processors.TimeStamper(fmt="iso"),
+            structlog.processors.add_log_level,
+            structlog.processors.JSONRenderer(),
+        ],
+        wrapper_class=structlog.make_filtering_bound_logger(logging.INFO),
+        context_class=dict,
+        cache_logger_on_first_use=True,
+    )
+
+
+_otel_builds = itertools.count()
+
+
+def build_otel_stack() -> Variant:
+    exporter = CountingSpanExporter()
+    provider = TracerProvider()
+    provider.add_span_processor(BatchSpanProcessor(exporter))
+    out = CountingDevNull()
+    # starlette-exporter keeps its metrics on the process-global REGISTRY (no registry argument):
+    # a unique app_name label keeps each build's counts apart.
+    app_name = f"bench-otel-{next(_otel_builds)}"
+    app = _starlette(
+        [
+            # Metrics come from starlette-exporter; an explicit no-op meter provider keeps any
+            # global one (telemetry-web may install one) from being measured here.
+            Middleware(
+                OpenTelemetryMiddleware,
+                tracer_provider=provider,
+                meter_provider=NoOpMeterProvider(),
+            ),
+            Middleware(PrometheusMiddleware, app_name=app_name, group_paths=True),
+            Middleware(RequestLogMiddleware, logger=_private_structlog(out)),
+        ]
+    )
+
+    def collect() -> Produced:
+        provider.force_flush()
+        provider.shutdown()
+        requests = sum_samples(REGISTRY, "starlette_requests_total", app_name=app_name)
+        return Produced(exporter.spans, exporter.root_spans, out.lines, requests)
+
+    return Variant(OTEL_STACK, app, collect)
+
+
+BUILDERS: dict[str, Callable[[], Variant]] = {
+    BARE: build_bare,
+    TELEMETRY_WEB: build_telemetry_web,
+    OTEL_STACK: build_otel_stack,
+}
+
+
+# uvicorn --factory entry points: benchmarks.apps:bare_app etc.
+def bare_app() -> ASGIApp:
+    return build_bare().app
+
+
+def telemetry_web_app() -> ASGIApp:
+    return build_telemetry_web().app
+
+
+def otel_stack_app() -> ASGIApp:
+    return build_otel_stack().app
+
+
+FACTORIES: dict[str, str] = {
+    BARE: "benchmarks.apps:bare_app",
+    TELEMETRY_WEB: "benchmarks.apps:telemetry_web_app",
+    OTEL_STACK: "benchmarks.apps:otel_stack_app",
+}

@@ -1,0 +1,364 @@
+"""The typed configuration model: one frozen dataclass per section of the configuration file.
+
+Field metadata drives validation in ``_parse.py``:
+
+- ``unit``: ``"duration"`` (``10s``, ``5m``, ``15d`` or seconds) or ``"size"`` (``100MB`` or bytes);
+- ``check``: a predicate on the converted value, with ``expect`` saying what it accepts;
+- ``kinds``: on a tagged section (one with a ``type`` field), the types a key applies to;
+- ``secret``: the value never appears in an error message.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import re
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+__all__ = [
+    "BatchSettings",
+    "ConsoleSink",
+    "DatadogExporter",
+    "ElasticsearchSink",
+    "FileRotation",
+    "FileSink",
+    "HealthCheck",
+    "HealthCheckTarget",
+    "HealthSettings",
+    "HttpSettings",
+    "JaegerAgent",
+    "JaegerExporter",
+    "LogLevel",
+    "LogProcessor",
+    "LoggingSettings",
+    "LoggingSinks",
+    "MetricRule",
+    "MetricsCollectors",
+    "MetricsExporters",
+    "MetricsSettings",
+    "OtlpExporter",
+    "PrometheusCollector",
+    "RemoteWriteExporter",
+    "Sampling",
+    "StatsdCollector",
+    "TelemetrySettings",
+    "TracingExporters",
+    "TracingSettings",
+    "ZipkinExporter",
+    "ZipkinLocalEndpoint",
+]
+
+LogLevel = Literal["debug", "info", "warning", "error", "critical"]
+Propagator = Literal["w3c", "b3", "b3multi", "baggage"]
+
+_LABEL_NAME = re.compile(r"^[a-zA-Z_][a-zA-Z0-9_]*$")
+
+
+def _meta(
+    *,
+    unit: str | None = None,
+    check: Any = None,
+    expect: str | None = None,
+    kinds: tuple[str, ...] | None = None,
+    secret: bool = False,
+) -> dict[str, Any]:
+    return {"unit": unit, "check": check, "expect": expect, "kinds": kinds, "secret": secret}
+
+
+def _positive(value: float) -> bool:
+    return value > 0
+
+
+def _port(value: int) -> bool:
+    return 0 < value < 65536
+
+
+def _url_path(value: str) -> bool:
+    return value.startswith("/") and " " not in value
+
+
+def _label_names(value: dict[str, str]) -> bool:
+    return all(_LABEL_NAME.match(k) and not k.startswith("__") for k in value)
+
+
+POSITIVE = _meta(check=_positive, expect="a positive number")
+PORT = _meta(check=_port, expect="a port number from 1 to 65535")
+URL_PATH = _meta(check=_url_path, expect="a URL path starting with '/'")
+
+
+# --- metrics ---------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, kw_only=True)
+class PrometheusCollector:
+    """``/metrics`` in Prometheus text or OpenMetrics format, on the app's port or its own."""
+
+    enabled: bool = True
+    path: str = field(default="/metrics", metadata=URL_PATH)
+    port: int | None = field(default=None, metadata=PORT)
+    host: str = "0.0.0.0"
+    retention: float | None = field(default=None, metadata=_meta(unit="duration"))
+    bearer_token: str | None = field(default=None, metadata=_meta(secret=True))
+
+
+@dataclass(frozen=True, kw_only=True)
+class StatsdCollector:
+    host: str = "127.0.0.1:8125"
+    prefix: str = ""
+    flush_interval: float = field(default=10.0, metadata=_meta(unit="duration"))
+
+
+@dataclass(frozen=True, kw_only=True)
+class MetricsCollectors:
+    prometheus: PrometheusCollector | None = field(default_factory=PrometheusCollector)
+    statsd: StatsdCollector | None = None
+
+
+@dataclass(frozen=True, kw_only=True)
+class RemoteWriteExporter:
+    endpoint: str
+
+
+@dataclass(frozen=True, kw_only=True)
+class DatadogExporter:
+    api_key: str = field(metadata=_meta(secret=True))
+    site: str = "datadoghq.com"
+
+
+@dataclass(frozen=True, kw_only=True)
+class MetricsExporters:
+    prometheus_remote_write: RemoteWriteExporter | None = None
+    datadog: DatadogExporter | None = None
+
+
+@dataclass(frozen=True, kw_only=True)
+class MetricRule:
+    name: str
+    query: str
+    interval: float = field(default=60.0, metadata=_meta(unit="duration"))
+
+
+@dataclass(frozen=True, kw_only=True)
+class MetricsSettings:
+    enabled: bool = True
+    # "otel": the stable OpenTelemetry HTTP metric names as Prometheus translates them.
+    naming: Literal["default", "otel"] = "default"
+    duration_buckets: tuple[float, ...] | None = None
+    collectors: MetricsCollectors = field(default_factory=MetricsCollectors)
+    exporters: MetricsExporters = field(default_factory=MetricsExporters)
+    rules: tuple[MetricRule, ...] = ()
+
+
+# --- tracing ---------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, kw_only=True)
+class Sampling:
+    """``always_on``, ``always_off``, ``ratio {rate}``, ``rate_limiting {rate}``, ``parent_based {root}``."""
+
+    type: Literal["always_on", "always_off", "ratio", "rate_limiting", "parent_based"] = (
+        "parent_based"
+    )
+    rate: float | None = field(
+        default=None, metadata=_meta(kinds=("ratio", "rate_limiting"), expect="a positive number")
+    )
+    root: Sampling | None = field(default=None, metadata=_meta(kinds=("parent_based",)))
+
+
+@dataclass(frozen=True, kw_only=True)
+class OtlpExporter:
+    endpoint: str | None = None
+    protocol: Literal["http/protobuf", "grpc"] = "http/protobuf"
+    headers: dict[str, str] = field(default_factory=dict, metadata=_meta(secret=True))
+    timeout: float = field(default=10.0, metadata=_meta(unit="duration"))
+
+
+@dataclass(frozen=True, kw_only=True)
+class JaegerAgent:
+    host: str = "127.0.0.1"
+    port: int = field(default=6831, metadata=PORT)
+    max_packet_size: int = field(default=65000, metadata=POSITIVE)
+
+
+@dataclass(frozen=True, kw_only=True)
+class JaegerExporter:
+    endpoint: str | None = None
+    agent: JaegerAgent | None = None
+
+
+@dataclass(frozen=True, kw_only=True)
+class ZipkinLocalEndpoint:
+    service_name: str | None = None
+    ipv4: str | None = None
+    port: int | None = field(default=None, metadata=PORT)
+
+
+@dataclass(frozen=True, kw_only=True)
+class ZipkinExporter:
+    endpoint: str = "http://localhost:9411/api/v2/spans"
+    local_endpoint: ZipkinLocalEndpoint | None = None
+
+
+@dataclass(frozen=True, kw_only=True)
+class TracingExporters:
+    otlp: OtlpExporter | None = None
+    jaeger: JaegerExporter | None = None
+    zipkin: ZipkinExporter | None = None
+
+
+@dataclass(frozen=True, kw_only=True)
+class BatchSettings:
+    """The bounded queue between the request path and every span exporter."""
+
+    max_queue_size: int = field(default=2048, metadata=POSITIVE)
+    max_export_batch_size: int = field(default=512, metadata=POSITIVE)
+    schedule_delay: float = field(default=1.0, metadata=_meta(unit="duration"))
+    export_timeout: float = field(default=30.0, metadata=_meta(unit="duration"))
+
+
+@dataclass(frozen=True, kw_only=True)
+class TracingSettings:
+    enabled: bool = True
+    sampling: Sampling = field(default_factory=Sampling)
+    exporters: TracingExporters = field(default_factory=TracingExporters)
+    propagation: tuple[Propagator, ...] = ("w3c", "baggage")
+    resource_attributes: dict[str, str] = field(default_factory=dict)
+    batch: BatchSettings = field(default_factory=BatchSettings)
+
+
+# --- logging ---------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, kw_only=True)
+class ConsoleSink:
+    enabled: bool = True
+    # None: colours when the stream is a terminal.
+    pretty: bool | None = None
+    stream: Literal["stdout", "stderr"] = "stdout"
+
+
+@dataclass(frozen=True, kw_only=True)
+class FileRotation:
+    max_size: int = field(default=100 * 10**6, metadata=_meta(unit="size"))
+    max_files: int = field(default=5, metadata=POSITIVE)
+    compress: bool = False
+
+
+@dataclass(frozen=True, kw_only=True)
+class FileSink:
+    path: str
+    rotation: FileRotation = field(default_factory=FileRotation)
+
+
+@dataclass(frozen=True, kw_only=True)
+class ElasticsearchSink:
+    url: str
+    index_pattern: str = "logs-%Y.%m.%d"
+    buffer_size: int = field(default=1000, metadata=POSITIVE)
+    flush_interval: float = field(default=5.0, metadata=_meta(unit="duration"))
+
+
+@dataclass(frozen=True, kw_only=True)
+class LoggingSinks:
+    console: ConsoleSink | None = field(default_factory=ConsoleSink)
+    file: FileSink | None = None
+    elasticsearch: ElasticsearchSink | None = None
+
+
+@dataclass(frozen=True, kw_only=True)
+class LogProcessor:
+    """``add_fields {fields}`` or ``filter {field, exclude}``, applied in the configured order."""
+
+    type: Literal["add_fields", "filter"]
+    fields: dict[str, Any] = dataclasses.field(
+        default_factory=dict, metadata=_meta(kinds=("add_fields",))
+    )
+    # The name `field` is the configuration key; below it, dataclasses.field is spelled out.
+    field: str | None = dataclasses.field(default=None, metadata=_meta(kinds=("filter",)))
+    exclude: tuple[str, ...] = dataclasses.field(default=(), metadata=_meta(kinds=("filter",)))
+
+
+@dataclass(frozen=True, kw_only=True)
+class LoggingSettings:
+    level: LogLevel = "info"
+    format: Literal["json", "console"] = "json"
+    # Per logger name, e.g. {"sqlalchemy.engine": "warning"}.
+    levels: dict[str, LogLevel] = field(default_factory=dict)
+    sinks: LoggingSinks = field(default_factory=LoggingSinks)
+    processors: tuple[LogProcessor, ...] = ()
+    request_log: bool = True
+    # Events waiting for the writer thread; past this they are dropped and counted.
+    queue_size: int = field(default=10000, metadata=POSITIVE)
+
+
+# --- health ----------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, kw_only=True)
+class HealthCheckTarget:
+    type: Literal["tcp", "http", "script"]
+    host: str | None = field(default=None, metadata=_meta(kinds=("tcp",)))
+    port: int | None = field(default=None, metadata={**PORT, "kinds": ("tcp",)})
+    url: str | None = field(default=None, metadata=_meta(kinds=("http",)))
+    method: str = field(default="GET", metadata=_meta(kinds=("http",)))
+    expected_status: int = field(default=200, metadata=_meta(kinds=("http",)))
+    headers: dict[str, str] = field(
+        default_factory=dict, metadata=_meta(kinds=("http",), secret=True)
+    )
+    command: str | None = field(default=None, metadata=_meta(kinds=("script",)))
+    timeout: float | None = field(default=None, metadata=_meta(unit="duration"))
+
+
+@dataclass(frozen=True, kw_only=True)
+class HealthCheck:
+    name: str
+    check: HealthCheckTarget
+    interval: float = field(default=10.0, metadata=_meta(unit="duration"))
+    timeout: float = field(default=5.0, metadata=_meta(unit="duration"))
+    unhealthy_threshold: int = field(default=3, metadata=POSITIVE)
+    healthy_threshold: int = field(default=1, metadata=POSITIVE)
+    critical: bool = True
+
+
+@dataclass(frozen=True, kw_only=True)
+class HealthSettings:
+    checks: tuple[HealthCheck, ...] = ()
+    readiness_endpoint: str = field(default="/ready", metadata=URL_PATH)
+    liveness_endpoint: str = field(default="/health", metadata=URL_PATH)
+
+
+# --- HTTP request handling -------------------------------------------------------------------
+
+
+@dataclass(frozen=True, kw_only=True)
+class HttpSettings:
+    # Paths (exact, or prefixes ending in '*') kept out of spans, request metrics and request logs,
+    # in addition to the metrics and health endpoints, which are always excluded.
+    exclude_paths: tuple[str, ...] = ()
+    # Header names and query parameters redacted on top of the built-in sensitive ones.
+    redact_headers: tuple[str, ...] = ()
+    redact_query_params: tuple[str, ...] = ()
+    request_id_header: str = "X-Request-ID"
+
+
+# --- the whole configuration -----------------------------------------------------------------
+
+
+@dataclass(frozen=True, kw_only=True)
+class TelemetrySettings:
+    """Everything telemetry-web can be told; see the README's configuration reference."""
+
+    service: str = "unknown_service"
+    environment: str = "development"
+    labels: dict[str, str] = field(
+        default_factory=dict,
+        metadata=_meta(
+            check=_label_names,
+            expect="label names made of letters, digits and '_' (not starting with '__')",
+        ),
+    )
+    metrics: MetricsSettings = field(default_factory=MetricsSettings)
+    tracing: TracingSettings = field(default_factory=TracingSettings)
+    logging: LoggingSettings = field(default_factory=LoggingSettings)
+    health: HealthSettings = field(default_factory=HealthSettings)
+    http: HttpSettings = field(default_factory=HttpSettings)

@@ -1,0 +1,73 @@
+"""Every name telemetry-web puts on the wire: metric, label, span attribute and variable names.
+
+Dashboards, alert rules and probes in ``integrations/`` use these names, and a test checks them.
+"""
+
+from __future__ import annotations
+
+from typing import Final
+
+# --- environment variables -------------------------------------------------------------------
+ENV_PREFIX: Final = "TELEMETRY_"
+ENV_CONFIG: Final = "TELEMETRY_CONFIG"
+
+# --- HTTP server metrics, default naming -----------------------------------------------------
+HTTP_REQUESTS_TOTAL: Final = "http_requests_total"
+HTTP_REQUEST_DURATION: Final = "http_request_duration_seconds"
+HTTP_REQUESTS_IN_PROGRESS: Final = "http_requests_in_progress"
+HTTP_REQUEST_SIZE: Final = "http_request_size_bytes"
+HTTP_RESPONSE_SIZE: Final = "http_response_size_bytes"
+LABEL_METHOD: Final = "method"
+LABEL_ROUTE: Final = "route"
+LABEL_STATUS: Final = "status"
+LABEL_SERVICE: Final = "service"
+LABEL_ENVIRONMENT: Final = "environment"
+
+# --- HTTP server metrics, `metrics.naming: otel` (stable semantic conventions, as Prometheus
+# translates them: dots become underscores, the unit is appended) -----------------------------
+OTEL_HTTP_SERVER_DURATION: Final = "http_server_request_duration_seconds"
+OTEL_HTTP_SERVER_ACTIVE: Final = "http_server_active_requests"
+OTEL_HTTP_SERVER_REQUEST_SIZE: Final = "http_server_request_body_size_bytes"
+OTEL_HTTP_SERVER_RESPONSE_SIZE: Final = "http_server_response_body_size_bytes"
+OTEL_LABEL_METHOD: Final = "http_request_method"
+OTEL_LABEL_ROUTE: Final = "http_route"
+OTEL_LABEL_STATUS: Final = "http_response_status_code"
+OTEL_LABEL_SCHEME: Final = "url_scheme"
+
+# The semantic conventions' recommended boundaries for http.server.request.duration (seconds).
+DURATION_BUCKETS: Final = (
+    0.005, 0.01, 0.025, 0.05, 0.075, 0.1, 0.25, 0.5, 0.75, 1.0, 2.5, 5.0, 7.5, 10.0,
+)  # fmt: skip
+SIZE_BUCKETS: Final = (100.0, 1_000.0, 10_000.0, 100_000.0, 1_000_000.0, 10_000_000.0)
+
+# --- telemetry-web's own health --------------------------------------------------------------
+LOG_EVENTS_DROPPED: Final = "telemetry_log_events_dropped_total"
+SPANS_DROPPED: Final = "telemetry_spans_dropped_total"
+
+# --- route label values ----------------------------------------------------------------------
+ROUTE_UNMATCHED: Final = "<unmatched>"
+
+# --- span attributes (OpenTelemetry HTTP semantic conventions) --------------------------------
+ATTR_HTTP_METHOD: Final = "http.request.method"
+ATTR_HTTP_METHOD_ORIGINAL: Final = "http.request.method_original"
+ATTR_HTTP_ROUTE: Final = "http.route"
+ATTR_HTTP_STATUS: Final = "http.response.status_code"
+ATTR_URL_PATH: Final = "url.path"
+ATTR_URL_QUERY: Final = "url.query"
+ATTR_URL_SCHEME: Final = "url.scheme"
+ATTR_SERVER_ADDRESS: Final = "server.address"
+ATTR_SERVER_PORT: Final = "server.port"
+ATTR_CLIENT_ADDRESS: Final = "client.address"
+ATTR_USER_AGENT: Final = "user_agent.original"
+ATTR_ERROR_TYPE: Final = "error.type"
+ATTR_REQUEST_ID: Final = "http.request.header.x-request-id"
+ATTR_NETWORK_PROTOCOL_VERSION: Final = "network.protocol.version"
+
+KNOWN_METHODS: Final = frozenset(
+    {"CONNECT", "DELETE", "GET", "HEAD", "OPTIONS", "PATCH", "POST", "PUT", "QUERY", "TRACE"}
+)
+
+# Headers and query parameters whose values never reach logs or spans.
+SENSITIVE_HEADERS: Final = frozenset({"authorization", "cookie", "set-cookie", "proxy-authorization"})
+SENSITIVE_QUERY_PARAMS: Final = frozenset({"token", "password", "secret", "key", "signature", "code"})
+REDACTED: Final = "REDACTED"
