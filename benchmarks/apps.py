@@ -5,6 +5,7 @@ The ``*_app`` functions are uvicorn factories (``uvicorn benchmarks.apps:bare_ap
 the ``build_*`` functions also return a way to read what the instrumentation produced.
 """
 
+import atexit
 import itertools
 import json
 import logging
@@ -12,7 +13,8 @@ import os
 import threading
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
+from pathlib import Path
 from typing import Any
 
 import structlog
@@ -32,6 +34,9 @@ from starlette_exporter import PrometheusMiddleware
 
 ROUTE = "/api/users/{user_id}"
 BENCH_PATH = "/api/users/42"
+
+# Set by benchmarks.load: where a uvicorn-served app writes what it produced when the process exits.
+COUNTS_ENV = "TELEMETRY_WEB_BENCH_COUNTS_FILE"
 
 BARE = "bare"
 TELEMETRY_WEB = "telemetry-web"
@@ -255,17 +260,47 @@ BUILDERS: dict[str, Callable[[], Variant]] = {
 }
 
 
+class CountingASGI:
+    """Outermost wrapper counting HTTP requests, the denominator of per-request counts."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+        self.requests = 0
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http":
+            self.requests += 1
+        await self.app(scope, receive, send)
+
+
+def _served(variant: Variant) -> ASGIApp:
+    """The app uvicorn serves; with COUNTS_ENV set, it reports its counts at process exit."""
+    path = os.environ.get(COUNTS_ENV)
+    if not path:
+        return variant.app
+    counted = CountingASGI(variant.app)  # every variant, bare included, pays for this wrapper
+    collect = variant.collect
+
+    def write_counts() -> None:
+        # atexit hooks run last-registered first: this flushes before the SDK's own exit hooks.
+        produced = asdict(collect()) if collect is not None else None
+        Path(path).write_text(json.dumps({"requests": counted.requests, "produced": produced}))
+
+    atexit.register(write_counts)
+    return counted
+
+
 # uvicorn --factory entry points: benchmarks.apps:bare_app etc.
 def bare_app() -> ASGIApp:
-    return build_bare().app
+    return _served(build_bare())
 
 
 def telemetry_web_app() -> ASGIApp:
-    return build_telemetry_web().app
+    return _served(build_telemetry_web())
 
 
 def otel_stack_app() -> ASGIApp:
-    return build_otel_stack().app
+    return _served(build_otel_stack())
 
 
 FACTORIES: dict[str, str] = {

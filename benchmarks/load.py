@@ -2,6 +2,7 @@
 
 import contextlib
 import http.client
+import json
 import os
 import re
 import shutil
@@ -17,7 +18,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO
 
-from benchmarks.apps import BENCH_PATH
+from benchmarks.apps import BENCH_PATH, COUNTS_ENV, Produced
 
 HOST = "127.0.0.1"  # loopback only
 REPO_ROOT = Path(__file__).resolve().parent.parent
@@ -35,6 +36,8 @@ class LoadResult:
     name: str
     rps: list[float] = field(default_factory=list)
     problems: list[str] = field(default_factory=list)  # startup failures, wrk errors
+    requests: int = 0  # served by uvicorn, warm-up and readiness probe included
+    produced: Produced | None = None
 
     @property
     def median_rps(self) -> float | None:
@@ -87,25 +90,36 @@ def _stop(proc: subprocess.Popen[bytes]) -> None:
             proc.wait(timeout=5)
 
 
+@dataclass
+class Server:
+    port: int
+    # What the app reported at exit (see benchmarks.apps.COUNTS_ENV); None if it never did.
+    counts: dict[str, object] | None = None
+
+
 @contextlib.contextmanager
-def uvicorn_server(factory: str) -> Iterator[int]:
-    """Run ``factory`` under one uvicorn worker on a free loopback port; yield the port."""
-    port = _free_port()
-    env = dict(os.environ)
-    # The factories live in the `benchmarks` package at the repo root.
-    env["PYTHONPATH"] = os.pathsep.join(p for p in (str(REPO_ROOT), env.get("PYTHONPATH")) if p)
-    cmd = [
-        *(sys.executable, "-m", "uvicorn", factory, "--factory"),
-        *("--host", HOST, "--port", str(port)),
-        *("--no-access-log", "--log-level", "warning"),
-    ]
-    with tempfile.TemporaryFile() as log:
+def uvicorn_server(factory: str) -> Iterator[Server]:
+    """Run ``factory`` under one uvicorn worker on a free loopback port."""
+    server = Server(_free_port())
+    with tempfile.TemporaryDirectory() as tmp, tempfile.TemporaryFile() as log:
+        counts_file = Path(tmp) / "counts.json"
+        env = dict(os.environ)
+        env[COUNTS_ENV] = str(counts_file)
+        # The factories live in the `benchmarks` package at the repo root.
+        env["PYTHONPATH"] = os.pathsep.join(p for p in (str(REPO_ROOT), env.get("PYTHONPATH")) if p)
+        cmd = [
+            *(sys.executable, "-m", "uvicorn", factory, "--factory"),
+            *("--host", HOST, "--port", str(server.port)),
+            *("--no-access-log", "--log-level", "warning"),
+        ]
         proc = subprocess.Popen(cmd, cwd=REPO_ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
         try:
-            _wait_ready(proc, port, log)
-            yield port
+            _wait_ready(proc, server.port, log)
+            yield server
         finally:
             _stop(proc)
+            if counts_file.exists():
+                server.counts = json.loads(counts_file.read_text())
 
 
 def run_wrk(port: int, seconds: int) -> tuple[float, str | None]:
@@ -127,20 +141,45 @@ def run_load(
 ) -> dict[str, LoadResult]:
     """Start every server once, warm each up, then alternate wrk runs between them."""
     results = {name: LoadResult(name) for name in factories}
+    servers: dict[str, Server] = {}
     with contextlib.ExitStack() as stack:
-        ports: dict[str, int] = {}
         for name, factory in factories.items():
             try:
-                ports[name] = stack.enter_context(uvicorn_server(factory))
+                servers[name] = stack.enter_context(uvicorn_server(factory))
             except RuntimeError as exc:
                 results[name].problems.append(f"server did not start: {exc}")
-        for name, port in ports.items():
-            run_wrk(port, warmup_seconds)
+        for name, server in servers.items():
+            _measure(results[name], server, warmup_seconds, "warm-up")
         for r in range(rounds):
             print(f"bench: wrk round {r + 1}/{rounds}", file=sys.stderr)
-            for name, port in ports.items():
-                rps, errors = run_wrk(port, seconds)
-                results[name].rps.append(rps)
-                if errors:
-                    results[name].problems.append(f"round {r + 1}: {errors}")
+            for name, server in servers.items():
+                rps = _measure(results[name], server, seconds, f"round {r + 1}")
+                if rps is not None:
+                    results[name].rps.append(rps)
+    # The servers have exited now, so their counts are final.
+    for name, server in servers.items():
+        _read_counts(results[name], server)
     return results
+
+
+def _measure(result: LoadResult, server: Server, seconds: int, label: str) -> float | None:
+    """One wrk run; a failure is recorded against the variant instead of ending the benchmark."""
+    try:
+        rps, errors = run_wrk(server.port, seconds)
+    except (OSError, subprocess.SubprocessError, RuntimeError) as exc:
+        result.problems.append(f"{label}: wrk failed: {exc}")
+        return None
+    if errors:
+        result.problems.append(f"{label}: {errors}")
+    return rps
+
+
+def _read_counts(result: LoadResult, server: Server) -> None:
+    if server.counts is None:
+        result.problems.append("no counts reported at exit")
+        return
+    requests = server.counts["requests"]
+    produced = server.counts["produced"]
+    result.requests = requests if isinstance(requests, int) else 0
+    if isinstance(produced, dict):
+        result.produced = Produced(**produced)

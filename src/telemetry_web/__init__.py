@@ -1,0 +1,33 @@
+"""telemetry-web: request spans, RED metrics, trace-correlated logs and health endpoints.
+
+    from telemetry_web import Telemetry, TelemetryMiddleware
+
+    telemetry = Telemetry(service="api")
+    app.add_middleware(TelemetryMiddleware, telemetry=telemetry)
+"""
+
+from __future__ import annotations
+
+__version__ = "0.1.0"
+
+from ._engine import Telemetry  # noqa: E402
+from .adapters.asgi import TelemetryMiddleware  # noqa: E402
+from .config import TelemetrySettings, load_settings  # noqa: E402
+from .errors import (  # noqa: E402
+    ConfigError,
+    MetricRegistrationError,
+    MissingExtraError,
+    TelemetryError,
+)
+
+__all__ = [
+    "ConfigError",
+    "MetricRegistrationError",
+    "MissingExtraError",
+    "Telemetry",
+    "TelemetryError",
+    "TelemetryMiddleware",
+    "TelemetrySettings",
+    "__version__",
+    "load_settings",
+]

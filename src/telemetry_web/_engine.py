@@ -1,0 +1,372 @@
+"""The :class:`Telemetry` object: one entry point that owns metrics, tracing, logging and health.
+
+Adapters hold a Telemetry and call its :class:`~telemetry_web._lifecycle.RequestLifecycle`;
+everything they need (built-in endpoints, excluded paths) is decided here, once, not per request.
+"""
+
+from __future__ import annotations
+
+import atexit
+import logging
+import os
+import threading
+import weakref
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any
+
+from opentelemetry import propagate, trace
+from opentelemetry.sdk.trace.export import SpanExporter
+from prometheus_client import CollectorRegistry
+from structlog.typing import FilteringBoundLogger
+
+from . import __version__
+from . import semconv as sc
+from ._lifecycle import RequestLifecycle
+from ._redaction import QueryRedactor
+from .config import (
+    HealthSettings,
+    LoggingSettings,
+    MetricsSettings,
+    TelemetrySettings,
+    TracingSettings,
+    load_settings,
+    not_built_yet,
+    parse_section,
+)
+from .errors import ConfigError
+from .health import Health
+from .logging import (
+    LEVELS,
+    ConsoleSink,
+    LogPipeline,
+    LogSink,
+    StdlibBridge,
+    build_processors,
+    make_logger,
+)
+from .metrics import HttpMetrics, Metric, MetricBuilder, MetricsEndpoint, MetricSet, serve_metrics_in_thread
+from .tracing import Extractor, TelemetryTracerProvider, build_tracer_provider, install_global_provider
+
+__all__ = ["Endpoint", "Telemetry", "default_telemetry"]
+
+_log = logging.getLogger("telemetry_web")
+
+# A built-in route: (method, query, headers) -> (status, headers, body)
+Endpoint = Callable[[Mapping[str, str]], tuple[int, list[tuple[str, str]], bytes]]
+
+
+class Telemetry:
+    """Request spans, RED metrics, structured logs and health endpoints for one service.
+
+    Args:
+        config: a YAML path, a mapping shaped like the configuration file, or
+            :class:`~telemetry_web.config.TelemetrySettings`; ``$TELEMETRY_CONFIG`` when omitted.
+        service, environment, labels: the most common top-level keys, over ``config``.
+        span_exporters: extra OpenTelemetry span exporters (each behind its own bounded batch queue).
+        log_sinks: extra log sinks (objects with ``write(events)``), next to the configured ones.
+        use_env: read ``TELEMETRY_*`` and ``OTEL_*`` variables (they win over code).
+        set_global: route the global OpenTelemetry tracer provider and propagator here, so
+            ``trace.get_tracer(__name__)`` anywhere in the app joins the request's trace.
+        capture_stdlib_logging: send records of the standard ``logging`` module through the
+            same pipeline (a handler on the root logger).
+
+    Raises:
+        ConfigError: for invalid configuration, naming each key path, value and expectation.
+    """
+
+    def __init__(
+        self,
+        config: str | os.PathLike[str] | Mapping[str, Any] | TelemetrySettings | None = None,
+        *,
+        service: str | None = None,
+        environment: str | None = None,
+        labels: Mapping[str, str] | None = None,
+        span_exporters: Sequence[SpanExporter] = (),
+        log_sinks: Sequence[LogSink] = (),
+        use_env: bool = True,
+        set_global: bool = True,
+        capture_stdlib_logging: bool = True,
+    ) -> None:
+        settings = load_settings(
+            config, use_env=use_env, service=service, environment=environment,
+            labels=dict(labels) if labels is not None else None,
+        )  # fmt: skip
+        _reject_unbuilt(settings)
+        self.settings = settings
+        self._span_exporters = list(span_exporters)
+        self._log_sinks = list(log_sinks)
+        self._set_global = set_global
+        self._capture_stdlib = capture_stdlib_logging
+        self._lock = threading.RLock()
+        self._closed = False
+        self.registry = CollectorRegistry(auto_describe=True)
+        self.metrics = MetricSet(
+            self.registry,
+            {sc.LABEL_SERVICE: settings.service, sc.LABEL_ENVIRONMENT: settings.environment,
+             **settings.labels},
+        )  # fmt: skip
+        self._spans_dropped = (
+            self.metrics.builder("counter", sc.SPANS_DROPPED)
+            .with_description("Spans dropped before export, by exporter and reason.")
+            .with_label_keys("exporter", "reason")
+            .register()
+        )
+        self._logs_dropped = (
+            self.metrics.builder("counter", sc.LOG_EVENTS_DROPPED)
+            .with_description("Log events dropped before delivery, by sink and reason.")
+            .with_label_keys("sink", "reason")
+            .register()
+        )
+        self.http_metrics: HttpMetrics | None = None
+        self.metrics_endpoint: MetricsEndpoint | None = None
+        self._metrics_server: Any = None
+        self.tracer_provider: TelemetryTracerProvider | None = None
+        self.tracer: trace.Tracer | None = None
+        self.extractor = Extractor(settings.tracing.propagation)
+        self.pipeline: LogPipeline | None = None
+        self._bridge: StdlibBridge | None = None
+        self.health = Health(settings.service)
+        self.configure_metrics()
+        self.configure_tracing()
+        self.configure_logging()
+        self.configure_health()
+        _close_at_exit(self)
+
+    # --- configuration ------------------------------------------------------------------------
+
+    def configure_metrics(self, section: MetricsSettings | Mapping[str, Any] | None = None) -> None:
+        """(Re)build the HTTP metrics and the ``/metrics`` endpoint from ``metrics``."""
+        with self._lock:
+            settings = self._replace("metrics", section, MetricsSettings)
+            prom = settings.collectors.prometheus
+            self.http_metrics = HttpMetrics(self.metrics, settings) if settings.enabled else None
+            if self._metrics_server is not None:
+                self._metrics_server.shutdown()
+                self._metrics_server = None
+            if settings.enabled and prom is not None and prom.enabled:
+                self.metrics_endpoint = MetricsEndpoint(self.registry, bearer_token=prom.bearer_token)
+                if prom.port is not None:
+                    self._metrics_server = serve_metrics_in_thread(
+                        self.metrics_endpoint, prom.host, prom.port, prom.path
+                    )
+            else:
+                self.metrics_endpoint = None
+            self._rebuild_lifecycle()
+
+    def configure_tracing(self, section: TracingSettings | Mapping[str, Any] | None = None) -> None:
+        """(Re)build the tracer provider, sampler, exporters and propagators from ``tracing``."""
+        with self._lock:
+            settings = self._replace("tracing", section, TracingSettings)
+            old = self.tracer_provider
+            self.extractor = Extractor(settings.propagation)
+            if settings.enabled:
+                provider = build_tracer_provider(
+                    self.settings, self._span_exporters, self._spans_dropped
+                )
+                self.tracer_provider = provider
+                self.tracer = provider.get_tracer("telemetry_web", __version__)
+                if self._set_global:
+                    install_global_provider(provider)
+                    propagate.set_global_textmap(self.extractor.propagator)
+            else:
+                self.tracer_provider = None
+                self.tracer = None
+            if old is not None:
+                old.shutdown()
+            self._rebuild_lifecycle()
+
+    def configure_logging(self, section: LoggingSettings | Mapping[str, Any] | None = None) -> None:
+        """(Re)build the log pipeline, its sinks and processors, and the stdlib bridge."""
+        with self._lock:
+            settings = self._replace("logging", section, LoggingSettings)
+            old = self.pipeline
+            sinks: list[LogSink] = []
+            console = settings.sinks.console
+            if console is not None and console.enabled:
+                sinks.append(
+                    ConsoleSink(format=settings.format, pretty=console.pretty, stream=console.stream)
+                )
+            sinks.extend(self._log_sinks)
+            self.pipeline = LogPipeline(
+                sinks=sinks,
+                processors=build_processors(settings.processors),
+                static_fields={"service": self.settings.service,
+                               "environment": self.settings.environment},
+                max_queue=settings.queue_size,
+                dropped=self._logs_dropped,
+            )  # fmt: skip
+            if old is not None:
+                old.shutdown()
+            self._install_stdlib_bridge(settings)
+            self._rebuild_lifecycle()
+
+    def configure_health(self, section: HealthSettings | Mapping[str, Any] | None = None) -> None:
+        """(Re)build the liveness and readiness endpoints from ``health``."""
+        with self._lock:
+            self._replace("health", section, HealthSettings)
+            self._rebuild_lifecycle()
+
+    def _replace(self, name: str, section: Any, cls: type) -> Any:
+        if section is None:
+            return getattr(self.settings, name)
+        if isinstance(section, Mapping):
+            section = parse_section(cls, section, path=name)
+        import dataclasses
+
+        updated = dataclasses.replace(self.settings, **{name: section})
+        _reject_unbuilt(updated)
+        self.settings = updated
+        return section
+
+    def _install_stdlib_bridge(self, settings: LoggingSettings) -> None:
+        root = logging.getLogger()
+        if self._bridge is not None:
+            root.removeHandler(self._bridge)
+            self._bridge = None
+        if not self._capture_stdlib or self.pipeline is None:
+            return
+        for handler in list(root.handlers):
+            if isinstance(handler, StdlibBridge):  # another Telemetry's: the newest one wins
+                root.removeHandler(handler)
+        self._bridge = StdlibBridge(self.pipeline)
+        root.addHandler(self._bridge)
+        root.setLevel(LEVELS[settings.level])
+        for name, level in settings.levels.items():
+            logging.getLogger(name).setLevel(LEVELS[level])
+
+    def _rebuild_lifecycle(self) -> None:
+        if not hasattr(self, "health"):
+            return  # still in __init__; the last configure_* call builds it
+        s = self.settings
+        self.lifecycle = RequestLifecycle(
+            tracer=self.tracer,
+            extractor=self.extractor,
+            http_metrics=self.http_metrics,
+            pipeline=self.pipeline,
+            request_log=s.logging.request_log,
+            request_log_level=LEVELS[self._level_for("telemetry_web.request")],
+            redact_query=QueryRedactor(s.http.redact_query_params),
+            request_id_header=s.http.request_id_header,
+        )
+        endpoints: dict[str, Endpoint] = {
+            s.health.liveness_endpoint: lambda _h: self.health.liveness(),
+            s.health.readiness_endpoint: lambda _h: self.health.readiness(),
+        }
+        prom = s.metrics.collectors.prometheus
+        if self.metrics_endpoint is not None and prom is not None and prom.port is None:
+            endpoint = self.metrics_endpoint
+            endpoints[prom.path] = lambda h: endpoint.render(
+                h.get("accept"), h.get("accept-encoding"), h.get("authorization")
+            )
+        self.endpoints = endpoints
+        exact = {p for p in s.http.exclude_paths if not p.endswith("*")} | set(endpoints)
+        if prom is not None:
+            exact.add(prom.path)
+        self.excluded_paths = frozenset(exact)
+        self.excluded_prefixes = tuple(p[:-1] for p in s.http.exclude_paths if p.endswith("*"))
+        self.redacted_headers = frozenset(h.lower() for h in s.http.redact_headers) | sc.SENSITIVE_HEADERS
+
+    def is_excluded(self, path: str) -> bool:
+        return path in self.excluded_paths or (
+            bool(self.excluded_prefixes) and path.startswith(self.excluded_prefixes)
+        )
+
+    def _level_for(self, logger_name: str) -> str:
+        levels = self.settings.logging.levels
+        name = logger_name
+        while name:
+            if name in levels:
+                return levels[name]
+            name = name.rpartition(".")[0]
+        return self.settings.logging.level
+
+    # --- the API for application code --------------------------------------------------------
+
+    def create_counter(self, name: str) -> MetricBuilder:
+        return self.metrics.builder("counter", name)
+
+    def create_gauge(self, name: str) -> MetricBuilder:
+        return self.metrics.builder("gauge", name)
+
+    def create_histogram(self, name: str) -> MetricBuilder:
+        return self.metrics.builder("histogram", name)
+
+    def get_metric(self, name: str) -> Metric | None:
+        return self.metrics.get(name)
+
+    def list_metrics(self) -> list[Metric]:
+        return self.metrics.all()
+
+    def get_tracer(self, name: str, version: str | None = None) -> trace.Tracer:
+        if self.tracer_provider is None:
+            return trace.NoOpTracer()
+        return self.tracer_provider.get_tracer(name, version)
+
+    def get_logger(self, name: str = "app") -> FilteringBoundLogger:
+        if self.pipeline is None:
+            raise RuntimeError("telemetry has been shut down")
+        return make_logger(self.pipeline, name, self._level_for(name))
+
+    def flush(self, timeout: float = 5.0) -> None:
+        """Deliver every span and log event queued so far (lifespan shutdown calls this)."""
+        if self.tracer_provider is not None:
+            self.tracer_provider.force_flush(int(timeout * 1000))
+        if self.pipeline is not None:
+            self.pipeline.flush(timeout)
+
+    def shutdown(self, timeout: float = 5.0) -> None:
+        """Flush and stop everything; the object cannot record afterwards."""
+        with self._lock:
+            if self._closed:
+                return
+            self._closed = True
+            if self.tracer_provider is not None:
+                self.tracer_provider.force_flush(int(timeout * 1000))
+                self.tracer_provider.shutdown()
+            if self.pipeline is not None:
+                self.pipeline.shutdown(timeout)
+            if self._bridge is not None:
+                logging.getLogger().removeHandler(self._bridge)
+                self._bridge = None
+            if self._metrics_server is not None:
+                self._metrics_server.shutdown()
+                self._metrics_server.server_close()
+                self._metrics_server = None
+
+    def __repr__(self) -> str:
+        return f"<Telemetry service={self.settings.service!r} environment={self.settings.environment!r}>"
+
+
+def _reject_unbuilt(settings: TelemetrySettings) -> None:
+    problems = not_built_yet(settings)
+    if problems:
+        raise ConfigError(problems)
+
+
+_LIVE: weakref.WeakSet[Telemetry] = weakref.WeakSet()
+
+
+def _close_at_exit(telemetry: Telemetry) -> None:
+    _LIVE.add(telemetry)
+
+
+@atexit.register
+def _shutdown_all() -> None:
+    for telemetry in list(_LIVE):
+        try:
+            telemetry.shutdown(timeout=2.0)
+        except Exception:  # exiting anyway; never turn a clean exit into a traceback
+            pass
+
+
+_default: Telemetry | None = None
+_default_lock = threading.Lock()
+
+
+def default_telemetry() -> Telemetry:
+    """The process-wide Telemetry built from the environment, for adapters given none."""
+    global _default
+    with _default_lock:
+        if _default is None or _default._closed:
+            _default = Telemetry()
+        return _default

@@ -1,0 +1,290 @@
+"""The framework-neutral request lifecycle every adapter calls: begin, then finish.
+
+``begin`` extracts the caller's trace context, starts the server span and makes it current,
+binds the request id and counts the request in progress. ``finish`` records status, sizes,
+duration and exception on the span, in the RED metrics and in one structured request log line.
+Nothing here does I/O: spans and log events go to bounded queues drained by other threads.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import re
+import time
+from collections.abc import Mapping
+from typing import Any
+
+from opentelemetry import context as otel_context
+from opentelemetry import trace
+from opentelemetry.trace import SpanKind, Status, StatusCode
+
+from . import semconv as sc
+from ._redaction import QueryRedactor
+from .logging import REQUEST_ID, LogPipeline
+from .metrics import HttpMetrics
+from .tracing import Extractor
+
+__all__ = ["ActiveRequest", "RequestLifecycle"]
+
+_log = logging.getLogger("telemetry_web")
+_VALID_REQUEST_ID = re.compile(r"^[A-Za-z0-9._:/+=@-]{1,128}$")
+_perf = time.perf_counter
+
+
+class RequestLifecycle:
+    def __init__(
+        self,
+        *,
+        tracer: trace.Tracer | None,
+        extractor: Extractor,
+        http_metrics: HttpMetrics | None,
+        pipeline: LogPipeline | None,
+        request_log: bool,
+        request_log_level: int,
+        redact_query: QueryRedactor,
+        request_id_header: str,
+    ) -> None:
+        self.tracer = tracer
+        self.extractor = extractor
+        self.http_metrics = http_metrics
+        self.pipeline = pipeline if request_log else None
+        self.log_threshold = request_log_level
+        self.redact_query = redact_query
+        self.request_id_header = request_id_header.lower()
+        # The request headers an adapter should hand to `begin` (everything else is never read).
+        self.wanted_headers = frozenset(
+            {"host", "user-agent", self.request_id_header} | extractor.header_names
+        )
+
+    def begin(
+        self,
+        *,
+        method: str,
+        scheme: str,
+        path: str,
+        query: str,
+        route: str,
+        headers: Mapping[str, str],
+        client: str | None,
+        server: tuple[str, int | None] | None = None,
+        protocol_version: str | None = None,
+        kind: str = "http",
+    ) -> ActiveRequest:
+        return ActiveRequest(
+            self, method, scheme, path, query, route, headers, client, server, protocol_version, kind
+        )
+
+
+class ActiveRequest:
+    """One request between ``begin`` and ``finish``; adapters may update ``route`` before the end."""
+
+    __slots__ = (
+        "_context_token",
+        "_in_progress",
+        "_request_id_token",
+        "client",
+        "life",
+        "method",
+        "original_method",
+        "path",
+        "query",
+        "request_id",
+        "route",
+        "span",
+        "started",
+        "user_agent",
+    )
+
+    def __init__(
+        self,
+        life: RequestLifecycle,
+        method: str,
+        scheme: str,
+        path: str,
+        query: str,
+        route: str,
+        headers: Mapping[str, str],
+        client: str | None,
+        server: tuple[str, int | None] | None,
+        protocol_version: str | None,
+        kind: str,
+    ) -> None:
+        self.started = _perf()
+        self.life = life
+        self.original_method = method
+        self.method = method if method in sc.KNOWN_METHODS else "_OTHER"
+        self.path = path
+        self.query = life.redact_query(query) if query else ""
+        self.route = route
+        self.client = client
+        self.user_agent = headers.get("user-agent")
+        incoming_id = headers.get(life.request_id_header)
+        self.request_id = (
+            incoming_id
+            if incoming_id is not None and _VALID_REQUEST_ID.match(incoming_id)
+            else os.urandom(16).hex()
+        )
+        self._request_id_token = REQUEST_ID.set(self.request_id)
+        self.span: trace.Span | None = None
+        self._context_token: object | None = None
+        if life.tracer is not None:
+            self._start_span(life, scheme, headers, server, protocol_version, kind)
+        self._in_progress = None
+        if life.http_metrics is not None and kind == "http":
+            self._in_progress = life.http_metrics.in_progress(self.method, route, scheme)
+            self._in_progress.inc()
+
+    def _start_span(
+        self,
+        life: RequestLifecycle,
+        scheme: str,
+        headers: Mapping[str, str],
+        server: tuple[str, int | None] | None,
+        protocol_version: str | None,
+        kind: str,
+    ) -> None:
+        parent = life.extractor.extract(headers)
+        attributes: dict[str, Any] = {
+            sc.ATTR_HTTP_METHOD: self.method,
+            sc.ATTR_URL_PATH: self.path,
+            sc.ATTR_URL_SCHEME: scheme,
+            sc.ATTR_REQUEST_ID: self.request_id,
+        }
+        if self.route != sc.ROUTE_UNMATCHED:
+            attributes[sc.ATTR_HTTP_ROUTE] = self.route
+        if self.method != self.original_method:
+            attributes[sc.ATTR_HTTP_METHOD_ORIGINAL] = self.original_method
+        if self.query:
+            attributes[sc.ATTR_URL_QUERY] = self.query
+        host = headers.get("host")
+        if host:
+            name, _, port = host.rpartition(":") if not host.endswith("]") else (host, "", "")
+            if name and port.isdigit():
+                attributes[sc.ATTR_SERVER_ADDRESS] = name
+                attributes[sc.ATTR_SERVER_PORT] = int(port)
+            else:
+                attributes[sc.ATTR_SERVER_ADDRESS] = host
+        elif server is not None:
+            attributes[sc.ATTR_SERVER_ADDRESS] = server[0]
+            if server[1] is not None:
+                attributes[sc.ATTR_SERVER_PORT] = server[1]
+        if self.client:
+            attributes[sc.ATTR_CLIENT_ADDRESS] = self.client
+        if self.user_agent:
+            attributes[sc.ATTR_USER_AGENT] = self.user_agent
+        if protocol_version:
+            attributes[sc.ATTR_NETWORK_PROTOCOL_VERSION] = protocol_version
+        if kind == "websocket":
+            attributes["network.protocol.name"] = "websocket"
+        span = life.tracer.start_span(  # type: ignore[union-attr]
+            self._span_name(), context=parent, kind=SpanKind.SERVER, attributes=attributes
+        )
+        self.span = span
+        self._context_token = otel_context.attach(trace.set_span_in_context(span, parent))
+
+    def _span_name(self) -> str:
+        method = "HTTP" if self.method == "_OTHER" else self.method
+        return method if self.route == sc.ROUTE_UNMATCHED else f"{method} {self.route}"
+
+    def finish(
+        self,
+        status: int,
+        *,
+        request_size: int = 0,
+        response_size: int = 0,
+        exception: BaseException | None = None,
+        ended: float | None = None,
+    ) -> None:
+        """Record the outcome; ``ended`` is when the last response byte went out, if known."""
+        end = ended if ended is not None else _perf()
+        duration = max(0.0, end - self.started)
+        life = self.life
+        span = self.span
+        trace_id = span_id = None
+        exemplar = None
+        if span is not None:
+            context = span.get_span_context()
+            trace_id = format(context.trace_id, "032x")
+            span_id = format(context.span_id, "016x")
+            if context.trace_flags.sampled:
+                exemplar = {"trace_id": trace_id, "span_id": span_id}
+            self._end_span(span, status, exception, end)
+        if self._in_progress is not None:
+            self._in_progress.dec()
+            life.http_metrics.record(  # type: ignore[union-attr]
+                self.method, self.route, status, duration, request_size, response_size, exemplar
+            )
+        if life.pipeline is not None:
+            self._log(status, duration, trace_id, span_id, exception)
+        try:
+            REQUEST_ID.reset(self._request_id_token)  # type: ignore[arg-type]
+        except ValueError:  # finished in another context (a streamed body); nothing to undo here
+            pass
+
+    def _end_span(
+        self, span: trace.Span, status: int, exception: BaseException | None, end: float
+    ) -> None:
+        if span.is_recording():
+            if self.route != sc.ROUTE_UNMATCHED:
+                span.set_attribute(sc.ATTR_HTTP_ROUTE, self.route)
+                span.update_name(self._span_name())
+            span.set_attribute(sc.ATTR_HTTP_STATUS, status)
+            if exception is not None:
+                span.record_exception(exception)
+                span.set_attribute(sc.ATTR_ERROR_TYPE, _qualname(type(exception)))
+                span.set_status(Status(StatusCode.ERROR, f"{type(exception).__name__}: {exception}"))
+            elif status >= 500:
+                span.set_attribute(sc.ATTR_ERROR_TYPE, str(status))
+                span.set_status(Status(StatusCode.ERROR))
+        # SDK span times are epoch nanoseconds; `end` is on the perf_counter clock.
+        start_ns = getattr(span, "start_time", None)
+        span.end(end_time=start_ns + int((end - self.started) * 1e9) if start_ns else None)
+        if self._context_token is not None:
+            try:
+                otel_context.detach(self._context_token)  # type: ignore[arg-type]
+            except Exception:  # finished in another context (a streamed body)
+                pass
+            self._context_token = None
+
+    def _log(
+        self,
+        status: int,
+        duration: float,
+        trace_id: str | None,
+        span_id: str | None,
+        exception: BaseException | None,
+    ) -> None:
+        level, number = (
+            ("error", 40) if status >= 500 or exception is not None
+            else ("warning", 30) if status >= 400
+            else ("info", 20)
+        )  # fmt: skip
+        if number < self.life.log_threshold:
+            return
+        event: dict[str, Any] = {
+            "timestamp": time.time(),
+            "level": level,
+            "event": "request",
+            "logger": "telemetry_web.request",
+            "method": self.original_method,
+            "route": self.route,
+            "path": self.path,
+            "status": status,
+            "duration_ms": round(duration * 1000.0, 3),
+            "client": self.client,
+            "user_agent": self.user_agent,
+            "request_id": self.request_id,
+        }
+        if self.query:
+            event["query"] = self.query
+        if trace_id is not None:
+            event["trace_id"] = trace_id
+            event["span_id"] = span_id
+        if exception is not None:
+            event["exc_info"] = (type(exception), exception, exception.__traceback__)
+        self.life.pipeline.submit(event)  # type: ignore[union-attr]
+
+
+def _qualname(cls: type) -> str:
+    return cls.__qualname__ if cls.__module__ == "builtins" else f"{cls.__module__}.{cls.__qualname__}"

@@ -1,0 +1,1 @@
+"""Framework adapters: each turns its framework's request into one lifecycle begin/finish."""

@@ -1,0 +1,340 @@
+"""Pure ASGI middleware for Starlette, FastAPI and any ASGI application.
+
+    app.add_middleware(TelemetryMiddleware, telemetry=telemetry)   # Starlette / FastAPI
+    app = TelemetryMiddleware(app, telemetry=telemetry)            # any ASGI callable
+
+Each HTTP request gets one server span, its RED metrics and one request log line; ``/metrics``,
+``/health`` and ``/ready`` are answered here without touching the app's router. Wrapping the
+whole app (the second form) also puts the request id on the 500 that Starlette's outermost error
+middleware sends; with ``add_middleware`` we answer an unhandled exception's 500 ourselves
+unless the app runs in debug mode or has its own 500 handler.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Awaitable, Callable, MutableMapping
+from typing import Any
+
+from .. import semconv as sc
+from .._engine import Telemetry, default_telemetry
+from .._lifecycle import RequestLifecycle
+from ._routes import RouteResolver, StarletteRoutes, find_routes
+
+__all__ = ["TelemetryMiddleware"]
+
+Scope = MutableMapping[str, Any]
+Message = MutableMapping[str, Any]
+Receive = Callable[[], Awaitable[Message]]
+Send = Callable[[Message], Awaitable[None]]
+ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
+
+_log = logging.getLogger("telemetry_web")
+# Set on the scope by the first copy of the middleware; a second copy passes the request through.
+_SCOPE_KEY = "telemetry_web.request"
+_perf = time.perf_counter
+
+
+class TelemetryMiddleware:
+    """Telemetry for every HTTP request and websocket of an ASGI app.
+
+    Args:
+        app: the ASGI application.
+        telemetry: the :class:`~telemetry_web.Telemetry` to record into (default: one built from
+            the environment, shared by the process).
+        route_resolver: ``scope -> template or None`` for apps without a Starlette router.
+    """
+
+    def __init__(
+        self,
+        app: ASGIApp,
+        telemetry: Telemetry | None = None,
+        *,
+        route_resolver: RouteResolver | None = None,
+    ) -> None:
+        self.app = app
+        self.telemetry = telemetry if telemetry is not None else default_telemetry()
+        self.route_resolver = route_resolver
+        self._routers: dict[int, StarletteRoutes | None] = {}
+        self._header_maps: dict[int, dict[bytes, str]] = {}
+        self._silenced: set[int] = set()
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        kind = scope["type"]
+        if kind == "http" and _SCOPE_KEY not in scope:
+            await self._http(scope, receive, send)
+        elif kind == "websocket" and _SCOPE_KEY not in scope:
+            await self._websocket(scope, receive, send)
+        elif kind == "lifespan":
+            await self._lifespan(scope, receive, send)
+        else:
+            await self.app(scope, receive, send)
+
+    # --- HTTP ---------------------------------------------------------------------------------
+
+    async def _http(self, scope: Scope, receive: Receive, send: Send) -> None:
+        telemetry = self.telemetry
+        path = scope["path"]
+        endpoint = telemetry.endpoints.get(path)
+        if endpoint is not None and scope["method"] in ("GET", "HEAD"):
+            await self._builtin(endpoint, scope, send)
+            return
+        if telemetry.is_excluded(path):
+            await self.app(scope, receive, send)
+            return
+        scope[_SCOPE_KEY] = True
+        app_object = scope.get("app")
+        if app_object is not None and id(app_object) not in self._silenced:
+            self._silence_framework_telemetry(app_object)
+        life = telemetry.lifecycle
+        try:
+            active = life.begin(
+                method=scope["method"],
+                scheme=scope.get("scheme", "http"),
+                path=path,
+                query=_query(scope),
+                route=self._route(scope),
+                headers=self._headers(scope, life),
+                client=_client(scope),
+                server=scope.get("server"),
+                protocol_version=scope.get("http_version"),
+            )
+        except Exception:  # telemetry must never cost the request
+            _log.exception("telemetry-web could not start recording a request")
+            await self.app(scope, receive, send)
+            return
+
+        status = 0
+        response_started = False
+        disconnected = False
+        request_size = 0
+        response_size = 0
+        ended: float | None = None
+        id_name = life.request_id_header.encode("latin-1")
+        id_header = (id_name, active.request_id.encode("latin-1"))
+
+        async def receive_counted() -> Message:
+            nonlocal request_size, disconnected
+            message = await receive()
+            if message["type"] == "http.request":
+                request_size += len(message.get("body", b""))
+            elif message["type"] == "http.disconnect":
+                disconnected = True
+            return message
+
+        async def send_observed(message: Message) -> None:
+            nonlocal status, response_started, response_size, ended
+            kind = message["type"]
+            if kind == "http.response.start":
+                status = message["status"]
+                response_started = True
+                headers = message.get("headers") or []
+                if not any(name.lower() == id_name for name, _ in headers):
+                    message = {**message, "headers": [*headers, id_header]}
+            elif kind == "http.response.body":
+                response_size += len(message.get("body", b""))
+                if not message.get("more_body", False):
+                    ended = _perf()
+            await send(message)
+
+        error: BaseException | None = None
+        try:
+            await self.app(scope, receive_counted, send_observed)
+        except BaseException as exc:
+            error = exc
+            if not response_started and isinstance(exc, Exception) and _answers_500(scope):
+                await _safe_500(send_observed)
+            raise
+        finally:
+            if not response_started or status == 0:
+                status = 499 if disconnected or isinstance(error, asyncio.CancelledError) else 500
+            elif error is not None and isinstance(error, Exception) and status < 500:
+                pass  # the response was already on its way; its status is what the client saw
+            if active.route == sc.ROUTE_UNMATCHED:
+                late = _route_from_scope(scope)
+                if late is not None:
+                    active.route = late
+            try:
+                active.finish(
+                    status,
+                    request_size=request_size,
+                    response_size=response_size,
+                    exception=error if isinstance(error, Exception) else None,
+                    ended=ended,
+                )
+            except Exception:
+                _log.exception("telemetry-web could not record a request")
+
+    async def _builtin(self, endpoint: Any, scope: Scope, send: Send) -> None:
+        headers = _decode_headers(scope, ("accept", "accept-encoding", "authorization"))
+        status, response_headers, body = endpoint(headers)
+        raw = [(k.lower().encode("latin-1"), v.encode("latin-1")) for k, v in response_headers]
+        raw.append((b"content-length", str(len(body)).encode()))
+        await send({"type": "http.response.start", "status": status, "headers": raw})
+        await send({"type": "http.response.body", "body": b"" if scope["method"] == "HEAD" else body})
+
+    def _route(self, scope: Scope) -> str:
+        if self.route_resolver is not None:
+            try:
+                return self.route_resolver(dict(scope)) or sc.ROUTE_UNMATCHED
+            except Exception:
+                _log.exception("route_resolver failed; labelling the request <unmatched>")
+                return sc.ROUTE_UNMATCHED
+        app = scope.get("app", self.app)
+        key = id(app)
+        try:
+            router = self._routers[key]
+        except KeyError:
+            routes = find_routes(app)
+            router = StarletteRoutes(routes) if routes is not None else None
+            self._routers[key] = router
+        if router is None:
+            return sc.ROUTE_UNMATCHED
+        return router.resolve(scope) or sc.ROUTE_UNMATCHED  # type: ignore[arg-type]
+
+    def _headers(self, scope: Scope, life: RequestLifecycle) -> dict[str, str]:
+        wanted = self._header_maps.get(id(life))
+        if wanted is None:
+            self._header_maps.clear()
+            wanted = {name.encode("latin-1"): name for name in life.wanted_headers}
+            self._header_maps[id(life)] = wanted
+        found: dict[str, str] = {}
+        for raw_name, raw_value in scope.get("headers", ()):
+            name = wanted.get(raw_name)
+            if name is not None:
+                try:
+                    found[name] = raw_value.decode("utf-8")
+                except UnicodeDecodeError:
+                    pass  # not valid UTF-8: as if the header were absent
+        return found
+
+    # --- websockets ---------------------------------------------------------------------------
+
+    async def _websocket(self, scope: Scope, receive: Receive, send: Send) -> None:
+        telemetry = self.telemetry
+        if telemetry.tracer is None or telemetry.is_excluded(scope["path"]):
+            await self.app(scope, receive, send)
+            return
+        scope[_SCOPE_KEY] = True
+        life = telemetry.lifecycle
+        active = life.begin(
+            method="GET",  # the handshake is a GET request
+            scheme=scope.get("scheme", "ws"),
+            path=scope["path"],
+            query=_query(scope),
+            route=self._route(scope),
+            headers=self._headers(scope, life),
+            client=_client(scope),
+            server=scope.get("server"),
+            kind="websocket",
+        )
+        status = 0
+
+        async def send_observed(message: Message) -> None:
+            nonlocal status
+            if message["type"] == "websocket.accept":
+                status = 101
+            elif message["type"] in ("websocket.close", "websocket.http.response.start") and not status:
+                status = message.get("status", 403)
+            await send(message)
+
+        error: BaseException | None = None
+        try:
+            await self.app(scope, receive, send_observed)
+        except BaseException as exc:
+            error = exc
+            raise
+        finally:
+            active.finish(status or 500, exception=error if isinstance(error, Exception) else None)
+
+    # --- lifespan -----------------------------------------------------------------------------
+
+    async def _lifespan(self, scope: Scope, receive: Receive, send: Send) -> None:
+        async def receive_observed() -> Message:
+            message = await receive()
+            if message["type"] == "lifespan.startup":
+                for candidate in (scope.get("app"), self.app):
+                    self._silence_framework_telemetry(candidate)
+            return message
+
+        async def send_observed(message: Message) -> None:
+            if message["type"] == "lifespan.shutdown.complete":
+                # Deliver what is queued before the server exits (SIGTERM under uvicorn).
+                await asyncio.get_running_loop().run_in_executor(None, self.telemetry.flush)
+            await send(message)
+
+        await self.app(scope, receive_observed, send_observed)
+
+    def _silence_framework_telemetry(self, app: Any) -> None:
+        """Switch off FastAPI's own OpenTelemetry spans: this middleware's span replaces them."""
+        depth = 0
+        while app is not None and depth < 32:
+            if id(app) in self._silenced:
+                return
+            self._silenced.add(id(app))
+            config = getattr(app, "_telemetry", None)
+            if isinstance(config, dict) and "operation_spans" in config:
+                config.update(tracing=False, metrics=False, logs=False, operation_spans=False)
+            app = getattr(app, "app", None)
+            depth += 1
+
+
+def _query(scope: Scope) -> str:
+    raw = scope.get("query_string")
+    if not raw:
+        return ""
+    try:
+        return raw.decode("utf-8")  # type: ignore[no-any-return]
+    except UnicodeDecodeError:
+        return ""
+
+
+def _client(scope: Scope) -> str | None:
+    client = scope.get("client")
+    return client[0] if client else None
+
+
+def _decode_headers(scope: Scope, names: tuple[str, ...]) -> dict[str, str]:
+    wanted = {n.encode(): n for n in names}
+    found: dict[str, str] = {}
+    for raw_name, raw_value in scope.get("headers", ()):
+        name = wanted.get(raw_name)
+        if name is not None:
+            try:
+                found[name] = raw_value.decode("utf-8")
+            except UnicodeDecodeError:
+                pass
+    return found
+
+
+def _route_from_scope(scope: Scope) -> str | None:
+    route = scope.get("route")
+    path = getattr(route, "path", None)
+    return path if isinstance(path, str) else None
+
+
+def _answers_500(scope: Scope) -> bool:
+    """Whether we send the 500 ourselves (so it carries the request id) or leave it to the app."""
+    app = scope.get("app")
+    if app is None:
+        return True
+    if getattr(app, "debug", False):
+        return False  # Starlette's debug page is worth more than our plain 500
+    handlers = getattr(app, "exception_handlers", None) or {}
+    return 500 not in handlers and Exception not in handlers
+
+
+async def _safe_500(send: Send) -> None:
+    try:
+        await send(
+            {
+                "type": "http.response.start",
+                "status": 500,
+                "headers": [(b"content-type", b"text/plain; charset=utf-8"), (b"content-length", b"21")],
+            }
+        )
+        await send({"type": "http.response.body", "body": b"Internal Server Error"})
+    except Exception:  # the client is gone; the exception that caused this is what matters
+        pass

@@ -1,0 +1,156 @@
+"""The bounded queue between callers and sinks, and the writer thread that drains it.
+
+Callers pay for building a dict and one queue put; when the queue is full the event is dropped
+and counted in ``telemetry_log_events_dropped_total{sink="queue",reason="queue_full"}``.
+"""
+
+from __future__ import annotations
+
+import os
+import queue
+import sys
+import threading
+import time
+from collections.abc import Sequence
+from typing import Any
+
+from ._processors import Processor, finish_event, redact
+from ._sinks import LogSink
+
+__all__ = ["LogPipeline"]
+
+_BATCH = 512
+_ERROR_EVERY = 30.0  # seconds between two reports of the same failing sink
+
+
+class _Flush:
+    __slots__ = ("done",)
+
+    def __init__(self) -> None:
+        self.done = threading.Event()
+
+
+_STOP = object()
+
+
+class LogPipeline:
+    def __init__(
+        self,
+        *,
+        sinks: Sequence[LogSink],
+        processors: Sequence[Processor],
+        static_fields: dict[str, Any],
+        max_queue: int,
+        dropped: Any,
+    ) -> None:
+        self.sinks = list(sinks)
+        self._processors = list(processors)
+        self._static = static_fields
+        self._max_queue = max_queue
+        self._dropped = dropped
+        self._queue_full = dropped.labels("queue", "queue_full")
+        self._last_error: dict[str, float] = {}
+        self._stopped = False
+        self._start()
+        if hasattr(os, "register_at_fork"):
+            # A forked worker inherits the queue but not the thread: start afresh in the child.
+            os.register_at_fork(after_in_child=self._start)
+
+    def _start(self) -> None:
+        self._queue: queue.SimpleQueue[Any] = queue.SimpleQueue()
+        self._thread = threading.Thread(target=self._run, name="telemetry-logs", daemon=True)
+        self._thread.start()
+
+    # --- caller side --------------------------------------------------------------------------
+
+    def submit(self, event: dict[str, Any]) -> None:
+        if self._queue.qsize() >= self._max_queue or self._stopped:
+            self._queue_full.inc()
+            return
+        self._queue.put(event)
+
+    def flush(self, timeout: float = 5.0) -> bool:
+        """Wait until everything submitted so far has reached the sinks."""
+        if not self._thread.is_alive():
+            return False
+        marker = _Flush()
+        self._queue.put(marker)
+        return marker.done.wait(timeout)
+
+    def shutdown(self, timeout: float = 5.0) -> None:
+        if self._stopped:
+            return
+        self.flush(timeout)
+        self._stopped = True
+        self._queue.put(_STOP)
+        self._thread.join(timeout)
+        for sink in self.sinks:
+            close = getattr(sink, "close", None)
+            if close is not None:
+                self._guard(sink, close)
+
+    # --- writer thread ------------------------------------------------------------------------
+
+    def _run(self) -> None:
+        q = self._queue
+        while True:
+            item = q.get()
+            batch: list[dict[str, Any]] = []
+            markers: list[_Flush] = []
+            stop = False
+            while True:
+                if item is _STOP:
+                    stop = True
+                elif isinstance(item, _Flush):
+                    markers.append(item)
+                else:
+                    batch.append(item)
+                if len(batch) >= _BATCH:
+                    break
+                try:
+                    item = q.get_nowait()
+                except queue.Empty:
+                    break
+            if batch:
+                self._deliver(batch)
+            for marker in markers:
+                marker.done.set()
+            if stop:
+                return
+
+    def _deliver(self, batch: list[dict[str, Any]]) -> None:
+        finished: list[dict[str, Any]] = []
+        for event in batch:
+            try:
+                result: dict[str, Any] | None = finish_event(event, self._static)
+                for step in self._processors:
+                    result = step(result)  # type: ignore[arg-type]
+                    if result is None:
+                        break
+                if result is not None:
+                    finished.append(redact(result))
+            except Exception as exc:  # one bad event (an unprintable value) loses only itself
+                self._dropped.labels("pipeline", "processor_error").inc()
+                self._report("pipeline", exc)
+        if not finished:
+            return
+        for sink in self.sinks:
+            if not self._guard(sink, sink.write, finished):
+                self._dropped.labels(getattr(sink, "name", type(sink).__name__), "sink_error").inc(
+                    len(finished)
+                )
+
+    def _guard(self, sink: Any, fn: Any, *args: Any) -> bool:
+        try:
+            fn(*args)
+            return True
+        except Exception as exc:
+            self._report(getattr(sink, "name", type(sink).__name__), exc)
+            return False
+
+    def _report(self, where: str, exc: BaseException) -> None:
+        # Straight to stderr: logging it would feed the failing pipeline again.
+        now = time.monotonic()
+        if now - self._last_error.get(where, -_ERROR_EVERY) >= _ERROR_EVERY:
+            self._last_error[where] = now
+            print(f"telemetry-web: Log shipping failed ({where}): {exc!r}", file=sys.stderr)

@@ -1,0 +1,17 @@
+"""Metrics: builders over prometheus-client, the HTTP RED metrics, and the ``/metrics`` endpoint."""
+
+from __future__ import annotations
+
+from ._exposition import MetricsEndpoint, serve_metrics_in_thread
+from ._http import HttpMetrics
+from ._registry import Metric, MetricBuilder, MetricDefinition, MetricSet
+
+__all__ = [
+    "HttpMetrics",
+    "Metric",
+    "MetricBuilder",
+    "MetricDefinition",
+    "MetricSet",
+    "MetricsEndpoint",
+    "serve_metrics_in_thread",
+]

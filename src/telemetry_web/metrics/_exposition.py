@@ -1,0 +1,101 @@
+"""``/metrics``: Prometheus text or OpenMetrics by ``Accept``, gzip by ``Accept-Encoding``,
+optionally behind a bearer token, on the app's port or on a port of its own."""
+
+from __future__ import annotations
+
+import gzip
+import hmac
+import threading
+from collections.abc import Iterable, Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+
+from prometheus_client import REGISTRY
+from prometheus_client.exposition import choose_encoder
+from prometheus_client.registry import Collector, CollectorRegistry
+
+__all__ = ["MetricsEndpoint", "Response", "serve_metrics_in_thread"]
+
+Response = tuple[int, list[tuple[str, str]], bytes]
+
+
+class _Combined(Collector):
+    """Our registry followed by the process-wide default one (process, GC and users' metrics)."""
+
+    def __init__(self, registries: Iterable[CollectorRegistry]) -> None:
+        self._registries = tuple(registries)
+
+    def collect(self) -> Iterator[Any]:
+        seen: set[str] = set()
+        for registry in self._registries:
+            for family in registry.collect():
+                if family.name not in seen:  # never the same family twice in one scrape
+                    seen.add(family.name)
+                    yield family
+
+
+class MetricsEndpoint:
+    """Renders the metrics for one scrape; framework-neutral (status, headers, body)."""
+
+    def __init__(
+        self,
+        registry: CollectorRegistry,
+        *,
+        bearer_token: str | None = None,
+        include_default_registry: bool = True,
+    ) -> None:
+        registries = [registry] + ([REGISTRY] if include_default_registry and registry is not REGISTRY else [])
+        self._collector = _Combined(registries)
+        self._token = f"Bearer {bearer_token}".encode() if bearer_token else None
+
+    def render(
+        self, accept: str | None, accept_encoding: str | None, authorization: str | None
+    ) -> Response:
+        if self._token is not None and not (
+            authorization is not None and hmac.compare_digest(authorization.encode(), self._token)
+        ):
+            return (
+                401,
+                [("Content-Type", "text/plain; charset=utf-8"), ("WWW-Authenticate", "Bearer")],
+                b"Unauthorized\n",
+            )
+        encoder, content_type = choose_encoder(accept or "")
+        body = encoder(self._collector)  # type: ignore[arg-type]
+        headers = [("Content-Type", content_type)]
+        if accept_encoding and "gzip" in accept_encoding.lower():
+            body = gzip.compress(body, compresslevel=5)
+            headers.append(("Content-Encoding", "gzip"))
+        headers.append(("Vary", "Accept, Accept-Encoding"))
+        return 200, headers, body
+
+
+def serve_metrics_in_thread(
+    endpoint: MetricsEndpoint, host: str, port: int, path: str
+) -> ThreadingHTTPServer:
+    """A small HTTP server for ``metrics.collectors.prometheus.port`` (WSGI apps, sidecar scrapes)."""
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_GET(self) -> None:  # noqa: N802 - http.server's naming
+            if self.path.split("?", 1)[0] != path:
+                self.send_error(404)
+                return
+            status, headers, body = endpoint.render(
+                self.headers.get("Accept"),
+                self.headers.get("Accept-Encoding"),
+                self.headers.get("Authorization"),
+            )
+            self.send_response(status)
+            for name, value in headers:
+                self.send_header(name, value)
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, format: str, *args: Any) -> None:  # noqa: A002
+            pass  # scrapes are not worth a log line each
+
+    server = ThreadingHTTPServer((host, port), Handler)
+    server.daemon_threads = True
+    thread = threading.Thread(target=server.serve_forever, name="telemetry-metrics", daemon=True)
+    thread.start()
+    return server

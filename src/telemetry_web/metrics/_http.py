@@ -1,0 +1,128 @@
+"""The RED metrics of HTTP requests, with label children cached per (method, route, status).
+
+Two namings: the default (``http_requests_total``, ``http_request_duration_seconds`` …) and,
+with ``metrics.naming: otel``, the stable OpenTelemetry HTTP conventions as Prometheus translates
+them (``http_server_request_duration_seconds{http_request_method,http_route,
+http_response_status_code}``), so dashboards built for OpenTelemetry contrib work unchanged.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from .. import semconv as sc
+from ..config import MetricsSettings
+from ._registry import MetricSet
+
+__all__ = ["HttpMetrics"]
+
+# Past this many (method, route, status) children the cache stops growing; prometheus-client
+# keeps its own children anyway, this only bounds our shortcut table.
+_CACHE_LIMIT = 10_000
+
+
+class HttpMetrics:
+    """Records one request's counters and histograms; ``start`` returns the in-progress gauge child."""
+
+    def __init__(self, metrics: MetricSet, settings: MetricsSettings) -> None:
+        buckets = settings.duration_buckets or sc.DURATION_BUCKETS
+        self.otel_naming = settings.naming == "otel"
+        if self.otel_naming:
+            keys: tuple[str, ...] = (sc.OTEL_LABEL_METHOD, sc.OTEL_LABEL_ROUTE, sc.OTEL_LABEL_STATUS)
+            self._requests = None
+            self._duration = _histogram(
+                metrics, sc.OTEL_HTTP_SERVER_DURATION, "Duration of HTTP server requests.", keys, buckets
+            )
+            self._in_progress = (
+                metrics.builder("gauge", sc.OTEL_HTTP_SERVER_ACTIVE)
+                .with_description("Number of active HTTP server requests.")
+                .with_label_keys(sc.OTEL_LABEL_METHOD, sc.OTEL_LABEL_SCHEME)
+                .with_multiprocess_mode("livesum")
+                .register()
+            )
+            self._request_size = _histogram(
+                metrics, sc.OTEL_HTTP_SERVER_REQUEST_SIZE, "Size of HTTP server request bodies.",
+                keys, sc.SIZE_BUCKETS,
+            )  # fmt: skip
+            self._response_size = _histogram(
+                metrics, sc.OTEL_HTTP_SERVER_RESPONSE_SIZE, "Size of HTTP server response bodies.",
+                keys, sc.SIZE_BUCKETS,
+            )  # fmt: skip
+        else:
+            keys = (sc.LABEL_METHOD, sc.LABEL_ROUTE, sc.LABEL_STATUS)
+            self._requests = (
+                metrics.builder("counter", sc.HTTP_REQUESTS_TOTAL)
+                .with_description("HTTP requests handled, by method, route template and status.")
+                .with_label_keys(*keys)
+                .register()
+            )
+            self._duration = _histogram(
+                metrics, sc.HTTP_REQUEST_DURATION,
+                "Time from receiving an HTTP request to sending the last byte of its response.",
+                keys, buckets,
+            )  # fmt: skip
+            self._in_progress = (
+                metrics.builder("gauge", sc.HTTP_REQUESTS_IN_PROGRESS)
+                .with_description("HTTP requests being handled now.")
+                .with_label_keys(sc.LABEL_METHOD, sc.LABEL_ROUTE)
+                .with_multiprocess_mode("livesum")
+                .register()
+            )
+            self._request_size = _histogram(
+                metrics, sc.HTTP_REQUEST_SIZE, "Size of HTTP request bodies.", keys, sc.SIZE_BUCKETS
+            )
+            self._response_size = _histogram(
+                metrics, sc.HTTP_RESPONSE_SIZE, "Size of HTTP response bodies.", keys, sc.SIZE_BUCKETS
+            )
+        self._finished: dict[tuple[str, str, int], tuple[Any, Any, Any, Any]] = {}
+
+    def in_progress(self, method: str, route: str, scheme: str) -> Any:
+        """The gauge child to ``inc()`` now and ``dec()`` when the request ends."""
+        second = scheme if self.otel_naming else route
+        return self._in_progress.labels(method, second)
+
+    def record(
+        self,
+        method: str,
+        route: str,
+        status: int,
+        duration: float,
+        request_size: int,
+        response_size: int,
+        exemplar: Mapping[str, str] | None,
+    ) -> None:
+        key = (method, route, status)
+        children = self._finished.get(key)
+        if children is None:
+            children = self._children(key)
+        requests, duration_hist, request_size_hist, response_size_hist = children
+        if requests is not None:
+            requests.inc()
+        duration_hist.observe(duration, exemplar)
+        request_size_hist.observe(request_size)
+        response_size_hist.observe(response_size)
+
+    def _children(self, key: tuple[str, str, int]) -> tuple[Any, Any, Any, Any]:
+        values = (key[0], key[1], str(key[2]))
+        children = (
+            self._requests.labels(*values) if self._requests is not None else None,
+            self._duration.labels(*values),
+            self._request_size.labels(*values),
+            self._response_size.labels(*values),
+        )
+        if len(self._finished) < _CACHE_LIMIT:
+            self._finished[key] = children
+        return children
+
+
+def _histogram(
+    metrics: MetricSet, name: str, help_text: str, keys: tuple[str, ...], buckets: Any
+) -> Any:
+    return (
+        metrics.builder("histogram", name)
+        .with_description(help_text)
+        .with_label_keys(*keys)
+        .with_buckets(buckets)
+        .register()
+    )

@@ -1,0 +1,19 @@
+"""Tracing on the OpenTelemetry SDK: provider, samplers, propagation and the global hook."""
+
+from __future__ import annotations
+
+from ._global import GLOBAL_PROVIDER, install_global_provider
+from ._propagation import Extractor, build_propagator
+from ._provider import TelemetryTracerProvider, build_tracer_provider
+from ._sampling import RateLimitingSampler, build_sampler
+
+__all__ = [
+    "GLOBAL_PROVIDER",
+    "Extractor",
+    "RateLimitingSampler",
+    "TelemetryTracerProvider",
+    "build_propagator",
+    "build_sampler",
+    "build_tracer_provider",
+    "install_global_provider",
+]
