@@ -152,9 +152,14 @@ def build_telemetry_web() -> Variant:
     tel = Telemetry(
         service="bench",
         environment="bench",
-        config={"logging": {"sinks": {}}},
+        # Only our counting sink: `sinks: {}` would keep the default console sink (stdout).
+        config={"logging": {"sinks": {"console": False}}},
         span_exporters=[exporter],
         log_sinks=[sink],
+        # Deterministic and isolated: no TELEMETRY_*/OTEL_* overrides from the caller's shell, and
+        # no root-logger handler that would count other variants' warnings as our log lines.
+        use_env=False,
+        capture_stdlib_logging=False,
     )
     app = _starlette()
     app.add_middleware(TelemetryMiddleware, telemetry=tel)
