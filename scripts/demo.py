@@ -45,7 +45,8 @@ def main() -> int:
     parser.add_argument("--port", type=int, default=8765)
     args = parser.parse_args()
     base = f"http://{args.host}:{args.port}"
-    log_file = tempfile.NamedTemporaryFile("w+", suffix=".log", delete=False)
+    # The server writes here while we run; read back at the end.
+    log_file = tempfile.NamedTemporaryFile("w+", suffix=".log", delete=False)  # noqa: SIM115
     env = {**os.environ, "PYTHONPATH": f"{ROOT / 'src'}{os.pathsep}{ROOT}"}
     server = subprocess.Popen(
         [sys.executable, "-m", "uvicorn", "sample_apps.starlette_app:app",
@@ -60,7 +61,11 @@ def main() -> int:
                    ("GET", "/no/such/path"), ("POST", "/api/orders")]  # fmt: skip
         for round_ in range(3):
             for method, path in traffic:
-                body = json.dumps({"user_id": 1, "items": [1, 2]}).encode() if method == "POST" else None
+                body = (
+                    json.dumps({"user_id": 1, "items": [1, 2]}).encode()
+                    if method == "POST"
+                    else None
+                )
                 status, _ = request(base + path, method, body)
                 if round_ == 0:
                     print(f"   {method:4} {path:18} -> {status}")
@@ -70,8 +75,14 @@ def main() -> int:
         _, metrics = request(base + "/metrics")
         print("\n== /metrics (excerpt: the request counter and in-progress gauge)")
         for line in metrics.splitlines():
-            if line.startswith(("http_requests_total", "# HELP http_requests_total",
-                                "# TYPE http_requests_total", "http_requests_in_progress")):
+            if line.startswith(
+                (
+                    "http_requests_total",
+                    "# HELP http_requests_total",
+                    "# TYPE http_requests_total",
+                    "http_requests_in_progress",
+                )
+            ):
                 print("   " + line)
         print("\n== /ready")
         status, ready = request(base + "/ready")

@@ -1,19 +1,19 @@
 """telemetry-web: request spans, RED metrics, trace-correlated logs and health endpoints.
 
-    from telemetry_web import Telemetry, TelemetryMiddleware
+from telemetry_web import Telemetry, TelemetryMiddleware
 
-    telemetry = Telemetry(service="api")
-    app.add_middleware(TelemetryMiddleware, telemetry=telemetry)
+telemetry = Telemetry(service="api")
+app.add_middleware(TelemetryMiddleware, telemetry=telemetry)
 """
 
 from __future__ import annotations
 
 __version__ = "0.1.0"
 
-from ._engine import Telemetry  # noqa: E402
-from .adapters.asgi import TelemetryMiddleware  # noqa: E402
-from .config import TelemetrySettings, load_settings  # noqa: E402
-from .errors import (  # noqa: E402
+from ._engine import Telemetry
+from .adapters.asgi import TelemetryMiddleware
+from .config import TelemetrySettings, load_settings
+from .errors import (
     ConfigError,
     MetricRegistrationError,
     MissingExtraError,

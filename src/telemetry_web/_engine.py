@@ -44,8 +44,20 @@ from .logging import (
     build_processors,
     make_logger,
 )
-from .metrics import HttpMetrics, Metric, MetricBuilder, MetricsEndpoint, MetricSet, serve_metrics_in_thread
-from .tracing import Extractor, TelemetryTracerProvider, build_tracer_provider, install_global_provider
+from .metrics import (
+    HttpMetrics,
+    Metric,
+    MetricBuilder,
+    MetricsEndpoint,
+    MetricSet,
+    serve_metrics_in_thread,
+)
+from .tracing import (
+    Extractor,
+    TelemetryTracerProvider,
+    build_tracer_provider,
+    install_global_provider,
+)
 
 __all__ = ["Endpoint", "Telemetry", "default_telemetry"]
 
@@ -62,7 +74,7 @@ class Telemetry:
         config: a YAML path, a mapping shaped like the configuration file, or
             :class:`~telemetry_web.config.TelemetrySettings`; ``$TELEMETRY_CONFIG`` when omitted.
         service, environment, labels: the most common top-level keys, over ``config``.
-        span_exporters: extra OpenTelemetry span exporters (each behind its own bounded batch queue).
+        span_exporters: extra OpenTelemetry span exporters, each behind a bounded batch queue.
         log_sinks: extra log sinks (objects with ``write(events)``), next to the configured ones.
         use_env: read ``TELEMETRY_*`` and ``OTEL_*`` variables (they win over code).
         set_global: route the global OpenTelemetry tracer provider and propagator here, so
@@ -144,7 +156,9 @@ class Telemetry:
                 self._metrics_server.shutdown()
                 self._metrics_server = None
             if settings.enabled and prom is not None and prom.enabled:
-                self.metrics_endpoint = MetricsEndpoint(self.registry, bearer_token=prom.bearer_token)
+                self.metrics_endpoint = MetricsEndpoint(
+                    self.registry, bearer_token=prom.bearer_token
+                )
                 if prom.port is not None:
                     self._metrics_server = serve_metrics_in_thread(
                         self.metrics_endpoint, prom.host, prom.port, prom.path
@@ -184,7 +198,9 @@ class Telemetry:
             console = settings.sinks.console
             if console is not None and console.enabled:
                 sinks.append(
-                    ConsoleSink(format=settings.format, pretty=console.pretty, stream=console.stream)
+                    ConsoleSink(
+                        format=settings.format, pretty=console.pretty, stream=console.stream
+                    )
                 )
             sinks.extend(self._log_sinks)
             self.pipeline = LogPipeline(
@@ -264,7 +280,9 @@ class Telemetry:
             exact.add(prom.path)
         self.excluded_paths = frozenset(exact)
         self.excluded_prefixes = tuple(p[:-1] for p in s.http.exclude_paths if p.endswith("*"))
-        self.redacted_headers = frozenset(h.lower() for h in s.http.redact_headers) | sc.SENSITIVE_HEADERS
+        self.redacted_headers = (
+            frozenset(h.lower() for h in s.http.redact_headers) | sc.SENSITIVE_HEADERS
+        )
 
     def is_excluded(self, path: str) -> bool:
         return path in self.excluded_paths or (
@@ -334,7 +352,8 @@ class Telemetry:
                 self._metrics_server = None
 
     def __repr__(self) -> str:
-        return f"<Telemetry service={self.settings.service!r} environment={self.settings.environment!r}>"
+        s = self.settings
+        return f"<Telemetry service={s.service!r} environment={s.environment!r}>"
 
 
 def _reject_unbuilt(settings: TelemetrySettings) -> None:

@@ -72,12 +72,22 @@ class RequestLifecycle:
         kind: str = "http",
     ) -> ActiveRequest:
         return ActiveRequest(
-            self, method, scheme, path, query, route, headers, client, server, protocol_version, kind
+            self,
+            method,
+            scheme,
+            path,
+            query,
+            route,
+            headers,
+            client,
+            server,
+            protocol_version,
+            kind,
         )
 
 
 class ActiveRequest:
-    """One request between ``begin`` and ``finish``; adapters may update ``route`` before the end."""
+    """One request between ``begin`` and ``finish``; adapters may still update ``route``."""
 
     __slots__ = (
         "_context_token",
@@ -218,7 +228,7 @@ class ActiveRequest:
         if life.pipeline is not None:
             self._log(status, duration, trace_id, span_id, exception)
         try:
-            REQUEST_ID.reset(self._request_id_token)  # type: ignore[arg-type]
+            REQUEST_ID.reset(self._request_id_token)
         except ValueError:  # finished in another context (a streamed body); nothing to undo here
             pass
 
@@ -233,7 +243,9 @@ class ActiveRequest:
             if exception is not None:
                 span.record_exception(exception)
                 span.set_attribute(sc.ATTR_ERROR_TYPE, _qualname(type(exception)))
-                span.set_status(Status(StatusCode.ERROR, f"{type(exception).__name__}: {exception}"))
+                span.set_status(
+                    Status(StatusCode.ERROR, f"{type(exception).__name__}: {exception}")
+                )
             elif status >= 500:
                 span.set_attribute(sc.ATTR_ERROR_TYPE, str(status))
                 span.set_status(Status(StatusCode.ERROR))
@@ -287,4 +299,6 @@ class ActiveRequest:
 
 
 def _qualname(cls: type) -> str:
-    return cls.__qualname__ if cls.__module__ == "builtins" else f"{cls.__module__}.{cls.__qualname__}"
+    return (
+        cls.__qualname__ if cls.__module__ == "builtins" else f"{cls.__module__}.{cls.__qualname__}"
+    )

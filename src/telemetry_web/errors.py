@@ -1,9 +1,9 @@
 """Every exception telemetry-web raises on purpose.
 
-    TelemetryError
-     ├── ConfigError              invalid configuration (names key path, value, expectation)
-     ├── MetricRegistrationError  a metric name registered twice with different definitions
-     └── MissingExtraError        (also an ImportError) an adapter's framework is not installed
+TelemetryError
+ ├── ConfigError              invalid configuration (names key path, value, expectation)
+ ├── MetricRegistrationError  a metric name registered twice with different definitions
+ └── MissingExtraError        (also an ImportError) an adapter's framework is not installed
 """
 
 from __future__ import annotations

@@ -39,7 +39,11 @@ class Health:
             self._sources[name] = source
 
     def liveness(self) -> Response:
-        body = {"status": "ok", "service": self.service, "uptime_s": round(time.time() - self._started, 3)}
+        body = {
+            "status": "ok",
+            "service": self.service,
+            "uptime_s": round(time.time() - self._started, 3),
+        }
         return 200, list(_JSON), json.dumps(body).encode()
 
     def readiness(self) -> Response:
@@ -60,5 +64,9 @@ class Health:
             }
             if result.critical and not result.healthy:
                 ready = False
-        body = {"status": "ready" if ready else "not_ready", "service": self.service, "checks": checks}
+        body = {
+            "status": "ready" if ready else "not_ready",
+            "service": self.service,
+            "checks": checks,
+        }
         return (200 if ready else 503), list(_JSON), json.dumps(body).encode()

@@ -68,6 +68,10 @@ KNOWN_METHODS: Final = frozenset(
 )
 
 # Headers and query parameters whose values never reach logs or spans.
-SENSITIVE_HEADERS: Final = frozenset({"authorization", "cookie", "set-cookie", "proxy-authorization"})
-SENSITIVE_QUERY_PARAMS: Final = frozenset({"token", "password", "secret", "key", "signature", "code"})
+SENSITIVE_HEADERS: Final = frozenset(
+    {"authorization", "cookie", "set-cookie", "proxy-authorization"}
+)
+SENSITIVE_QUERY_PARAMS: Final = frozenset(
+    {"token", "password", "secret", "key", "signature", "code"}
+)
 REDACTED: Final = "REDACTED"

@@ -81,6 +81,6 @@ class StarletteRoutes:
 
 
 def _is_mount(route: Any) -> bool:
-    return type(route).__name__ in ("Mount", "Host") or hasattr(route, "app") and hasattr(
-        route, "routes"
-    ) and not hasattr(route, "endpoint")
+    return type(route).__name__ in ("Mount", "Host") or (
+        hasattr(route, "app") and hasattr(route, "routes") and not hasattr(route, "endpoint")
+    )

@@ -173,7 +173,9 @@ class TelemetryMiddleware:
         raw = [(k.lower().encode("latin-1"), v.encode("latin-1")) for k, v in response_headers]
         raw.append((b"content-length", str(len(body)).encode()))
         await send({"type": "http.response.start", "status": status, "headers": raw})
-        await send({"type": "http.response.body", "body": b"" if scope["method"] == "HEAD" else body})
+        await send(
+            {"type": "http.response.body", "body": b"" if scope["method"] == "HEAD" else body}
+        )
 
     def _route(self, scope: Scope) -> str:
         if self.route_resolver is not None:
@@ -236,7 +238,10 @@ class TelemetryMiddleware:
             nonlocal status
             if message["type"] == "websocket.accept":
                 status = 101
-            elif message["type"] in ("websocket.close", "websocket.http.response.start") and not status:
+            elif (
+                message["type"] in ("websocket.close", "websocket.http.response.start")
+                and not status
+            ):
                 status = message.get("status", 403)
             await send(message)
 
@@ -332,7 +337,10 @@ async def _safe_500(send: Send) -> None:
             {
                 "type": "http.response.start",
                 "status": 500,
-                "headers": [(b"content-type", b"text/plain; charset=utf-8"), (b"content-length", b"21")],
+                "headers": [
+                    (b"content-type", b"text/plain; charset=utf-8"),
+                    (b"content-length", b"21"),
+                ],
             }
         )
         await send({"type": "http.response.body", "body": b"Internal Server Error"})

@@ -154,7 +154,8 @@ class MetricsSettings:
 
 @dataclass(frozen=True, kw_only=True)
 class Sampling:
-    """``always_on``, ``always_off``, ``ratio {rate}``, ``rate_limiting {rate}``, ``parent_based {root}``."""
+    """``always_on``, ``always_off``, ``ratio {rate}``, ``rate_limiting {rate}`` or
+    ``parent_based {root}``."""
 
     type: Literal["always_on", "always_off", "ratio", "rate_limiting", "parent_based"] = (
         "parent_based"

@@ -18,7 +18,7 @@ from ..errors import ConfigError
 from . import _model as m
 from ._units import parse_duration, parse_size
 
-__all__ = ["parse_settings", "parse_section"]
+__all__ = ["parse_section", "parse_settings"]
 
 T = TypeVar("T")
 
@@ -55,7 +55,9 @@ def _show(value: object, meta: Mapping[str, Any]) -> str:
     return text if len(text) <= 80 else text[:77] + "..."
 
 
-def _convert(tp: Any, value: object, path: str, meta: Mapping[str, Any], problems: list[str]) -> Any:
+def _convert(
+    tp: Any, value: object, path: str, meta: Mapping[str, Any], problems: list[str]
+) -> Any:
     try:
         converted = _convert_or_raise(tp, value, path, meta, problems)
     except _Invalid as exc:
@@ -138,8 +140,16 @@ def _convert_scalar(tp: Any, value: object) -> object:
     raise TypeError(f"unsupported configuration type {tp!r}")  # a bug in the model
 
 
-_BOOLEANS = {"true": True, "yes": True, "on": True, "1": True, "false": False, "no": False,
-             "off": False, "0": False}
+_BOOLEANS = {
+    "true": True,
+    "yes": True,
+    "on": True,
+    "1": True,
+    "false": False,
+    "no": False,
+    "off": False,
+    "0": False,
+}
 
 
 def _convert_choice(choices: tuple[str, ...], value: object) -> str:

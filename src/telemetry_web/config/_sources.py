@@ -162,10 +162,14 @@ def otel_env_layer(env: Mapping[str, str]) -> dict[str, Any]:
             _OTEL_PROPAGATORS.get(p.strip(), p.strip()) for p in propagators.split(",") if p.strip()
         ]
     otlp: dict[str, Any] = {}
-    endpoint = env.get("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT") or env.get("OTEL_EXPORTER_OTLP_ENDPOINT")
+    endpoint = env.get("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT") or env.get(
+        "OTEL_EXPORTER_OTLP_ENDPOINT"
+    )
     if endpoint:
         otlp["endpoint"] = endpoint
-    protocol = env.get("OTEL_EXPORTER_OTLP_TRACES_PROTOCOL") or env.get("OTEL_EXPORTER_OTLP_PROTOCOL")
+    protocol = env.get("OTEL_EXPORTER_OTLP_TRACES_PROTOCOL") or env.get(
+        "OTEL_EXPORTER_OTLP_PROTOCOL"
+    )
     if protocol:
         otlp["protocol"] = protocol
     if otlp:
@@ -222,7 +226,8 @@ def settings_to_mapping(settings: Any) -> dict[str, Any]:
     """The mapping that parses back into ``settings`` (a switched-off section becomes ``False``)."""
     result: dict[str, Any] = {}
     kind = getattr(settings, "type", None)
-    for name, (tp, fld) in _fields(type(settings)).items():
+    cls: Any = type(settings)
+    for name, (tp, fld) in _fields(cls).items():
         value = getattr(settings, name)
         kinds = fld.metadata.get("kinds")
         if kinds and kind not in kinds:
@@ -230,7 +235,9 @@ def settings_to_mapping(settings: Any) -> dict[str, Any]:
         if dataclasses.is_dataclass(value):
             result[name] = settings_to_mapping(value)
         elif isinstance(value, tuple):
-            result[name] = [settings_to_mapping(v) if dataclasses.is_dataclass(v) else v for v in value]
+            result[name] = [
+                settings_to_mapping(v) if dataclasses.is_dataclass(v) else v for v in value
+            ]
         elif value is None and any(dataclasses.is_dataclass(a) for a in typing.get_args(tp)):
             result[name] = False  # None would read back as "on, with the defaults"
         elif value is not None or fld.default is not None:

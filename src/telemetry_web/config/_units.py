@@ -43,7 +43,7 @@ def parse_duration(value: object) -> float:
 
 
 def parse_size(value: object) -> int:
-    """Bytes from an integer or a string such as ``512KB``, ``100MB``, ``1GiB`` (KB = 1000 bytes)."""
+    """Bytes from an integer or a string such as ``512KB``, ``100MB``, ``1GiB`` (KB = 1000)."""
     if isinstance(value, bool):
         raise ValueError
     if isinstance(value, int):

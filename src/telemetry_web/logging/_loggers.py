@@ -38,10 +38,8 @@ def make_logger(pipeline: LogPipeline, name: str, level: str) -> FilteringBoundL
         pipeline.submit(correlate(event))
         raise structlog.DropEvent
 
-    wrapper = structlog.make_filtering_bound_logger(LEVELS[level])
-    logger: FilteringBoundLogger = wrapper(
-        _Sink(), processors=[enqueue], context={"logger": name}
-    )
+    wrapper: Any = structlog.make_filtering_bound_logger(LEVELS[level])
+    logger: FilteringBoundLogger = wrapper(_Sink(), processors=[enqueue], context={"logger": name})
     return logger
 
 

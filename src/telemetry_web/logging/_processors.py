@@ -26,9 +26,9 @@ def finish_event(event: dict[str, Any], static: dict[str, Any]) -> dict[str, Any
     """Timestamp as ISO-8601 UTC, exception as fields, service fields; the standard keys first."""
     ts = event.pop("timestamp", None)
     stamp = (
-        datetime.fromtimestamp(ts, timezone.utc).isoformat(timespec="milliseconds").replace(
-            "+00:00", "Z"
-        )
+        datetime.fromtimestamp(ts, timezone.utc)
+        .isoformat(timespec="milliseconds")
+        .replace("+00:00", "Z")
         if isinstance(ts, float | int)
         else ts
     )

@@ -28,7 +28,7 @@ class ConsoleSink:
 
     name = "console"
 
-    def __init__(self, *, format: str = "json", pretty: bool | None = None, stream: str = "stdout"):  # noqa: A002
+    def __init__(self, *, format: str = "json", pretty: bool | None = None, stream: str = "stdout"):
         self._stream_name = stream
         self._format = format
         self._pretty = pretty

@@ -44,7 +44,9 @@ class MetricsEndpoint:
         bearer_token: str | None = None,
         include_default_registry: bool = True,
     ) -> None:
-        registries = [registry] + ([REGISTRY] if include_default_registry and registry is not REGISTRY else [])
+        registries = [registry] + (
+            [REGISTRY] if include_default_registry and registry is not REGISTRY else []
+        )
         self._collector = _Combined(registries)
         self._token = f"Bearer {bearer_token}".encode() if bearer_token else None
 
@@ -60,7 +62,7 @@ class MetricsEndpoint:
                 b"Unauthorized\n",
             )
         encoder, content_type = choose_encoder(accept or "")
-        body = encoder(self._collector)  # type: ignore[arg-type]
+        body = encoder(self._collector)
         headers = [("Content-Type", content_type)]
         if accept_encoding and "gzip" in accept_encoding.lower():
             body = gzip.compress(body, compresslevel=5)
@@ -72,10 +74,10 @@ class MetricsEndpoint:
 def serve_metrics_in_thread(
     endpoint: MetricsEndpoint, host: str, port: int, path: str
 ) -> ThreadingHTTPServer:
-    """A small HTTP server for ``metrics.collectors.prometheus.port`` (WSGI apps, sidecar scrapes)."""
+    """A small HTTP server for ``metrics.collectors.prometheus.port`` (a port of its own)."""
 
     class Handler(BaseHTTPRequestHandler):
-        def do_GET(self) -> None:  # noqa: N802 - http.server's naming
+        def do_GET(self) -> None:
             if self.path.split("?", 1)[0] != path:
                 self.send_error(404)
                 return
@@ -91,7 +93,7 @@ def serve_metrics_in_thread(
             self.end_headers()
             self.wfile.write(body)
 
-        def log_message(self, format: str, *args: Any) -> None:  # noqa: A002
+        def log_message(self, format: str, *args: Any) -> None:
             pass  # scrapes are not worth a log line each
 
     server = ThreadingHTTPServer((host, port), Handler)

@@ -23,16 +23,24 @@ _CACHE_LIMIT = 10_000
 
 
 class HttpMetrics:
-    """Records one request's counters and histograms; ``start`` returns the in-progress gauge child."""
+    """Records one request's counters and histograms, and hands out in-progress gauge children."""
 
     def __init__(self, metrics: MetricSet, settings: MetricsSettings) -> None:
         buckets = settings.duration_buckets or sc.DURATION_BUCKETS
         self.otel_naming = settings.naming == "otel"
         if self.otel_naming:
-            keys: tuple[str, ...] = (sc.OTEL_LABEL_METHOD, sc.OTEL_LABEL_ROUTE, sc.OTEL_LABEL_STATUS)
+            keys: tuple[str, ...] = (
+                sc.OTEL_LABEL_METHOD,
+                sc.OTEL_LABEL_ROUTE,
+                sc.OTEL_LABEL_STATUS,
+            )
             self._requests = None
             self._duration = _histogram(
-                metrics, sc.OTEL_HTTP_SERVER_DURATION, "Duration of HTTP server requests.", keys, buckets
+                metrics,
+                sc.OTEL_HTTP_SERVER_DURATION,
+                "Duration of HTTP server requests.",
+                keys,
+                buckets,
             )
             self._in_progress = (
                 metrics.builder("gauge", sc.OTEL_HTTP_SERVER_ACTIVE)
@@ -73,7 +81,11 @@ class HttpMetrics:
                 metrics, sc.HTTP_REQUEST_SIZE, "Size of HTTP request bodies.", keys, sc.SIZE_BUCKETS
             )
             self._response_size = _histogram(
-                metrics, sc.HTTP_RESPONSE_SIZE, "Size of HTTP response bodies.", keys, sc.SIZE_BUCKETS
+                metrics,
+                sc.HTTP_RESPONSE_SIZE,
+                "Size of HTTP response bodies.",
+                keys,
+                sc.SIZE_BUCKETS,
             )
         self._finished: dict[tuple[str, str, int], tuple[Any, Any, Any, Any]] = {}
 

@@ -53,7 +53,7 @@ class MetricDefinition:
 
 
 class Metric:
-    """A registered metric: ``labels(...)`` gives a cached child, or use it directly without keys."""
+    """A registered metric: ``labels(...)`` gives a cached child; without keys, use it directly."""
 
     __slots__ = ("_children", "_const_values", "_lock", "definition", "raw")
 
@@ -145,7 +145,11 @@ class MetricSet:
         if d.kind == "gauge" and d.multiprocess_mode:
             kwargs["multiprocess_mode"] = d.multiprocess_mode
         # Counter names are given without `_total`: prometheus-client appends it.
-        name = d.name[: -len("_total")] if d.kind == "counter" and d.name.endswith("_total") else d.name
+        name = (
+            d.name[: -len("_total")]
+            if d.kind == "counter" and d.name.endswith("_total")
+            else d.name
+        )
         try:
             return _CLASSES[d.kind](name, d.description or d.name, keys, **kwargs)
         except ValueError as exc:  # a name that another library already put in the registry
@@ -191,7 +195,9 @@ class MetricBuilder:
 
     def with_buckets(self, buckets: Sequence[float]) -> MetricBuilder:
         if self._kind != "histogram":
-            raise MetricRegistrationError(f"buckets apply to histograms, not {self._kind} '{self._name}'")
+            raise MetricRegistrationError(
+                f"buckets apply to histograms, not {self._kind} '{self._name}'"
+            )
         self._buckets = tuple(float(b) for b in buckets)
         return self
 

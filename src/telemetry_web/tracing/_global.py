@@ -19,7 +19,9 @@ _log = logging.getLogger("telemetry_web.tracing")
 
 
 class _SwitchingTracer(Tracer):
-    def __init__(self, owner: _GlobalProvider, args: tuple[Any, ...], kwargs: dict[str, Any]) -> None:
+    def __init__(
+        self, owner: _GlobalProvider, args: tuple[Any, ...], kwargs: dict[str, Any]
+    ) -> None:
         self._owner = owner
         self._args = args
         self._kwargs = kwargs
@@ -29,7 +31,9 @@ class _SwitchingTracer(Tracer):
     def _current(self) -> Tracer:
         provider = self._owner.delegate
         if provider is not self._for:
-            self._tracer = provider.get_tracer(*self._args, **self._kwargs) if provider else NoOpTracer()
+            self._tracer = (
+                provider.get_tracer(*self._args, **self._kwargs) if provider else NoOpTracer()
+            )
             self._for = provider
         return self._tracer
 

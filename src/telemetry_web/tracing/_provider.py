@@ -1,4 +1,4 @@
-"""The SDK tracer provider built from ``tracing``: resource, sampler, exporters, bounded batching."""
+"""The SDK tracer provider built from ``tracing``: resource, sampler, exporters, batching."""
 
 from __future__ import annotations
 
@@ -88,7 +88,9 @@ def _configured_exporters(settings: TelemetrySettings) -> list[tuple[str, SpanEx
     found: list[tuple[str, SpanExporter]] = []
     otlp = settings.tracing.exporters.otlp
     if otlp is not None:
-        found.append(("otlp", _otlp_exporter(otlp.endpoint, otlp.protocol, otlp.headers, otlp.timeout)))
+        found.append(
+            ("otlp", _otlp_exporter(otlp.endpoint, otlp.protocol, otlp.headers, otlp.timeout))
+        )
     zipkin = settings.tracing.exporters.zipkin
     if zipkin is not None:
         try:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 from opentelemetry.context import Context
 from opentelemetry.sdk.trace.sampling import (
@@ -30,11 +30,11 @@ class RateLimitingSampler(Sampler):
     A parent's sampled decision is always honoured, so a trace is never cut in the middle.
     """
 
-    def __init__(self, rate: float, *, clock: type[time.monotonic] | None = None) -> None:  # type: ignore[valid-type]
+    def __init__(self, rate: float, *, clock: Callable[[], float] = time.monotonic) -> None:
         self._rate = rate
         self._capacity = max(rate, 1.0)
         self._tokens = self._capacity
-        self._clock = clock or time.monotonic
+        self._clock = clock
         self._last = self._clock()
         self._lock = threading.Lock()
 
@@ -60,9 +60,7 @@ class RateLimitingSampler(Sampler):
     ) -> SamplingResult:
         parent = get_current_span(parent_context).get_span_context()
         if parent.is_valid:
-            decision = (
-                Decision.RECORD_AND_SAMPLE if parent.trace_flags.sampled else Decision.DROP
-            )
+            decision = Decision.RECORD_AND_SAMPLE if parent.trace_flags.sampled else Decision.DROP
             return SamplingResult(decision, attributes, parent.trace_state)
         decision = Decision.RECORD_AND_SAMPLE if self._take() else Decision.DROP
         return SamplingResult(decision, attributes)
