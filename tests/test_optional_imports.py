@@ -1,0 +1,104 @@
+"""The core imports and works without any web framework; a missing extra names itself."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import textwrap
+
+# Frameworks and clients that are optional extras: the core must not import them.
+OPTIONAL = ["starlette", "fastapi", "django", "flask", "sqlalchemy", "redis", "asgiref"]
+
+
+def run_hidden(code: str, hidden: list[str]) -> subprocess.CompletedProcess[str]:
+    """Run ``code`` in a fresh interpreter where importing any of ``hidden`` fails."""
+    prelude = textwrap.dedent(
+        f"""
+        import sys
+        HIDDEN = {hidden!r}
+        for name in HIDDEN:
+            sys.modules[name] = None  # `import name` now raises ImportError
+        """
+    )
+    return subprocess.run(
+        [sys.executable, "-c", prelude + textwrap.dedent(code)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+
+
+def test_core_imports_without_frameworks() -> None:
+    """`import telemetry_web` and building a Telemetry need none of the optional libraries."""
+    result = run_hidden(
+        """
+        import telemetry_web
+        t = telemetry_web.Telemetry(service="x", use_env=False,
+                                    config={"logging": {"sinks": {"console": False}}})
+        t.shutdown()
+        assert not any(sys.modules.get(m) for m in HIDDEN)
+        print("ok")
+        """,
+        OPTIONAL,
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == "ok"
+
+
+def test_asgi_middleware_serves_a_plain_asgi_app_without_starlette() -> None:
+    """The ASGI middleware is pure ASGI: a bare ASGI callable works with Starlette absent."""
+    result = run_hidden(
+        """
+        import asyncio
+        from prometheus_client import generate_latest
+        from telemetry_web import Telemetry, TelemetryMiddleware
+
+        async def app(scope, receive, send):
+            await send({"type": "http.response.start", "status": 204, "headers": []})
+            await send({"type": "http.response.body", "body": b""})
+
+        t = Telemetry(service="x", use_env=False, config={"logging": {"sinks": {"console": False}}})
+        wrapped = TelemetryMiddleware(app, telemetry=t)
+        sent = []
+        async def receive():
+            return {"type": "http.request", "body": b""}
+        async def send(message):
+            sent.append(message)
+        scope = {"type": "http", "method": "GET", "path": "/anything", "headers": [],
+                 "query_string": b"", "scheme": "http"}
+        asyncio.run(wrapped(scope, receive, send))
+        assert sent[0]["status"] == 204
+        text = generate_latest(t.registry).decode()
+        assert 'route="<unmatched>"' in text and 'status="204"' in text, text
+        t.shutdown()
+        print("ok")
+        """,
+        OPTIONAL,
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == "ok"
+
+
+def test_missing_exporter_extra_names_the_extra() -> None:
+    """Asking for the OTLP exporter without its distribution says which extra to install."""
+    result = run_hidden(
+        """
+        from telemetry_web import Telemetry, MissingExtraError
+        try:
+            Telemetry(service="x", use_env=False,
+                      config={"tracing": {"exporters": {"otlp": {}}},
+                              "logging": {"sinks": {"console": False}}})
+        except MissingExtraError as exc:
+            print(exc)
+        """,
+        [
+            "opentelemetry.exporter.otlp",
+            "opentelemetry.exporter.otlp.proto.http",
+            "opentelemetry.exporter.otlp.proto.http.trace_exporter",
+        ],
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == (
+        "tracing.exporters.otlp needs 'opentelemetry-exporter-otlp', which is not installed: "
+        "pip install 'telemetry-web[otlp]'"
+    )
