@@ -72,7 +72,7 @@ class CountingLogSink:
         self.lines = 0
         self.bytes = 0
 
-    def write(self, events: list[dict[str, Any]]) -> None:
+    def write(self, events: Sequence[dict[str, Any]]) -> None:
         for event in events:
             self.bytes += len(json.dumps(event, default=str))
         self.lines += len(events)

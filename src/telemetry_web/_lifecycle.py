@@ -9,7 +9,7 @@ Nothing here does I/O: spans and log events go to bounded queues drained by othe
 from __future__ import annotations
 
 import logging
-import os
+import random
 import re
 import time
 from collections.abc import Mapping
@@ -30,6 +30,7 @@ __all__ = ["ActiveRequest", "RequestLifecycle"]
 _log = logging.getLogger("telemetry_web")
 _VALID_REQUEST_ID = re.compile(r"^[A-Za-z0-9._:/+=@-]{1,128}$")
 _perf = time.perf_counter
+_getrandbits = random.getrandbits
 
 
 class RequestLifecycle:
@@ -133,7 +134,9 @@ class ActiveRequest:
         self.request_id = (
             incoming_id
             if incoming_id is not None and _VALID_REQUEST_ID.match(incoming_id)
-            else os.urandom(16).hex()
+            # A correlation id, not a secret: os.urandom is a syscall costing tens of µs on
+            # some virtual machines, getrandbits is not (and is reseeded after fork).
+            else f"{_getrandbits(128):032x}"
         )
         self._request_id_token = REQUEST_ID.set(self.request_id)
         self.span: trace.Span | None = None
