@@ -54,6 +54,7 @@ from .metrics import (
 )
 from .tracing import (
     Extractor,
+    SpanFactory,
     TelemetryTracerProvider,
     build_tracer_provider,
     install_global_provider,
@@ -134,6 +135,7 @@ class Telemetry:
         self._metrics_server: Any = None
         self.tracer_provider: TelemetryTracerProvider | None = None
         self.tracer: trace.Tracer | None = None
+        self.span_factory: SpanFactory | None = None
         self.extractor = Extractor(settings.tracing.propagation)
         self.pipeline: LogPipeline | None = None
         self._bridge: StdlibBridge | None = None
@@ -179,12 +181,14 @@ class Telemetry:
                 )
                 self.tracer_provider = provider
                 self.tracer = provider.get_tracer("telemetry_web", __version__)
+                self.span_factory = SpanFactory(provider, "telemetry_web", __version__)
                 if self._set_global:
                     install_global_provider(provider)
                     propagate.set_global_textmap(self.extractor.propagator)
             else:
                 self.tracer_provider = None
                 self.tracer = None
+                self.span_factory = None
             if old is not None:
                 old.shutdown()
             self._rebuild_lifecycle()
@@ -255,7 +259,7 @@ class Telemetry:
             return  # still in __init__; the last configure_* call builds it
         s = self.settings
         self.lifecycle = RequestLifecycle(
-            tracer=self.tracer,
+            spans=self.span_factory,
             extractor=self.extractor,
             http_metrics=self.http_metrics,
             pipeline=self.pipeline,

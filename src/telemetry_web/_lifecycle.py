@@ -23,7 +23,7 @@ from . import semconv as sc
 from ._redaction import QueryRedactor
 from .logging import REQUEST_ID, LogPipeline
 from .metrics import HttpMetrics
-from .tracing import Extractor
+from .tracing import Extractor, SpanFactory
 
 __all__ = ["ActiveRequest", "RequestLifecycle"]
 
@@ -37,7 +37,7 @@ class RequestLifecycle:
     def __init__(
         self,
         *,
-        tracer: trace.Tracer | None,
+        spans: SpanFactory | None,
         extractor: Extractor,
         http_metrics: HttpMetrics | None,
         pipeline: LogPipeline | None,
@@ -46,7 +46,7 @@ class RequestLifecycle:
         redact_query: QueryRedactor,
         request_id_header: str,
     ) -> None:
-        self.tracer = tracer
+        self.spans = spans
         self.extractor = extractor
         self.http_metrics = http_metrics
         self.pipeline = pipeline if request_log else None
@@ -141,7 +141,7 @@ class ActiveRequest:
         self._request_id_token = REQUEST_ID.set(self.request_id)
         self.span: trace.Span | None = None
         self._context_token: object | None = None
-        if life.tracer is not None:
+        if life.spans is not None:
             self._start_span(life, scheme, headers, server, protocol_version, kind)
         self._in_progress = None
         if life.http_metrics is not None and kind == "http":
@@ -190,9 +190,7 @@ class ActiveRequest:
             attributes[sc.ATTR_NETWORK_PROTOCOL_VERSION] = protocol_version
         if kind == "websocket":
             attributes["network.protocol.name"] = "websocket"
-        span = life.tracer.start_span(  # type: ignore[union-attr]
-            self._span_name(), context=parent, kind=SpanKind.SERVER, attributes=attributes
-        )
+        span = life.spans.start(self._span_name(), parent, SpanKind.SERVER, attributes)  # type: ignore[union-attr]
         self.span = span
         self._context_token = otel_context.attach(trace.set_span_in_context(span, parent))
 

@@ -77,8 +77,15 @@ def _url_path(value: str) -> bool:
     return value.startswith("/") and " " not in value
 
 
+# Labels that every telemetry-web metric already has, and those Prometheus reserves.
+RESERVED_LABELS = frozenset({"le", "quantile", "service", "environment", "method", "route",
+                             "status"})  # fmt: skip
+
+
 def _label_names(value: dict[str, str]) -> bool:
-    return all(_LABEL_NAME.match(k) and not k.startswith("__") for k in value)
+    return all(
+        _LABEL_NAME.match(k) and not k.startswith("__") and k not in RESERVED_LABELS for k in value
+    )
 
 
 POSITIVE = _meta(check=_positive, expect="a positive number")
@@ -355,7 +362,8 @@ class TelemetrySettings:
         default_factory=dict,
         metadata=_meta(
             check=_label_names,
-            expect="label names made of letters, digits and '_' (not starting with '__')",
+            expect="label names made of letters, digits and '_', not starting with '__' and "
+            "not one of 'environment', 'le', 'method', 'quantile', 'route', 'service', 'status'",
         ),
     )
     metrics: MetricsSettings = field(default_factory=MetricsSettings)

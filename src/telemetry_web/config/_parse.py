@@ -166,7 +166,8 @@ def _convert_tuple(
     item_tp: Any, value: object, path: str, meta: Mapping[str, Any], problems: list[str]
 ) -> tuple[Any, ...]:
     if isinstance(value, str) and not dataclasses.is_dataclass(item_tp):
-        value = [part.strip() for part in value.split(",") if part.strip()]  # from the environment
+        # `a,b` or `0.1,0.5,1` from the environment: items read as numbers where they are ones
+        value = [_number_or_text(part.strip()) for part in value.split(",") if part.strip()]
     if not isinstance(value, list | tuple):
         raise _Invalid("a list")
     item_meta = {k: v for k, v in meta.items() if k in ("unit", "secret")}
@@ -187,8 +188,18 @@ def _convert_dict(
         if not isinstance(key, str):
             problems.append(f"{path}: expected string keys, got {key!r}")
             continue
-        result[key] = _convert(value_tp, item, f"{path}.{key}", {}, problems)
+        item_meta = {"secret": True} if meta.get("secret") else {}
+        result[key] = _convert(value_tp, item, f"{path}.{key}", item_meta, problems)
     return result
+
+
+def _number_or_text(text: str) -> int | float | str:
+    for kind in (int, float):
+        try:
+            return kind(text)
+        except ValueError:
+            pass
+    return text
 
 
 def _parse_pairs(text: str) -> dict[str, str]:
@@ -235,6 +246,8 @@ def _convert_dataclass(cls: type, value: object, path: str, problems: list[str])
     kind: str | None = None
     if tags is not None and "type" in value:
         kind = _convert(fields["type"][0], value["type"], f"{prefix}type", {}, problems)
+    elif tags is not None and fields["type"][1].default is not dataclasses.MISSING:
+        kind = fields["type"][1].default  # keys of other types are still refused
     for key, item in value.items():
         key_path = f"{prefix}{key}"
         if not isinstance(key, str) or key not in fields:
@@ -327,3 +340,37 @@ _SEMANTIC_CHECKS: dict[type, Callable[[Any], list[str]]] = {
     m.BatchSettings: _check_batch,
     m.MetricsSettings: _check_metrics,
 }
+
+
+def normalise(cls: type, data: Any) -> Any:
+    """Rewrite the short forms of tagged sections (``ratio``, ``{ratio: {...}}``) as
+    ``{type: ..., ...}`` throughout ``data``, so that sources can be merged key by key."""
+    if not dataclasses.is_dataclass(cls):
+        return data
+    tags = _tag_choices(cls)
+    if tags is not None:
+        data = _normalise_tagged(data, tags)
+    if not isinstance(data, Mapping):
+        return data
+    fields = _fields(cls)
+    result: dict[str, Any] = {}
+    for key, value in data.items():
+        if key in fields:
+            tp = fields[key][0]
+            inner = _section_type(tp)
+            if inner is not None and isinstance(value, list | tuple) and get_origin(tp) is tuple:
+                value = [normalise(inner, item) for item in value]
+            elif inner is not None:
+                value = normalise(inner, value)
+        result[key] = value
+    return result
+
+
+def _section_type(tp: Any) -> type | None:
+    """The dataclass inside ``X``, ``X | None`` or ``tuple[X, ...]``, if any."""
+    if dataclasses.is_dataclass(tp):
+        return typing.cast(type, tp)
+    for arg in get_args(tp):
+        if dataclasses.is_dataclass(arg):
+            return typing.cast(type, arg)
+    return None

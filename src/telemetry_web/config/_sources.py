@@ -27,7 +27,7 @@ import yaml
 from .. import semconv
 from ..errors import ConfigError
 from . import _model as m
-from ._parse import _fields, parse_settings
+from ._parse import _fields, normalise, parse_settings
 
 __all__ = ["load_settings", "read_yaml", "settings_to_mapping"]
 
@@ -72,7 +72,9 @@ def load_settings(
     layers.append(telemetry_env_layer(env))
     merged: dict[str, Any] = {}
     for layer in layers:
-        _deep_merge(merged, layer)
+        _deep_merge(merged, normalise(m.TelemetrySettings, layer))
+    if source is not None and any(layers[1:]):
+        source = f"{source} (with overrides from code or the environment)"
     return parse_settings(merged, source=source)
 
 
@@ -157,7 +159,9 @@ def otel_env_layer(env: Mapping[str, str]) -> dict[str, Any]:
     if sampler:
         tracing["sampling"] = _otel_sampler(sampler, env.get("OTEL_TRACES_SAMPLER_ARG"))
     propagators = env.get("OTEL_PROPAGATORS", "").strip()
-    if propagators and propagators != "none":
+    if propagators == "none":
+        tracing["propagation"] = []
+    elif propagators:
         tracing["propagation"] = [
             _OTEL_PROPAGATORS.get(p.strip(), p.strip()) for p in propagators.split(",") if p.strip()
         ]
@@ -212,7 +216,11 @@ def _pairs(text: str) -> dict[str, str]:
 def _deep_merge(into: dict[str, Any], layer: Mapping[str, Any]) -> None:
     for key, value in layer.items():
         current = into.get(key)
-        if isinstance(current, dict) and isinstance(value, Mapping):
+        if (
+            isinstance(current, dict)
+            and isinstance(value, Mapping)
+            and value.get("type", current.get("type")) == current.get("type")
+        ):  # a section of another type replaces the whole section, it does not merge into it
             _deep_merge(current, value)
         else:
             into[key] = _plain(value) if isinstance(value, Mapping) else value

@@ -4,9 +4,9 @@ configured ``add_fields``/``filter`` steps, then redaction of sensitive keys at 
 from __future__ import annotations
 
 import fnmatch
+import time
 import traceback
 from collections.abc import Callable, Sequence
-from datetime import datetime, timezone
 from typing import Any
 
 from ..config._model import LogProcessor
@@ -22,18 +22,23 @@ SENSITIVE_KEYS = frozenset(
 REDACTED = "REDACTED"
 
 
+_second: list[Any] = [None, ""]  # (whole second, its ISO prefix): one strftime per second
+
+
+def iso_utc(ts: float) -> str:
+    """``2026-11-29T22:18:10.883Z`` for an epoch timestamp."""
+    whole = int(ts)
+    if _second[0] != whole:
+        _second[1] = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(whole))
+        _second[0] = whole
+    return f"{_second[1]}.{int((ts - whole) * 1000):03d}Z"
+
+
 def finish_event(event: dict[str, Any], static: dict[str, Any]) -> dict[str, Any]:
     """Timestamp as ISO-8601 UTC, exception as fields, service fields; the standard keys first."""
     ts = event.pop("timestamp", None)
-    stamp = (
-        datetime.fromtimestamp(ts, timezone.utc)
-        .isoformat(timespec="milliseconds")
-        .replace("+00:00", "Z")
-        if isinstance(ts, float | int)
-        else ts
-    )
     ordered: dict[str, Any] = {
-        "timestamp": stamp,
+        "timestamp": iso_utc(ts) if isinstance(ts, float | int) else ts,
         "level": event.pop("level", "info"),
         "event": event.pop("event", ""),
         "logger": event.pop("logger", "root"),
@@ -87,15 +92,32 @@ def _filter(field: str, patterns: tuple[str, ...]) -> Processor:
     return filter_event
 
 
+_safe_keys: set[str] = set()  # keys already known not to be sensitive (writer thread only)
+
+
 def redact(value: Any, keys: frozenset[str] = SENSITIVE_KEYS, depth: int = 0) -> Any:
-    """Replace the values of sensitive keys at any depth of dicts and lists."""
+    """Replace the values of sensitive keys at any depth of dicts and lists.
+
+    The common event (known, harmless keys and scalar values) is returned as it is.
+    """
     if depth > 20:
         return value
     if isinstance(value, dict):
-        return {
-            k: REDACTED if isinstance(k, str) and k.lower() in keys else redact(v, keys, depth + 1)
-            for k, v in value.items()
-        }
+        for key, item in value.items():
+            if key not in _safe_keys or isinstance(item, dict | list | tuple):
+                break
+        else:
+            return value
+        result = {}
+        for key, item in value.items():
+            if isinstance(key, str):
+                if key.lower() in keys:
+                    result[key] = REDACTED
+                    continue
+                if len(_safe_keys) < 10_000:
+                    _safe_keys.add(key)
+            result[key] = redact(item, keys, depth + 1)
+        return result
     if isinstance(value, list | tuple):
         return [redact(v, keys, depth + 1) for v in value]
     return value

@@ -6,11 +6,13 @@ from ._global import GLOBAL_PROVIDER, install_global_provider
 from ._propagation import Extractor, build_propagator
 from ._provider import TelemetryTracerProvider, build_tracer_provider
 from ._sampling import RateLimitingSampler, build_sampler
+from ._span import SpanFactory
 
 __all__ = [
     "GLOBAL_PROVIDER",
     "Extractor",
     "RateLimitingSampler",
+    "SpanFactory",
     "TelemetryTracerProvider",
     "build_propagator",
     "build_sampler",
