@@ -49,6 +49,29 @@ class _CountingBatchProcessor(BatchSpanProcessor):
         super().on_end(span)
 
 
+class _OncePerPeriod(logging.Filter):
+    """Lets a repeated SDK warning ("Queue full, dropping span") through once per period;
+    the drops themselves are counted in telemetry_spans_dropped_total."""
+
+    def __init__(self, period: float = 30.0) -> None:
+        super().__init__()
+        self._period = period
+        self._last: dict[str, float] = {}
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        now = record.created
+        key = str(record.msg)
+        if now - self._last.get(key, float("-inf")) < self._period:
+            return False
+        self._last[key] = now
+        return True
+
+
+_SDK_BATCH_LOGGER = logging.getLogger("opentelemetry.sdk._shared_internal")
+if not any(isinstance(f, _OncePerPeriod) for f in _SDK_BATCH_LOGGER.filters):
+    _SDK_BATCH_LOGGER.addFilter(_OncePerPeriod())
+
+
 def build_tracer_provider(
     settings: TelemetrySettings,
     extra_exporters: Sequence[SpanExporter],

@@ -43,7 +43,7 @@ class RateLimitingSampler(Sampler):
             now = self._clock()
             self._tokens = min(self._capacity, self._tokens + (now - self._last) * self._rate)
             self._last = now
-            if self._tokens >= 1.0:
+            if self._tokens >= 1.0 - 1e-9:  # 1/3 s at 3/s is one token, float or not
                 self._tokens -= 1.0
                 return True
             return False
