@@ -42,11 +42,14 @@ class StarletteRoutes:
         self._full = Match.FULL
         self._partial = Match.PARTIAL
         self.routes = routes
-        self._cache: dict[tuple[str, str, int], str | None] = {}
+        self._cache: dict[tuple[str, str, int, str], str | None] = {}
+        # With Host routes the same path can resolve differently per host: key on it too.
+        self._by_host = any(type(r).__name__ == "Host" for r in routes)
 
     def resolve(self, scope: dict[str, Any]) -> str | None:
         # The route count is part of the key: routes added at run time invalidate old misses.
-        key = (scope.get("method", ""), scope["path"], len(self.routes))
+        host = _host(scope) if self._by_host else ""
+        key = (scope.get("method", ""), scope["path"], len(self.routes), host)
         try:
             return self._cache[key]
         except KeyError:
@@ -71,6 +74,9 @@ class StarletteRoutes:
         return partial
 
     def _template(self, route: Any, scope: dict[str, Any], depth: int) -> str | None:
+        contexts = getattr(route, "effective_route_contexts", None)
+        if contexts is not None:
+            return self._included(contexts(), scope)
         path = getattr(route, "path", None)
         inner_routes = getattr(route, "routes", None)
         if inner_routes is not None and depth < 8 and _is_mount(route):
@@ -78,6 +84,28 @@ class StarletteRoutes:
             prefix = path or ""
             return prefix + inner if inner is not None else (prefix + "/{path}" if prefix else None)
         return path if isinstance(path, str) else None
+
+    def _included(self, contexts: Any, scope: dict[str, Any]) -> str | None:
+        """FastAPI 0.13x+ includes routers lazily: each effective route knows its full path."""
+        partial: str | None = None
+        for context in contexts:
+            match, _child = context.matches(scope)
+            if match == self._full or (match == self._partial and partial is None):
+                inner = getattr(context, "starlette_route", None)
+                template = getattr(inner, "path_format", None) or getattr(
+                    context, "path_format", None
+                )
+                if match == self._full:
+                    return template if isinstance(template, str) else None
+                partial = template if isinstance(template, str) else None
+        return partial
+
+
+def _host(scope: dict[str, Any]) -> str:
+    for name, value in scope.get("headers", ()):
+        if name == b"host":
+            return value.decode("latin-1").split(":", 1)[0]
+    return ""
 
 
 def _is_mount(route: Any) -> bool:

@@ -144,8 +144,8 @@ class TelemetryMiddleware:
             await self.app(scope, receive_counted, send_observed)
         except BaseException as exc:
             error = exc
-            if not response_started and isinstance(exc, Exception) and _answers_500(scope):
-                await _safe_500(send_observed)
+            if not response_started and isinstance(exc, Exception):
+                await _answer_unhandled(scope, receive, send_observed, exc)
             raise
         finally:
             if not response_started or status == 0:
@@ -320,15 +320,35 @@ def _route_from_scope(scope: Scope) -> str | None:
     return path if isinstance(path, str) else None
 
 
-def _answers_500(scope: Scope) -> bool:
-    """Whether we send the 500 ourselves (so it carries the request id) or leave it to the app."""
+async def _answer_unhandled(scope: Scope, receive: Receive, send: Send, exc: Exception) -> None:
+    """Send the response to an exception that escaped the app, as the framework would, but
+    through us, so that its status is recorded and it carries the request id.
+
+    Inside a Starlette/FastAPI app (``add_middleware``), the 500 is otherwise rendered by
+    Starlette's outermost error middleware, out of our sight: we call the app's own 500 /
+    ``Exception`` handler the same way it does. Its error middleware then sees a response
+    already started and only re-raises. In debug mode the debug page is left to Starlette.
+    """
     app = scope.get("app")
-    if app is None:
-        return True
-    if getattr(app, "debug", False):
-        return False  # Starlette's debug page is worth more than our plain 500
+    if app is not None and getattr(app, "debug", False):
+        return
     handlers = getattr(app, "exception_handlers", None) or {}
-    return 500 not in handlers and Exception not in handlers
+    handler = handlers.get(500) or handlers.get(Exception)
+    if handler is not None:
+        try:
+            from starlette.concurrency import run_in_threadpool
+            from starlette.requests import Request
+
+            request = Request(scope, receive)
+            if asyncio.iscoroutinefunction(handler):
+                response = await handler(request, exc)
+            else:
+                response = await run_in_threadpool(handler, request, exc)
+            await response(scope, receive, send)
+            return
+        except Exception:
+            _log.exception("the app's exception handler failed; answering a plain 500")
+    await _safe_500(send)
 
 
 async def _safe_500(send: Send) -> None:
