@@ -104,7 +104,8 @@ class StarletteRoutes:
 def _host(scope: dict[str, Any]) -> str:
     for name, value in scope.get("headers", ()):
         if name == b"host":
-            return value.decode("latin-1").split(":", 1)[0]
+            host: str = value.decode("latin-1")
+            return host.split(":", 1)[0]
     return ""
 
 
