@@ -4,10 +4,15 @@
     app = TelemetryMiddleware(app, telemetry=telemetry)            # any ASGI callable
 
 Each HTTP request gets one server span, its RED metrics and one request log line; ``/metrics``,
-``/health`` and ``/ready`` are answered here without touching the app's router. Wrapping the
-whole app (the second form) also puts the request id on the 500 that Starlette's outermost error
-middleware sends; with ``add_middleware`` we answer an unhandled exception's 500 ourselves
-unless the app runs in debug mode or has its own 500 handler.
+``/health`` and ``/ready`` are answered here without touching the app's router.
+
+Added with ``add_middleware``, the middleware sits inside Starlette's outermost error middleware,
+which renders the response to an unhandled exception (the app's 500 handler, or the debug page).
+To record the status actually sent and put the request id on it, the app's built middleware
+stack is wrapped in a thin observer (``build_middleware_stack`` of Starlette and FastAPI is
+patched when they are imported, for apps that list this middleware; failing that, the stack is
+wrapped the first time the app is seen). A request whose exception escapes us is finished by
+that observer once the response is out.
 """
 
 from __future__ import annotations
@@ -17,6 +22,8 @@ import logging
 import time
 from collections.abc import Awaitable, Callable, MutableMapping
 from typing import Any
+
+import wrapt
 
 from .. import semconv as sc
 from .._engine import Telemetry, default_telemetry
@@ -34,6 +41,8 @@ ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
 _log = logging.getLogger("telemetry_web")
 # Set on the scope by the first copy of the middleware; a second copy passes the request through.
 _SCOPE_KEY = "telemetry_web.request"
+# Set by the observer around a Starlette app's middleware stack (see _ErrorResponseObserver).
+_OBSERVER_KEY = "telemetry_web.error_observer"
 _perf = time.perf_counter
 
 
@@ -87,7 +96,7 @@ class TelemetryMiddleware:
         scope[_SCOPE_KEY] = True
         app_object = scope.get("app")
         if app_object is not None and id(app_object) not in self._silenced:
-            self._silence_framework_telemetry(app_object)
+            self._adopt_app(app_object)
         life = telemetry.lifecycle
         try:
             active = life.begin(
@@ -140,32 +149,31 @@ class TelemetryMiddleware:
             await send(message)
 
         error: BaseException | None = None
+        deferred = False
         try:
             await self.app(scope, receive_counted, send_observed)
         except BaseException as exc:
             error = exc
             if not response_started and isinstance(exc, Exception):
-                await _answer_unhandled(scope, receive, send_observed, exc)
+                observer = scope.get(_OBSERVER_KEY)
+                if observer is not None:
+                    # The app's error middleware answers outside us: finish when it has.
+                    observer.defer(active, request_size, exc, id_header)
+                    deferred = True
+                elif _plain_500_expected(app_object):
+                    # Nobody else answers but the server or Starlette's default handler, with a
+                    # plain 500 and no request id: send that 500 ourselves, with one.
+                    await _safe_500(send_observed)
             raise
         finally:
-            if not response_started or status == 0:
+            if deferred:
+                pass
+            elif not response_started or status == 0:
                 status = 499 if disconnected or isinstance(error, asyncio.CancelledError) else 500
             elif error is not None and isinstance(error, Exception) and status < 500:
                 pass  # the response was already on its way; its status is what the client saw
-            if active.route == sc.ROUTE_UNMATCHED:
-                late = _route_from_scope(scope)
-                if late is not None:
-                    active.route = late
-            try:
-                active.finish(
-                    status,
-                    request_size=request_size,
-                    response_size=response_size,
-                    exception=error if isinstance(error, Exception) else None,
-                    ended=ended,
-                )
-            except Exception:
-                _log.exception("telemetry-web could not record a request")
+            if not deferred:
+                _finish(active, scope, status, request_size, response_size, error, ended)
 
     async def _builtin(self, endpoint: Any, scope: Scope, send: Send) -> None:
         headers = _decode_headers(scope, ("accept", "accept-encoding", "authorization"))
@@ -261,7 +269,7 @@ class TelemetryMiddleware:
             message = await receive()
             if message["type"] == "lifespan.startup":
                 for candidate in (scope.get("app"), self.app):
-                    self._silence_framework_telemetry(candidate)
+                    self._adopt_app(candidate)
             return message
 
         async def send_observed(message: Message) -> None:
@@ -271,6 +279,13 @@ class TelemetryMiddleware:
             await send(message)
 
         await self.app(scope, receive_observed, send_observed)
+
+    def _adopt_app(self, app: Any) -> None:
+        """Once per app: observe its error responses, and silence FastAPI's own spans."""
+        stack = getattr(app, "middleware_stack", None)
+        if stack is not None and not isinstance(stack, _ErrorResponseObserver):
+            app.middleware_stack = _ErrorResponseObserver(stack)
+        self._silence_framework_telemetry(app)
 
     def _silence_framework_telemetry(self, app: Any) -> None:
         """Switch off FastAPI's own OpenTelemetry spans: this middleware's span replaces them."""
@@ -320,35 +335,122 @@ def _route_from_scope(scope: Scope) -> str | None:
     return path if isinstance(path, str) else None
 
 
-async def _answer_unhandled(scope: Scope, receive: Receive, send: Send, exc: Exception) -> None:
-    """Send the response to an exception that escaped the app, as the framework would, but
-    through us, so that its status is recorded and it carries the request id.
+def _finish(
+    active: Any,
+    scope: Scope,
+    status: int,
+    request_size: int,
+    response_size: int,
+    error: BaseException | None,
+    ended: float | None,
+) -> None:
+    if active.route == sc.ROUTE_UNMATCHED:
+        late = _route_from_scope(scope)
+        if late is not None:
+            active.route = late
+    try:
+        active.finish(
+            status,
+            request_size=request_size,
+            response_size=response_size,
+            exception=error if isinstance(error, Exception) else None,
+            ended=ended,
+        )
+    except Exception:
+        _log.exception("telemetry-web could not record a request")
 
-    Inside a Starlette/FastAPI app (``add_middleware``), the 500 is otherwise rendered by
-    Starlette's outermost error middleware, out of our sight: we call the app's own 500 /
-    ``Exception`` handler the same way it does. Its error middleware then sees a response
-    already started and only re-raises. In debug mode the debug page is left to Starlette.
+
+def _plain_500_expected(app: Any) -> bool:
+    """Whether the response to an escaped exception would be a plain 500 anyway.
+
+    True for a plain ASGI app (the server answers) and for a Starlette app without a 500
+    handler and not in debug mode. The observer handles every other case, from the app's
+    second request on (or its first, when the server runs the lifespan, as uvicorn does).
     """
-    app = scope.get("app")
-    if app is not None and getattr(app, "debug", False):
-        return
+    if app is None:
+        return True
+    if getattr(app, "debug", False):
+        return False
     handlers = getattr(app, "exception_handlers", None) or {}
-    handler = handlers.get(500) or handlers.get(Exception)
-    if handler is not None:
-        try:
-            from starlette.concurrency import run_in_threadpool
-            from starlette.requests import Request
+    return 500 not in handlers and Exception not in handlers
 
-            request = Request(scope, receive)
-            if asyncio.iscoroutinefunction(handler):
-                response = await handler(request, exc)
-            else:
-                response = await run_in_threadpool(handler, request, exc)
-            await response(scope, receive, send)
+
+class _Deferred:
+    """A request whose exception escaped the middleware, waiting for the error response."""
+
+    __slots__ = ("active", "ended", "error", "id_header", "request_size", "response_size", "status")
+
+    def __init__(
+        self, active: Any, request_size: int, error: Exception, id_header: tuple[bytes, bytes]
+    ) -> None:
+        self.active = active
+        self.request_size = request_size
+        self.error = error
+        self.id_header = id_header
+        self.status = 0
+        self.response_size = 0
+        self.ended: float | None = None
+
+
+class _ErrorResponseObserver:
+    """Wraps a Starlette app's built middleware stack (outermost: its error middleware), to see
+    the response to an exception that escaped ``TelemetryMiddleware``. Costs one send wrapper
+    per request; does work only for a deferred request."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
             return
-        except Exception:
-            _log.exception("the app's exception handler failed; answering a plain 500")
-    await _safe_500(send)
+        slot = _ObserverSlot()
+        scope[_OBSERVER_KEY] = slot
+
+        async def send_outer(message: Message) -> None:
+            deferred = slot.deferred
+            if deferred is not None:
+                kind = message["type"]
+                if kind == "http.response.start":
+                    deferred.status = message["status"]
+                    headers = message.get("headers") or []
+                    if not any(name.lower() == deferred.id_header[0] for name, _ in headers):
+                        message = {**message, "headers": [*headers, deferred.id_header]}
+                elif kind == "http.response.body":
+                    deferred.response_size += len(message.get("body", b""))
+                    if not message.get("more_body", False):
+                        deferred.ended = _perf()
+            await send(message)
+
+        try:
+            await self.app(scope, receive, send_outer)
+        finally:
+            deferred = slot.deferred
+            if deferred is not None:
+                _finish(
+                    deferred.active,
+                    scope,
+                    deferred.status or 500,
+                    deferred.request_size,
+                    deferred.response_size,
+                    deferred.error,
+                    deferred.ended,
+                )
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.app, name)  # look like the stack we wrap (its .app, .handler, …)
+
+
+class _ObserverSlot:
+    __slots__ = ("deferred",)
+
+    def __init__(self) -> None:
+        self.deferred: _Deferred | None = None
+
+    def defer(
+        self, active: Any, request_size: int, error: Exception, id_header: tuple[bytes, bytes]
+    ) -> None:
+        self.deferred = _Deferred(active, request_size, error, id_header)
 
 
 async def _safe_500(send: Send) -> None:
@@ -366,3 +468,30 @@ async def _safe_500(send: Send) -> None:
         await send({"type": "http.response.body", "body": b"Internal Server Error"})
     except Exception:  # the client is gone; the exception that caused this is what matters
         pass
+
+
+def _observe_built_stack(wrapped: Any, instance: Any, args: Any, kwargs: Any) -> Any:
+    stack = wrapped(*args, **kwargs)
+    for middleware in getattr(instance, "user_middleware", ()):
+        cls = getattr(middleware, "cls", None)
+        if isinstance(cls, type) and issubclass(cls, TelemetryMiddleware):
+            return _ErrorResponseObserver(stack)
+    return stack
+
+
+def _patch_build_middleware_stack(module: Any, class_name: str) -> None:
+    cls = getattr(module, class_name, None)
+    method = getattr(cls, "build_middleware_stack", None)
+    if method is not None and not isinstance(method, wrapt.FunctionWrapper):
+        wrapt.wrap_function_wrapper(
+            module, f"{class_name}.build_middleware_stack", _observe_built_stack
+        )
+
+
+# Runs when (or, if already imported, as soon as) each framework module is imported.
+wrapt.register_post_import_hook(
+    lambda module: _patch_build_middleware_stack(module, "Starlette"), "starlette.applications"
+)
+wrapt.register_post_import_hook(
+    lambda module: _patch_build_middleware_stack(module, "FastAPI"), "fastapi.applications"
+)
