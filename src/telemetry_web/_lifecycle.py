@@ -55,7 +55,8 @@ class RequestLifecycle:
         self.request_id_header = request_id_header.lower()
         # The request headers an adapter should hand to `begin` (everything else is never read).
         self.wanted_headers = frozenset(
-            {"host", "user-agent", self.request_id_header} | extractor.header_names
+            {"host", "user-agent", "content-length", self.request_id_header}
+            | extractor.header_names
         )
 
     def begin(

@@ -6,8 +6,7 @@ import asyncio
 import contextlib
 import gzip
 import logging
-import threading
-from collections.abc import AsyncIterator, Iterable, Mapping, Sequence
+from collections.abc import AsyncIterator, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -25,6 +24,7 @@ from starlette.routing import Mount, Route, WebSocketRoute
 from starlette.websockets import WebSocket
 
 from telemetry_web import Telemetry
+from telemetry_web.testing import InMemoryLogSink
 
 SERVICE = "adapters-test"
 ENVIRONMENT = "test"
@@ -37,23 +37,8 @@ STREAM_GAP = 0.05  # seconds slept before each chunk after the first
 # --- log sink ------------------------------------------------------------------------------------
 
 
-class ListSink:
-    """A log sink that keeps every event it is given (written from the pipeline's thread)."""
-
-    name = "list"
-
-    def __init__(self) -> None:
-        self._events: list[dict[str, Any]] = []
-        self._lock = threading.Lock()
-
-    def write(self, events: Sequence[dict[str, Any]]) -> None:
-        with self._lock:
-            self._events.extend(dict(e) for e in events)
-
-    @property
-    def events(self) -> list[dict[str, Any]]:
-        with self._lock:
-            return list(self._events)
+class ListSink(InMemoryLogSink):
+    """The public in-memory sink, with the filters these tests need."""
 
     def server_events(self) -> list[dict[str, Any]]:
         """Every event except the test client's own (httpx logs each request it sends)."""

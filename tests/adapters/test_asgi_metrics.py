@@ -10,6 +10,7 @@ from starlette.responses import JSONResponse, PlainTextResponse
 from starlette.routing import Host, Route, Router
 
 from telemetry_web import Telemetry, TelemetryMiddleware
+from telemetry_web.testing import capture_telemetry
 
 from ._support import (
     BASE_LABELS,
@@ -313,3 +314,23 @@ async def test_concurrent_requests_are_counted_exactly(tel: Telemetry, finished_
     assert len(spans) == 50
     assert len({s.context.trace_id for s in spans}) == 50
     assert all(s.parent is None for s in spans)
+
+
+async def test_request_size_counts_declared_body_the_app_never_reads() -> None:
+    """A POST answered 405 without reading its body still records its Content-Length."""
+
+    async def only_get(request):
+        return PlainTextResponse("ok")
+
+    captured = capture_telemetry()
+    try:
+        app = Starlette(routes=[Route("/only-get", only_get, methods=["GET"])])
+        app.add_middleware(TelemetryMiddleware, telemetry=captured.telemetry)
+        async with client_for(app) as client:
+            response = await client.post("/only-get", content=b"x" * 1234)
+        assert response.status_code == 405
+        labels = {"method": "POST", "route": "/only-get", "status": "405"}
+        assert captured.sample("http_request_size_bytes_sum", **labels) == 1234.0
+        assert captured.sample("http_request_size_bytes_count", **labels) == 1.0
+    finally:
+        captured.close()

@@ -98,6 +98,7 @@ class TelemetryMiddleware:
         if app_object is not None and id(app_object) not in self._silenced:
             self._adopt_app(app_object)
         life = telemetry.lifecycle
+        headers = self._headers(scope, life)
         try:
             active = life.begin(
                 method=scope["method"],
@@ -105,7 +106,7 @@ class TelemetryMiddleware:
                 path=path,
                 query=_query(scope),
                 route=self._route(scope),
-                headers=self._headers(scope, life),
+                headers=headers,
                 client=_client(scope),
                 server=scope.get("server"),
                 protocol_version=scope.get("http_version"),
@@ -118,17 +119,22 @@ class TelemetryMiddleware:
         status = 0
         response_started = False
         disconnected = False
-        request_size = 0
+        # The declared body size counts even when the app never reads the body (a 405, a 401).
+        declared = headers.get("content-length", "")
+        request_size = int(declared) if declared.isdigit() and len(declared) < 16 else 0
+        received = 0
         response_size = 0
         ended: float | None = None
         id_name = life.request_id_header.encode("latin-1")
         id_header = (id_name, active.request_id.encode("latin-1"))
 
         async def receive_counted() -> Message:
-            nonlocal request_size, disconnected
+            nonlocal request_size, received, disconnected
             message = await receive()
             if message["type"] == "http.request":
-                request_size += len(message.get("body", b""))
+                received += len(message.get("body", b""))
+                if received > request_size:  # chunked bodies declare no length
+                    request_size = received
             elif message["type"] == "http.disconnect":
                 disconnected = True
             return message
@@ -176,7 +182,7 @@ class TelemetryMiddleware:
                 _finish(active, scope, status, request_size, response_size, error, ended)
 
     async def _builtin(self, endpoint: Any, scope: Scope, send: Send) -> None:
-        headers = _decode_headers(scope, ("accept", "accept-encoding", "authorization"))
+        headers = _pick_headers(scope, _ENDPOINT_HEADERS)
         status, response_headers, body = endpoint(headers)
         raw = [(k.lower().encode("latin-1"), v.encode("latin-1")) for k, v in response_headers]
         raw.append((b"content-length", str(len(body)).encode()))
@@ -210,15 +216,7 @@ class TelemetryMiddleware:
             self._header_maps.clear()
             wanted = {name.encode("latin-1"): name for name in life.wanted_headers}
             self._header_maps[id(life)] = wanted
-        found: dict[str, str] = {}
-        for raw_name, raw_value in scope.get("headers", ()):
-            name = wanted.get(raw_name)
-            if name is not None:
-                try:
-                    found[name] = raw_value.decode("utf-8")
-                except UnicodeDecodeError:
-                    pass  # not valid UTF-8: as if the header were absent
-        return found
+        return _pick_headers(scope, wanted)
 
     # --- websockets ---------------------------------------------------------------------------
 
@@ -316,8 +314,13 @@ def _client(scope: Scope) -> str | None:
     return client[0] if client else None
 
 
-def _decode_headers(scope: Scope, names: tuple[str, ...]) -> dict[str, str]:
-    wanted = {n.encode(): n for n in names}
+# The request headers the built-in endpoints read.
+_ENDPOINT_HEADERS = {b"accept": "accept", b"accept-encoding": "accept-encoding",
+                     b"authorization": "authorization"}  # fmt: skip
+
+
+def _pick_headers(scope: Scope, wanted: dict[bytes, str]) -> dict[str, str]:
+    """The wanted headers, decoded; one that is not valid UTF-8 counts as absent."""
     found: dict[str, str] = {}
     for raw_name, raw_value in scope.get("headers", ()):
         name = wanted.get(raw_name)
