@@ -50,6 +50,9 @@ from .metrics import (
     MetricBuilder,
     MetricsEndpoint,
     MetricSet,
+    MultiprocessCollector,
+    ProcessMetrics,
+    multiprocess_dir,
     serve_metrics_in_thread,
 )
 from .tracing import (
@@ -133,6 +136,7 @@ class Telemetry:
         self.http_metrics: HttpMetrics | None = None
         self.metrics_endpoint: MetricsEndpoint | None = None
         self._metrics_server: Any = None
+        self._process_metrics: ProcessMetrics | None = None
         self.tracer_provider: TelemetryTracerProvider | None = None
         self.tracer: trace.Tracer | None = None
         self.span_factory: SpanFactory | None = None
@@ -153,15 +157,31 @@ class Telemetry:
         with self._lock:
             settings = self._replace("metrics", section, MetricsSettings)
             prom = settings.collectors.prometheus
-            self.http_metrics = HttpMetrics(self.metrics, settings) if settings.enabled else None
+            shared_dir = multiprocess_dir() if _values_are_shared() else None
+            self.http_metrics = (
+                HttpMetrics(self.metrics, settings, exemplars=shared_dir is None)
+                if settings.enabled
+                else None
+            )
             if self._metrics_server is not None:
                 self._metrics_server.shutdown()
                 self._metrics_server = None
             if settings.enabled and prom is not None and prom.enabled:
+                collectors = None
+                if shared_dir is not None:
+                    if self._process_metrics is None:
+                        self._process_metrics = ProcessMetrics(self.metrics)
+                    refresh = self._process_metrics.refresh
+                    collectors = [MultiprocessCollector(shared_dir, before_collect=refresh)]
                 self.metrics_endpoint = MetricsEndpoint(
-                    self.registry, bearer_token=prom.bearer_token
+                    self.registry, bearer_token=prom.bearer_token, collectors=collectors
                 )
-                if prom.port is not None:
+                if prom.port is not None and shared_dir is not None:
+                    _log.warning(
+                        "metrics.collectors.prometheus.port is ignored with several worker "
+                        "processes (each would bind it); /metrics is served by the app instead"
+                    )
+                elif prom.port is not None:
                     self._metrics_server = serve_metrics_in_thread(
                         self.metrics_endpoint, prom.host, prom.port, prom.path
                     )
@@ -268,12 +288,13 @@ class Telemetry:
             redact_query=QueryRedactor(s.http.redact_query_params),
             request_id_header=s.http.request_id_header,
         )
+        serves_own_port = self._metrics_server is not None
         endpoints: dict[str, Endpoint] = {
             s.health.liveness_endpoint: lambda _h: self.health.liveness(),
             s.health.readiness_endpoint: lambda _h: self.health.readiness(),
         }
         prom = s.metrics.collectors.prometheus
-        if self.metrics_endpoint is not None and prom is not None and prom.port is None:
+        if self.metrics_endpoint is not None and prom is not None and not serves_own_port:
             endpoint = self.metrics_endpoint
             endpoints[prom.path] = lambda h: endpoint.render(
                 h.get("accept"), h.get("accept-encoding"), h.get("authorization")
@@ -354,10 +375,21 @@ class Telemetry:
                 self._metrics_server.shutdown()
                 self._metrics_server.server_close()
                 self._metrics_server = None
+            if self._process_metrics is not None:
+                # This worker's files are retired by whoever sees it gone: gunicorn's master,
+                # or the next scrape (a process that goes on must keep writing to them).
+                self._process_metrics.stop()
 
     def __repr__(self) -> str:
         s = self.settings
         return f"<Telemetry service={s.service!r} environment={s.environment!r}>"
+
+
+def _values_are_shared() -> bool:
+    """Whether prometheus-client keeps values in the multiprocess files (fixed at its import)."""
+    from prometheus_client import values
+
+    return bool(getattr(values.ValueClass, "_multiprocess", False))
 
 
 def _reject_unbuilt(settings: TelemetrySettings) -> None:

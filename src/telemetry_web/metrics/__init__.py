@@ -4,6 +4,12 @@ from __future__ import annotations
 
 from ._exposition import MetricsEndpoint, serve_metrics_in_thread
 from ._http import HttpMetrics
+from ._multiprocess import (
+    MultiprocessCollector,
+    ProcessMetrics,
+    multiprocess_dir,
+    retire_worker,
+)
 from ._registry import Metric, MetricBuilder, MetricDefinition, MetricSet
 
 __all__ = [
@@ -13,5 +19,9 @@ __all__ = [
     "MetricDefinition",
     "MetricSet",
     "MetricsEndpoint",
+    "MultiprocessCollector",
+    "ProcessMetrics",
+    "multiprocess_dir",
+    "retire_worker",
     "serve_metrics_in_thread",
 ]

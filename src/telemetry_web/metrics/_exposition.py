@@ -20,34 +20,39 @@ Response = tuple[int, list[tuple[str, str]], bytes]
 
 
 class _Combined(Collector):
-    """Our registry followed by the process-wide default one (process, GC and users' metrics)."""
+    """Several collectors as one, never the same family twice in one scrape."""
 
-    def __init__(self, registries: Iterable[CollectorRegistry]) -> None:
-        self._registries = tuple(registries)
+    def __init__(self, collectors: Iterable[Collector]) -> None:
+        self._collectors = tuple(collectors)
 
     def collect(self) -> Iterator[Any]:
         seen: set[str] = set()
-        for registry in self._registries:
-            for family in registry.collect():
-                if family.name not in seen:  # never the same family twice in one scrape
+        for collector in self._collectors:
+            for family in collector.collect():
+                if family.name not in seen:
                     seen.add(family.name)
                     yield family
 
 
 class MetricsEndpoint:
-    """Renders the metrics for one scrape; framework-neutral (status, headers, body)."""
+    """Renders the metrics for one scrape; framework-neutral (status, headers, body).
+
+    By default: the Telemetry's own registry, then prometheus-client's default one (process and
+    GC metrics, metrics defined the classic way). In multiprocess mode: the merged files.
+    """
 
     def __init__(
         self,
-        registry: CollectorRegistry,
+        registry: CollectorRegistry | None = None,
         *,
         bearer_token: str | None = None,
-        include_default_registry: bool = True,
+        collectors: Iterable[Collector] | None = None,
     ) -> None:
-        registries = [registry] + (
-            [REGISTRY] if include_default_registry and registry is not REGISTRY else []
-        )
-        self._collector = _Combined(registries)
+        if collectors is None:
+            collectors = [registry] if registry is not None else []
+            if registry is not REGISTRY:
+                collectors.append(REGISTRY)
+        self._collector = _Combined(collectors)
         self._token = f"Bearer {bearer_token}".encode() if bearer_token else None
 
     def render(

@@ -25,7 +25,11 @@ _CACHE_LIMIT = 10_000
 class HttpMetrics:
     """Records one request's counters and histograms, and hands out in-progress gauge children."""
 
-    def __init__(self, metrics: MetricSet, settings: MetricsSettings) -> None:
+    def __init__(
+        self, metrics: MetricSet, settings: MetricsSettings, *, exemplars: bool = True
+    ) -> None:
+        # prometheus-client drops exemplars in multiprocess mode: skip building them there.
+        self.exemplars = exemplars
         buckets = settings.duration_buckets or sc.DURATION_BUCKETS
         self.otel_naming = settings.naming == "otel"
         if self.otel_naming:
@@ -111,7 +115,7 @@ class HttpMetrics:
         requests, duration_hist, request_size_hist, response_size_hist = children
         if requests is not None:
             requests.inc()
-        duration_hist.observe(duration, exemplar)
+        duration_hist.observe(duration, exemplar if self.exemplars else None)
         request_size_hist.observe(request_size)
         response_size_hist.observe(response_size)
 

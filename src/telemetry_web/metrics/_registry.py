@@ -142,8 +142,9 @@ class MetricSet:
         kwargs: dict[str, Any] = {"registry": self.registry}
         if d.buckets is not None:
             kwargs["buckets"] = d.buckets
-        if d.kind == "gauge" and d.multiprocess_mode:
-            kwargs["multiprocess_mode"] = d.multiprocess_mode
+        if d.kind == "gauge":
+            # Several workers: one series per live worker unless told how to combine them.
+            kwargs["multiprocess_mode"] = d.multiprocess_mode or "liveall"
         # Counter names are given without `_total`: prometheus-client appends it.
         name = (
             d.name[: -len("_total")]

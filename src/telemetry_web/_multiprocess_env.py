@@ -1,0 +1,70 @@
+"""Turn on prometheus-client's multiprocess mode for uvicorn's worker processes.
+
+prometheus-client picks its value storage when it is first imported, from
+``PROMETHEUS_MULTIPROC_DIR``. Gunicorn users get the variable from ``telemetry_web.gunicorn``
+(a config module run in the master); ``uvicorn --workers N`` spawns fresh interpreters that
+never run any code of ours before the app's, so this module, imported first by
+``telemetry_web/__init__.py``, sets the variable in each worker: one directory per uvicorn
+supervisor (the workers' parent process). ``TELEMETRY_MULTIPROCESS=0`` switches this off.
+"""
+
+from __future__ import annotations
+
+import multiprocessing
+import os
+import shutil
+import sys
+import tempfile
+import warnings
+
+ENV_DIR = "PROMETHEUS_MULTIPROC_DIR"
+DIR_PREFIX = "telemetry-web-metrics-"
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def _remove_stale_dirs(root: str, keep: str) -> None:
+    """Directories left by supervisors that are gone (a restart gets a new directory)."""
+    for name in os.listdir(root):
+        if not name.startswith(DIR_PREFIX) or os.path.join(root, name) == keep:
+            continue
+        pid = name[len(DIR_PREFIX) :]
+        if pid.isdigit() and not _pid_alive(int(pid)):
+            shutil.rmtree(os.path.join(root, name), ignore_errors=True)
+
+
+def in_uvicorn_worker() -> bool:
+    parent = multiprocessing.parent_process()
+    return parent is not None and any(m.startswith("uvicorn") for m in sys.modules)
+
+
+def prepare() -> None:
+    if os.environ.get(ENV_DIR) or os.environ.get("TELEMETRY_MULTIPROCESS") == "0":
+        return
+    if not in_uvicorn_worker():
+        return
+    if "prometheus_client.values" in sys.modules:
+        warnings.warn(
+            "telemetry-web: prometheus_client was imported before telemetry_web in a uvicorn "
+            "worker, so /metrics shows this worker only; import telemetry_web first or set "
+            f"{ENV_DIR}",
+            RuntimeWarning,
+            stacklevel=3,
+        )
+        return
+    root = tempfile.gettempdir()
+    path = os.path.join(root, f"{DIR_PREFIX}{os.getppid()}")
+    os.makedirs(path, exist_ok=True)
+    try:
+        _remove_stale_dirs(root, keep=path)
+    except OSError:
+        pass
+    os.environ[ENV_DIR] = path

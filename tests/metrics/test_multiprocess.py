@@ -1,0 +1,106 @@
+"""Multiprocess mode: several worker processes, one set of totals, dead workers retired.
+
+Workers are real Python processes writing prometheus-client's memory-mapped files; the test
+process reads the directory the way a scraping worker does.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+from prometheus_client import generate_latest
+from prometheus_client.parser import text_string_to_metric_families
+from prometheus_client.registry import CollectorRegistry
+
+from telemetry_web.metrics import MultiprocessCollector, retire_worker
+
+WORKER = textwrap.dedent(
+    """
+    import os, sys
+    from telemetry_web import Telemetry
+    t = Telemetry(service="mp", use_env=False, config={"logging": {"sinks": {"console": False}}})
+    for _ in range(int(sys.argv[1])):
+        t.lifecycle.begin(method="GET", scheme="http", path="/x", query="", route="/x",
+                          headers={}, client=None).finish(200)
+    held = t.lifecycle.begin(method="GET", scheme="http", path="/slow", query="",
+                             route="/slow", headers={}, client=None)  # still in progress
+    print(os.getpid(), flush=True)
+    if sys.argv[2] == "stay":
+        sys.stdin.read()  # until the test closes our stdin
+    """
+)
+
+
+def start_worker(directory: Path, requests: int, stay: bool) -> subprocess.Popen[str]:
+    env = {**os.environ, "PROMETHEUS_MULTIPROC_DIR": str(directory)}
+    return subprocess.Popen(
+        [sys.executable, "-c", WORKER, str(requests), "stay" if stay else "exit"],
+        env=env, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
+    )  # fmt: skip
+
+
+def scrape(directory: Path) -> dict[str, list[tuple[dict[str, str], float]]]:
+    registry = CollectorRegistry()
+    registry.register(MultiprocessCollector(str(directory)))
+    samples: dict[str, list[tuple[dict[str, str], float]]] = {}
+    for family in text_string_to_metric_families(generate_latest(registry).decode()):
+        for sample in family.samples:
+            samples.setdefault(sample.name, []).append((sample.labels, sample.value))
+    return samples
+
+
+def total(
+    samples: dict[str, list[tuple[dict[str, str], float]]], name: str, **labels: str
+) -> float:
+    return sum(v for have, v in samples.get(name, []) if labels.items() <= have.items())
+
+
+def test_totals_of_all_workers_and_dead_workers_retired(tmp_path: Path) -> None:
+    """Counts add up over live and exited workers; an exited worker's in-progress request and
+    process series disappear, its counts are folded into the archive, and its files are gone."""
+    live = start_worker(tmp_path, 7, stay=True)
+    live_pid = int(live.stdout.readline())  # type: ignore[union-attr]
+    gone = start_worker(tmp_path, 5, stay=False)
+    output, _ = gone.communicate(timeout=30)
+    gone_pid = int(output)
+    assert gone.returncode == 0
+    try:
+        samples = scrape(tmp_path)
+        assert total(samples, "http_requests_total", route="/x", status="200") == 12.0
+        assert total(samples, "http_request_duration_seconds_count", route="/x") == 12.0
+        # Only the live worker's held request is still in progress.
+        assert total(samples, "http_requests_in_progress", route="/slow") == 1.0
+        pids = {labels["pid"] for labels, _ in samples["process_open_fds"]}
+        assert pids == {str(live_pid)}
+        files = sorted(p.name for p in tmp_path.glob("*.db"))
+        assert f"counter_{gone_pid}.db" not in files
+        assert f"histogram_{gone_pid}.db" not in files
+        assert "counter_archive.db" in files
+        assert "histogram_archive.db" in files
+        # Scraping again changes nothing: folded counts are not counted twice.
+        again = scrape(tmp_path)
+        assert total(again, "http_requests_total", route="/x", status="200") == 12.0
+    finally:
+        live.communicate(input="", timeout=30)
+
+
+def test_retire_worker_is_what_gunicorns_master_calls(tmp_path: Path) -> None:
+    """retire_worker(pid) folds a worker's files even when a process with that pid could exist,
+    and a recycled worker's totals survive any number of recycles."""
+    for _round in range(3):
+        worker = start_worker(tmp_path, 4, stay=False)
+        output, _ = worker.communicate(timeout=30)
+        assert worker.returncode == 0
+        retire_worker(int(output), str(tmp_path))
+    samples = scrape(tmp_path)
+    assert total(samples, "http_requests_total", route="/x", status="200") == 12.0
+    assert total(samples, "http_requests_in_progress", route="/slow") == 0.0
+    # Three recycled workers leave three archive files, not three sets of worker files.
+    assert sorted(p.name for p in tmp_path.glob("*.db")) == [
+        "counter_archive.db",
+        "histogram_archive.db",
+    ]
