@@ -254,12 +254,24 @@ class ActiveRequest:
         # SDK span times are epoch nanoseconds; `end` is on the perf_counter clock.
         start_ns = getattr(span, "start_time", None)
         span.end(end_time=start_ns + int((end - self.started) * 1e9) if start_ns else None)
-        if self._context_token is not None:
-            try:
-                otel_context.detach(self._context_token)  # type: ignore[arg-type]
-            except Exception:  # finished in another context (a streamed body)
-                pass
-            self._context_token = None
+        self.detach()
+
+    def detach(self) -> None:
+        """Make the request span no longer current; idempotent, and silent when called from
+        another context than ``begin`` (a streamed body closed by the server's own task),
+        where there is nothing of ours to undo."""
+        token = self._context_token
+        if token is None:
+            return
+        self._context_token = None
+        var = getattr(token, "var", None)
+        if var is None:  # a runtime context that is not contextvars-based
+            otel_context.detach(token)  # type: ignore[arg-type]
+            return
+        try:
+            var.reset(token)
+        except (ValueError, RuntimeError):
+            pass  # OpenTelemetry's detach() would log this at ERROR
 
     def _log(
         self,

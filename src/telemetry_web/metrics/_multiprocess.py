@@ -63,19 +63,24 @@ def retire_worker(pid: int, path: str | None = None) -> None:
     if path is None:
         return
     with _locked(path):
-        multiprocess.mark_process_dead(pid, path)
-        for kind in _FOLDED_TYPES:
-            source = os.path.join(path, f"{kind}_{pid}.db")
-            if not os.path.exists(source):
-                continue
-            archive = MmapedDict(os.path.join(path, f"{kind}_archive.db"))
-            try:
-                for key, value, timestamp, _pos in MmapedDict.read_all_values_from_file(source):
-                    current, _ = archive.read_value(key)
-                    archive.write_value(key, current + value, timestamp)
-            finally:
-                archive.close()
-            os.remove(source)
+        _retire(pid, path)
+
+
+def _retire(pid: int, path: str) -> None:
+    """retire_worker's work; the caller holds the directory lock."""
+    multiprocess.mark_process_dead(pid, path)
+    for kind in _FOLDED_TYPES:
+        source = os.path.join(path, f"{kind}_{pid}.db")
+        if not os.path.exists(source):
+            continue
+        archive = MmapedDict(os.path.join(path, f"{kind}_archive.db"))
+        try:
+            for key, value, timestamp, _pos in MmapedDict.read_all_values_from_file(source):
+                current, _ = archive.read_value(key)
+                archive.write_value(key, current + value, timestamp)
+        finally:
+            archive.close()
+        os.remove(source)
 
 
 def _alive(pid: int) -> bool:
@@ -89,7 +94,10 @@ def _alive(pid: int) -> bool:
 
 
 def retire_dead_workers(path: str) -> None:
-    """Retire every worker that has files in ``path`` but no process any more."""
+    """Retire every worker that has files in ``path`` but no process any more.
+
+    The caller holds the directory lock.
+    """
     pids = set()
     for name in os.listdir(path):
         match = _PID_FILE.match(name)
@@ -97,7 +105,7 @@ def retire_dead_workers(path: str) -> None:
             pids.add(int(match.group(2)))
     for pid in pids:
         if pid != os.getpid() and not _alive(pid):
-            retire_worker(pid, path)
+            _retire(pid, path)
 
 
 class MultiprocessCollector(Collector):
@@ -110,13 +118,17 @@ class MultiprocessCollector(Collector):
         self._collector = multiprocess.MultiProcessCollector(self._registry, path)
 
     def collect(self) -> Iterator[Any]:
-        try:
-            retire_dead_workers(self._path)
-        except OSError:
-            pass  # a scrape is still worth answering
         if self._before is not None:
             self._before()
-        yield from self._collector.collect()
+        # Under the lock that folding takes: a worker's file is never read half-folded
+        # (counted twice, or missing between the directory listing and the read).
+        with _locked(self._path):
+            try:
+                retire_dead_workers(self._path)
+            except OSError:
+                pass  # a scrape is still worth answering
+            families = list(self._collector.collect())
+        yield from families
 
 
 class ProcessMetrics:

@@ -1,0 +1,7 @@
+"""The sample Django project: ``gunicorn sample_apps.django_project.wsgi`` or
+``uvicorn sample_apps.django_project.asgi:application`` (from the repository root), or
+``python sample_apps/django_project/manage.py runserver``.
+
+Two entries in settings.py are all telemetry-web needs: ``"telemetry_web.django"`` in
+``INSTALLED_APPS`` and ``"telemetry_web.django.TelemetryMiddleware"`` first in ``MIDDLEWARE``.
+"""

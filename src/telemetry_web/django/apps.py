@@ -1,0 +1,31 @@
+"""The Django app: builds the project's Telemetry once and registers the system checks."""
+
+from __future__ import annotations
+
+from django.apps import AppConfig
+from django.core import checks
+
+from .._engine import Telemetry
+from ._state import get_telemetry
+from .checks import check_middleware
+
+__all__ = ["TelemetryWebConfig"]
+
+
+class TelemetryWebConfig(AppConfig):  # type: ignore[misc]  # Django ships no types
+    """``INSTALLED_APPS = [..., "telemetry_web.django"]``."""
+
+    name = "telemetry_web.django"
+    label = "telemetry_web"
+    verbose_name = "telemetry-web"
+    default = True
+
+    def ready(self) -> None:
+        checks.register(check_middleware)
+        # Built here, at startup, so that a configuration error stops the project loudly.
+        get_telemetry()
+
+    @property
+    def telemetry(self) -> Telemetry:
+        """The project's Telemetry (what :func:`telemetry_web.django.get_telemetry` returns)."""
+        return get_telemetry()
