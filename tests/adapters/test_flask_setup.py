@@ -1,0 +1,192 @@
+"""Setting up the Flask extension: the factory pattern, several apps, configuration, the extra."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import textwrap
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any
+
+import pytest
+from flask import Flask
+
+import telemetry_web
+from telemetry_web.flask import FlaskState, Telemetry
+from telemetry_web.testing import CapturedTelemetry
+
+from ._wsgi_support import FLASK_CONFIG, capture_flask, request_lines
+
+
+def make_app(name: str, rule: str, config: dict[str, Any] | None = None) -> Flask:
+    """A one-route app; ``config`` becomes its app.config["TELEMETRY"]."""
+    app = Flask(name)
+    app.add_url_rule(rule, "view", lambda **kwargs: f"{name}:{kwargs}")
+    if config is not None:
+        app.config["TELEMETRY"] = config
+    return app
+
+
+@pytest.fixture
+def closing() -> Iterator[list[CapturedTelemetry]]:
+    """Captures appended here are shut down after the test."""
+    created: list[CapturedTelemetry] = []
+    yield created
+    for captured in created:
+        captured.close()
+
+
+def test_factory_pattern_serves_two_apps_with_one_extension(closing) -> None:
+    """One ``Telemetry()`` + ``init_app`` on two apps: each app's routes, state per app only."""
+    captured = capture_flask(None, FLASK_CONFIG)
+    closing.append(captured)
+    telemetry = captured.telemetry
+    app_a = make_app("app_a", "/a/<int:n>")
+    app_b = make_app("app_b", "/b/<name>")
+    telemetry.init_app(app_a)
+    telemetry.init_app(app_b)
+    telemetry.init_app(app_a)  # idempotent
+    assert app_a.test_client().get("/a/1", buffered=True).status_code == 200
+    assert app_b.test_client().get("/b/x", buffered=True).status_code == 200
+    assert (
+        captured.sample("http_requests_total", method="GET", route="/a/<int:n>", status="200") == 1
+    )
+    assert (
+        captured.sample("http_requests_total", method="GET", route="/b/<name>", status="200") == 1
+    )
+    state_a, state_b = app_a.extensions["telemetry_web"], app_b.extensions["telemetry_web"]
+    assert isinstance(state_a, FlaskState)
+    assert isinstance(state_b, FlaskState)
+    assert state_a is not state_b
+    assert state_a.telemetry is telemetry
+    assert state_b.telemetry is telemetry
+    assert app_a.wsgi_app is state_a.middleware
+    kept = [v for v in vars(telemetry).values() if isinstance(v, Flask | FlaskState)]
+    assert kept == []  # no per-app state on the extension itself
+
+
+def test_two_extensions_two_apps_record_separately(closing) -> None:
+    """Two Telemetry objects in one process each record only their own app's requests."""
+    app_one, app_two = make_app("first", "/one"), make_app("second", "/two")
+    first = capture_flask(app_one, {**FLASK_CONFIG, "service": "first"})
+    second = capture_flask(app_two, {**FLASK_CONFIG, "service": "second"})
+    closing.extend([first, second])
+    assert app_one.test_client().get("/one", buffered=True).status_code == 200
+    assert app_two.test_client().get("/two", buffered=True).status_code == 200
+    assert [line["path"] for line in request_lines(first.logs())] == ["/one"]
+    assert [line["path"] for line in request_lines(second.logs())] == ["/two"]
+    assert 'service="first"' in first.metrics_text()
+    assert 'route="/two"' not in first.metrics_text()
+
+
+def test_another_extension_on_an_instrumented_app_is_refused(closing) -> None:
+    """An app already instrumented by one Telemetry refuses a second one (it would count twice)."""
+    app = make_app("app", "/x")
+    closing.append(capture_flask(app, FLASK_CONFIG))
+    other = capture_flask(None, FLASK_CONFIG)
+    closing.append(other)
+    with pytest.raises(RuntimeError, match="already instrumented"):
+        other.telemetry.init_app(app)
+
+
+def test_app_config_is_read_by_telemetry_app(closing) -> None:
+    """``Telemetry(app)`` without config= is configured from app.config["TELEMETRY"]."""
+    app = make_app("configured", "/x", {**FLASK_CONFIG, "service": "from-app-config"})
+    captured = capture_flask(app)
+    closing.append(captured)
+    assert captured.telemetry.settings.service == "from-app-config"
+    app.test_client().get("/x", buffered=True)
+    assert request_lines(captured.logs())[0]["service"] == "from-app-config"
+
+
+def test_factory_extension_is_configured_by_the_first_init_app(closing) -> None:
+    """``Telemetry()`` waits for init_app and reads that app's config, under service= kwargs."""
+    captured = capture_flask(None, None, environment="from-kwargs")
+    closing.append(captured)
+    assert "not configured yet" in repr(captured.telemetry)
+    app = make_app("factory", "/x", {**FLASK_CONFIG, "service": "from-app-config"})
+    captured.telemetry.init_app(app)
+    settings = captured.telemetry.settings
+    assert (settings.service, settings.environment) == ("from-app-config", "from-kwargs")
+
+
+def test_config_argument_wins_over_app_config(closing) -> None:
+    """config= in code is used as given; app.config["TELEMETRY"] is then not read (no warning)."""
+    app = make_app("explicit", "/x", {**FLASK_CONFIG, "service": "from-app-config"})
+    captured = capture_flask(app, {**FLASK_CONFIG, "service": "from-code"})
+    closing.append(captured)
+    assert captured.telemetry.settings.service == "from-code"
+
+
+def test_environment_wins_over_app_config(closing, monkeypatch: pytest.MonkeyPatch) -> None:
+    """As everywhere, TELEMETRY_* / OTEL_* variables win over app.config["TELEMETRY"]."""
+    monkeypatch.setenv("OTEL_SERVICE_NAME", "from-env")
+    app = make_app("env", "/x", {**FLASK_CONFIG, "service": "from-app-config"})
+    captured = capture_flask(app, use_env=True)
+    closing.append(captured)
+    assert captured.telemetry.settings.service == "from-env"
+
+
+def test_use_before_init_app_ignores_later_app_config_with_a_warning(closing) -> None:
+    """Used before init_app (get_logger at import), it is built from code and environment;
+    the app.config["TELEMETRY"] it meets later is ignored with a RuntimeWarning."""
+    captured = capture_flask(None, None, service="early")
+    closing.append(captured)
+    captured.telemetry.get_logger("app").info("at import time")
+    app = make_app("late", "/x", {**FLASK_CONFIG, "service": "from-app-config"})
+    with pytest.warns(RuntimeWarning, match=r"app.config\['TELEMETRY'\] of 'late' is ignored"):
+        captured.telemetry.init_app(app)
+    assert captured.telemetry.settings.service == "early"
+    assert app.test_client().get("/x", buffered=True).status_code == 200
+    assert request_lines(captured.logs())[0]["service"] == "early"
+
+
+def test_second_app_with_other_config_warns(closing) -> None:
+    """A second app whose app.config["TELEMETRY"] differs from the first's gets a warning."""
+    captured = capture_flask(None)
+    closing.append(captured)
+    captured.telemetry.init_app(make_app("one", "/x", {**FLASK_CONFIG, "service": "one"}))
+    captured.telemetry.init_app(make_app("same", "/y", {**FLASK_CONFIG, "service": "one"}))
+    with pytest.warns(RuntimeWarning, match="of 'two' is ignored"):
+        captured.telemetry.init_app(make_app("two", "/z", {**FLASK_CONFIG, "service": "two"}))
+
+
+def test_lazy_build_happens_once_across_threads(closing) -> None:
+    """Threads using a not-yet-initialised extension at once all get the same single build."""
+    captured = capture_flask(None)
+    closing.append(captured)
+    with ThreadPoolExecutor(max_workers=8) as pool:
+        registries = set(pool.map(lambda _: id(captured.telemetry.registry), range(32)))
+    assert len(registries) == 1
+
+
+def test_flask_telemetry_is_a_telemetry() -> None:
+    """The extension is a telemetry_web.Telemetry, so everything that takes one takes it."""
+    assert issubclass(Telemetry, telemetry_web.Telemetry)
+
+
+def test_missing_flask_names_the_extra() -> None:
+    """Without Flask, importing telemetry_web.flask raises MissingExtraError naming the extra."""
+    code = textwrap.dedent(
+        """
+        import sys
+        sys.modules["flask"] = None
+        from telemetry_web import MissingExtraError
+        try:
+            import telemetry_web.flask
+        except MissingExtraError as exc:
+            assert isinstance(exc, ImportError)
+            print(exc)
+        else:
+            print("imported")
+        """
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=60
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == (
+        "telemetry_web.flask needs 'flask', which is not installed: "
+        "pip install 'telemetry-web[flask]'"
+    )
