@@ -6,26 +6,39 @@ Example::
 
     telemetry = Telemetry(service="api")
     app.add_middleware(TelemetryMiddleware, telemetry=telemetry)
+
+The names below are imported on first use: ``import telemetry_web.gunicorn`` in a gunicorn
+master must not import prometheus-client before it has chosen the multiprocess directory.
 """
 
 from __future__ import annotations
 
+import importlib
+from typing import TYPE_CHECKING, Any
+
+from ._multiprocess_env import prepare as _prepare_multiprocess
+
 __version__ = "0.1.0"
 
 # Before anything imports prometheus_client: multiprocess mode for uvicorn's workers.
-from ._multiprocess_env import prepare as _prepare_multiprocess
-
 _prepare_multiprocess()
 
-from ._engine import Telemetry  # noqa: E402
-from .adapters.asgi import TelemetryMiddleware  # noqa: E402
-from .config import TelemetrySettings, load_settings  # noqa: E402
-from .errors import (  # noqa: E402
-    ConfigError,
-    MetricRegistrationError,
-    MissingExtraError,
-    TelemetryError,
-)
+if TYPE_CHECKING:
+    from ._engine import Telemetry
+    from .adapters.asgi import TelemetryMiddleware
+    from .config import TelemetrySettings, load_settings
+    from .errors import ConfigError, MetricRegistrationError, MissingExtraError, TelemetryError
+
+_LAZY = {
+    "ConfigError": ".errors",
+    "MetricRegistrationError": ".errors",
+    "MissingExtraError": ".errors",
+    "Telemetry": "._engine",
+    "TelemetryError": ".errors",
+    "TelemetryMiddleware": ".adapters.asgi",
+    "TelemetrySettings": ".config",
+    "load_settings": ".config",
+}
 
 __all__ = [
     "ConfigError",
@@ -38,3 +51,16 @@ __all__ = [
     "__version__",
     "load_settings",
 ]
+
+
+def __getattr__(name: str) -> Any:
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module 'telemetry_web' has no attribute {name!r}")
+    value = getattr(importlib.import_module(module, __name__), name)
+    globals()[name] = value  # the next lookup is a plain attribute
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(__all__))

@@ -348,7 +348,10 @@ class Telemetry:
     def get_logger(self, name: str = "app") -> FilteringBoundLogger:
         if self.pipeline is None:
             raise RuntimeError("telemetry has been shut down")
-        return make_logger(self.pipeline, name, self._level_for(name))
+        return make_logger(self._current_pipeline, name, self._level_for(name))
+
+    def _current_pipeline(self) -> LogPipeline | None:
+        return self.pipeline
 
     def flush(self, timeout: float = 5.0) -> None:
         """Deliver every span and log event queued so far (lifespan shutdown calls this)."""

@@ -111,3 +111,19 @@ def test_shutdown_flushes_and_is_idempotent() -> None:
     captured.telemetry.shutdown()
     assert [e["event"] for e in logs_sink.events] == ["request", "last words"]
     assert len(spans_exporter.get_finished_spans()) == 1
+
+
+def test_loggers_made_before_configure_logging_keep_delivering(
+    captured: CapturedTelemetry,
+) -> None:
+    """A logger obtained before configure_logging writes to the new pipeline afterwards."""
+    log = captured.telemetry.get_logger("early")
+    log.info("before")
+    captured.telemetry.configure_logging(
+        {"sinks": {"console": False}, "processors": [{"add_fields": {"fields": {"v": 2}}}]}
+    )
+    log.info("after")
+    events = {e["event"]: e for e in captured.logs()}
+    assert set(events) == {"before", "after"}
+    assert events["after"]["v"] == 2
+    assert "v" not in events["before"]

@@ -104,3 +104,27 @@ def test_retire_worker_is_what_gunicorns_master_calls(tmp_path: Path) -> None:
         "counter_archive.db",
         "histogram_archive.db",
     ]
+
+
+def test_gunicorn_settings_module_sets_the_directory_before_prometheus_client_loads(
+    tmp_path: Path,
+) -> None:
+    """Importing telemetry_web.gunicorn (as gunicorn's master does) chooses and empties the
+    directory without importing prometheus-client, so forked workers store values there."""
+    (tmp_path / "counter_999.db").write_bytes(b"stale")
+    code = textwrap.dedent(
+        """
+        import os, sys
+        import telemetry_web.gunicorn as settings
+        assert "prometheus_client" not in sys.modules, "imported too early"
+        from prometheus_client import values
+        print(settings.MULTIPROCESS_DIR, values.ValueClass._multiprocess)
+        """
+    )
+    env = {**os.environ, "PROMETHEUS_MULTIPROC_DIR": str(tmp_path)}
+    result = subprocess.run(
+        [sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=60
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.split() == [str(tmp_path), "True"]
+    assert list(tmp_path.glob("*.db")) == []

@@ -1,7 +1,8 @@
 """Several worker processes behind one port: /metrics shows the totals of all of them.
 
-Real servers on loopback: uvicorn --workers and gunicorn (uvicorn worker class, with workers
-recycled by --max-requests) serving the Starlette sample app.
+Real servers on loopback: uvicorn --workers and gunicorn's uvicorn workers serving the Starlette
+sample app; gunicorn's sync and gthread workers, recycled by --max-requests, serving the Flask
+sample app.
 """
 
 from __future__ import annotations
@@ -37,11 +38,14 @@ def scrape(port: int) -> dict[str, list[tuple[dict[str, str], float]]]:
     return samples
 
 
-def route_count(samples: dict[str, list[tuple[dict[str, str], float]]]) -> float:
+def route_count(
+    samples: dict[str, list[tuple[dict[str, str], float]]],
+    route: str = "/api/users/{user_id:int}",
+) -> float:
     return sum(
         value
         for labels, value in samples["http_requests_total"]
-        if labels["route"] == "/api/users/{user_id:int}" and labels["status"] == "200"
+        if labels["route"] == route and labels["status"] == "200"
     )
 
 
@@ -60,19 +64,33 @@ def test_uvicorn_workers_report_the_total_of_all_workers(port: int) -> None:
         assert len(pids) == 4
 
 
-def test_gunicorn_recycled_workers_keep_their_counts(port: int, tmp_path: Path) -> None:
-    """gunicorn -w 4 with --max-requests: counts of recycled workers are kept, their files are
+@pytest.mark.parametrize("worker_class", ["sync", "gthread"])
+def test_gunicorn_four_workers_count_exactly_n_through_recycling(
+    port: int, tmp_path: Path, worker_class: str
+) -> None:
+    """gunicorn -w 4 (sync and gthread) serving the Flask sample, workers recycled by
+    --max-requests: /metrics counts exactly the N requests sent, recycled workers' files are
     folded away, and only live workers have process series."""
-    args = ["gunicorn", "-c", "python:telemetry_web.gunicorn", "-w", "4",
-            "-k", "uvicorn.workers.UvicornWorker", "--max-requests", "25",
-            "--bind", f"127.0.0.1:{port}", "sample_apps.starlette_app:app"]  # fmt: skip
+    args = ["gunicorn", "-c", "python:telemetry_web.gunicorn", "-w", "4", "-k", worker_class,
+            "--threads", "4", "--max-requests", "25", "--bind", f"127.0.0.1:{port}",
+            "sample_apps.flask_app:app"]  # fmt: skip
     with serve(args, port, env={"PROMETHEUS_MULTIPROC_DIR": str(tmp_path)}):
         send_spread(port, REQUESTS)
         samples = scrape(port)
-        assert route_count(samples) == REQUESTS
+        assert route_count(samples, "/api/users/<int:user_id>") == REQUESTS
+        assert sum(v for _l, v in samples["http_requests_in_progress"]) == 0.0
         pids = {labels["pid"] for labels, _ in samples["process_resident_memory_bytes"]}
         assert 1 <= len(pids) <= 4
-        worker_files = [p.name for p in tmp_path.glob("*_[0-9]*.db")]
-        # At most the four live workers' files (4 kinds each); recycled ones were folded.
-        assert len({name.rsplit("_", 1)[1] for name in worker_files}) <= 4
+        live_worker_files = {p.name.rsplit("_", 1)[1] for p in tmp_path.glob("*_[0-9]*.db")}
+        assert len(live_worker_files) <= 5  # four workers, and one maybe starting up
         assert (tmp_path / "counter_archive.db").exists()
+
+
+def test_gunicorn_uvicorn_workers_report_the_total(port: int) -> None:
+    """gunicorn -w 4 -k uvicorn.workers.UvicornWorker (ASGI): the total of all workers."""
+    args = ["gunicorn", "-c", "python:telemetry_web.gunicorn", "-w", "4",
+            "-k", "uvicorn.workers.UvicornWorker", "--bind", f"127.0.0.1:{port}",
+            "sample_apps.starlette_app:app"]  # fmt: skip
+    with serve(args, port):
+        send_spread(port, REQUESTS)
+        assert route_count(scrape(port)) == REQUESTS

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from typing import Any
 
 import structlog
@@ -26,7 +27,12 @@ class _Sink:
         return None
 
 
-def make_logger(pipeline: LogPipeline, name: str, level: str) -> FilteringBoundLogger:
+def make_logger(
+    pipeline: Callable[[], LogPipeline | None], name: str, level: str
+) -> FilteringBoundLogger:
+    """A structlog logger whose events go to whatever pipeline ``pipeline()`` returns at the
+    time of the call, so loggers made before a ``configure_logging`` keep delivering."""
+
     def enqueue(_logger: Any, method: str, event: Any) -> Any:
         if method == "exception":
             event.setdefault("exc_info", True)
@@ -35,7 +41,9 @@ def make_logger(pipeline: LogPipeline, name: str, level: str) -> FilteringBoundL
 
             event["exc_info"] = sys.exc_info()
         event["level"] = "error" if method == "exception" else method
-        pipeline.submit(correlate(event))
+        current = pipeline()
+        if current is not None:
+            current.submit(correlate(event))
         raise structlog.DropEvent
 
     wrapper: Any = structlog.make_filtering_bound_logger(LEVELS[level])
