@@ -6,7 +6,6 @@ and counted in ``telemetry_log_events_dropped_total{sink="queue",reason="queue_f
 
 from __future__ import annotations
 
-import os
 import sys
 import threading
 import time
@@ -14,6 +13,7 @@ from collections import deque
 from collections.abc import Sequence
 from typing import Any
 
+from .._forksafe import register_at_fork
 from ._processors import Processor, finish_event, redact
 from ._sinks import LogSink
 
@@ -48,10 +48,27 @@ class LogPipeline:
         self._queue_full = dropped.labels("queue", "queue_full")
         self._last_error: dict[str, float] = {}
         self._stopped = False
+        # Held while delivering, and taken before fork(): a worker forked from a process
+        # whose writer was mid-write (holding a stream's lock) would deadlock on its first line.
+        self._delivering = threading.Lock()
         self._start()
-        if hasattr(os, "register_at_fork"):
-            # A forked worker inherits the queue but not the thread: start afresh in the child.
-            os.register_at_fork(after_in_child=self._start)
+        # A forked worker inherits the queue but not the thread: start afresh in the child.
+        register_at_fork(
+            before=self._before_fork,
+            after_in_parent=self._after_fork_in_parent,
+            after_in_child=self._after_fork,
+        )
+
+    def _before_fork(self) -> None:
+        self._delivering.acquire()
+
+    def _after_fork_in_parent(self) -> None:
+        self._delivering.release()
+
+    def _after_fork(self) -> None:
+        self._delivering = threading.Lock()
+        if not self._stopped:
+            self._start()
 
     def _start(self) -> None:
         self._queue: deque[dict[str, Any]] = deque()
@@ -110,7 +127,8 @@ class LogPipeline:
             self._wake.clear()
             while queue:
                 batch = [queue.popleft() for _ in range(min(len(queue), _BATCH))]
-                self._deliver(batch)
+                with self._delivering:
+                    self._deliver(batch)
             with self._delivered:
                 self._generation += 1
                 self._delivered.notify_all()

@@ -27,6 +27,7 @@ from prometheus_client.mmap_dict import MmapedDict
 from prometheus_client.process_collector import ProcessCollector
 from prometheus_client.registry import Collector, CollectorRegistry
 
+from .._forksafe import register_at_fork
 from ._registry import Metric, MetricSet
 
 __all__ = [
@@ -168,9 +169,26 @@ class ProcessMetrics:
         self._source = ProcessCollector(registry=None)
         self._interval = interval
         self._stop = threading.Event()
+        # Held while refreshing and taken before fork(): prometheus-client's value lock must
+        # not be held by this thread at the moment a worker is forked (it would never be freed).
+        self._refreshing = threading.Lock()
         self._start()
-        if hasattr(os, "register_at_fork"):
-            os.register_at_fork(after_in_child=self._start)
+        register_at_fork(
+            before=self._before_fork,
+            after_in_parent=self._after_fork_in_parent,
+            after_in_child=self._after_fork,
+        )
+
+    def _before_fork(self) -> None:
+        self._refreshing.acquire()
+
+    def _after_fork_in_parent(self) -> None:
+        self._refreshing.release()
+
+    def _after_fork(self) -> None:
+        self._refreshing = threading.Lock()
+        if not self._stop.is_set():
+            self._start()
 
     def _start(self) -> None:
         self._gc_seen = [s["collections"] for s in gc.get_stats()]
@@ -184,6 +202,10 @@ class ProcessMetrics:
             self.refresh()
 
     def refresh(self) -> None:
+        with self._refreshing:
+            self._refresh()
+
+    def _refresh(self) -> None:
         try:
             for family in self._source.collect():
                 for sample in family.samples:
