@@ -21,19 +21,20 @@ differs from the first's): one configuration, one Telemetry.
 
 Routes: the label is Flask's rule template (``/api/users/<int:user_id>``, blueprint prefixes
 included), matched before the view runs with the app's own URL adapter and cached per (method,
-host, path). A request no rule matches is ``<unmatched>``; so is a 405 and a strict-slash
-redirect: werkzeug raises ``MethodNotAllowed``/``RequestRedirect`` without the rule (Flask's
-``request.url_rule`` is None for them too), which also keeps probing methods from adding series.
+host, path). A request no rule matches is ``<unmatched>``, and so is a strict-slash redirect;
+a 405 is labelled with the rule its path matched, as in every other adapter (methods outside the
+standard set are ``_OTHER``, so probing methods cannot add series).
 
 Middleware: ``init_app`` wraps ``app.wsgi_app`` as it is then. Apply WSGI middleware that
 rewrites the request (``ProxyFix`` for the client address and scheme, a path prefix) after
 ``init_app``, so that it runs first and the recorded request is the rewritten one.
 
 Errors: an exception turned into a response by an ``errorhandler`` is recorded with the status
-actually sent (a handler answering 422 counts a 422) and as an exception event on the span (a
-5xx also marks the span and the log line as errors); an unhandled exception is a 500 with the
-exception on the span and the log line, whether Flask renders the 500 or propagates it
-(``PROPAGATE_EXCEPTIONS``, testing and debug mode). Streamed responses (generators,
+actually sent (a handler answering 422 counts a 422; a 5xx marks the span and the log line as
+errors), like an exception handler of any other framework: the exception itself was handled by
+the app and is not recorded. An unhandled exception is a 500 with the exception on the span and
+the log line, whether Flask renders the 500 or propagates it (``PROPAGATE_EXCEPTIONS``, testing
+and debug mode). Streamed responses (generators,
 ``stream_with_context``) are timed to their last chunk.
 """
 
@@ -50,7 +51,7 @@ from ..errors import MissingExtraError
 try:
     from flask import Flask, has_request_context, request
     from flask.signals import got_request_exception
-    from werkzeug.exceptions import HTTPException
+    from werkzeug.exceptions import MethodNotAllowed
 except ModuleNotFoundError:
     raise MissingExtraError("telemetry_web.flask", "flask", "flask") from None
 
@@ -133,7 +134,6 @@ class Telemetry(_Telemetry):
             app.wsgi_app, telemetry=self, route_resolver=state.resolve_route
         )
         app.wsgi_app = state.middleware  # type: ignore[method-assign]
-        _observe_handled_exceptions(app)
         got_request_exception.connect(_unhandled_exception, app)
         app.extensions[EXTENSION_KEY] = state
 
@@ -226,9 +226,8 @@ class FlaskState:
                 app.request_class(environ, populate_request=False, shallow=True)
             )
             if adapter is not None:
-                rule, _args = adapter.match(return_rule=True)
-                template = rule.rule
-        except Exception:  # NotFound, MethodNotAllowed, RequestRedirect, an untrusted host…
+                template = _rule_template(adapter)
+        except Exception:  # NotFound, RequestRedirect, an untrusted host…
             template = None
         if len(self._routes) >= _CACHE_SIZE:
             self._routes.clear()
@@ -236,21 +235,17 @@ class FlaskState:
         return template
 
 
-def _observe_handled_exceptions(app: Flask) -> None:
-    """Note every non-HTTP exception on its way to the app's error handlers.
-
-    Flask has no signal for an exception an ``errorhandler`` turns into a response (only for
-    unhandled ones), so ``handle_user_exception`` (documented as overridable) is wrapped on the
-    instance; the app's own override, if any, still runs.
-    """
-    original = app.handle_user_exception
-
-    def handle_user_exception(e: Exception) -> Any:
-        if not isinstance(e, HTTPException) and has_request_context():
-            note_exception(request.environ, e)
-        return original(e)
-
-    app.handle_user_exception = handle_user_exception  # type: ignore[method-assign]
+def _rule_template(adapter: MapAdapter) -> str:
+    """The matched rule; for a 405, the rule the path matched under an allowed method (as the
+    other adapters label it: a route's 405s belong to that route)."""
+    try:
+        rule, _args = adapter.match(return_rule=True)
+    except MethodNotAllowed as exc:
+        if not exc.valid_methods:
+            raise
+        allowed: str = next(iter(exc.valid_methods))
+        rule, _args = adapter.match(None, allowed, True)
+    return str(rule.rule)
 
 
 def _unhandled_exception(sender: Flask, exception: BaseException, **_extra: Any) -> None:
