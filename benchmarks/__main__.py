@@ -1,20 +1,36 @@
-"""``python -m benchmarks``: in-process and uvicorn+wrk benchmarks, printed as one table.
+"""``python -m benchmarks``: in-process and server+wrk benchmarks, printed as one table.
 
+One block per framework (Starlette, Flask, Django): its bare app, telemetry-web and the stack
+users assemble today, each overhead a ratio to the bare app measured in the same run.
 Progress goes to stderr; the table and summary go to stdout.
 """
+
+from __future__ import annotations
 
 import argparse
 import asyncio
 import os
 import sys
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
+from benchmarks import django_apps, flask_apps
 from benchmarks.apps import BARE, BUILDERS, FACTORIES, OTEL_STACK, TELEMETRY_WEB, Variant
 from benchmarks.inprocess import InProcessResult, run_inprocess
-from benchmarks.load import WRK_CONNECTIONS, WRK_THREADS, LoadResult, run_load, wrk_path
+from benchmarks.load import (
+    GUNICORN,
+    UVICORN,
+    WRK_CONNECTIONS,
+    WRK_THREADS,
+    LoadResult,
+    ServerKind,
+    run_load,
+    wrk_path,
+)
+from benchmarks.wsgi_inprocess import run_wsgi_inprocess
 
 TARGET = 0.25  # telemetry-web overhead must stay within this fraction of the otel-stack's
+NAMES = [BARE, TELEMETRY_WEB, OTEL_STACK]
 
 
 @dataclass(frozen=True)
@@ -25,6 +41,51 @@ class Settings:
     seconds: int
     rounds: int
     warmup_seconds: int
+    frameworks: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class Framework:
+    key: str
+    title: str
+    usual_stack: str  # what the otel-stack row is made of
+    server: ServerKind
+    targets: dict[str, str]  # server entry point of each variant
+
+
+FRAMEWORKS = {
+    "starlette": Framework(
+        "starlette",
+        "Starlette (ASGI app called directly; uvicorn)",
+        "OpenTelemetry ASGI middleware + starlette-exporter + structlog line",
+        UVICORN,
+        FACTORIES,
+    ),
+    "flask": Framework(
+        "flask",
+        "Flask (WSGI app called directly; gunicorn)",
+        flask_apps.USUAL_STACK,
+        GUNICORN,
+        flask_apps.TARGETS,
+    ),
+    "django": Framework(
+        "django",
+        "Django (WSGIHandler called directly; gunicorn)",
+        django_apps.USUAL_STACK,
+        GUNICORN,
+        django_apps.TARGETS,
+    ),
+}
+
+
+@dataclass
+class Block:
+    """One framework's results."""
+
+    framework: Framework
+    inproc: dict[str, InProcessResult] = field(default_factory=dict)
+    load: dict[str, LoadResult] = field(default_factory=dict)
+    skipped: dict[str, str] = field(default_factory=dict)
 
 
 def parse_args(argv: Sequence[str] | None) -> Settings:
@@ -34,6 +95,12 @@ def parse_args(argv: Sequence[str] | None) -> Settings:
     parser.add_argument("--rounds", type=int, help="wrk rounds per variant (default 3)")
     parser.add_argument("--inproc-rounds", type=int, help="in-process rounds (default 7)")
     parser.add_argument("--iterations", type=int, help="requests per in-process round (2000)")
+    parser.add_argument(
+        "--framework",
+        action="append",
+        choices=list(FRAMEWORKS),
+        help="only this framework's block (repeatable; default: all)",
+    )
     args = parser.parse_args(argv)
     quick = args.quick
 
@@ -42,13 +109,16 @@ def parse_args(argv: Sequence[str] | None) -> Settings:
             return value
         return quick_default if quick else default
 
+    chosen = args.framework or list(FRAMEWORKS)
     settings = Settings(
         inproc_rounds=pick(args.inproc_rounds, 3, 7),
         iterations=pick(args.iterations, 200, 2000),
         warmup=pick(None, 50, 500),
         seconds=pick(args.seconds, 1, 5),
         rounds=pick(args.rounds, 1, 3),
-        warmup_seconds=1,
+        # A smoke test needs no server warm-up run: --quick skips it.
+        warmup_seconds=pick(None, 0, 1),
+        frameworks=tuple(k for k in FRAMEWORKS if k in chosen),
     )
     if min(settings.inproc_rounds, settings.iterations, settings.seconds, settings.rounds) < 1:
         parser.error("counts and durations must be >= 1")
@@ -56,7 +126,7 @@ def parse_args(argv: Sequence[str] | None) -> Settings:
 
 
 def build_variants() -> tuple[list[Variant], dict[str, str]]:
-    """Build every app; a variant that fails to build is reported, not fatal."""
+    """Build every ASGI app; a variant that fails to build is reported, not fatal."""
     variants: list[Variant] = []
     skipped: dict[str, str] = {}
     for name, build in BUILDERS.items():
@@ -65,6 +135,25 @@ def build_variants() -> tuple[list[Variant], dict[str, str]]:
         except Exception as exc:  # e.g. telemetry_web not importable yet
             skipped[name] = f"{type(exc).__name__}: {exc}"
     return variants, skipped
+
+
+def run_block(framework: Framework, s: Settings) -> Block:
+    block = Block(framework)
+    if framework.key == "starlette":
+        variants, block.skipped = build_variants()
+        results = asyncio.run(run_inprocess(variants, s.inproc_rounds, s.iterations, s.warmup))
+    else:
+        results, block.skipped = run_wsgi_inprocess(
+            framework.key, NAMES, s.inproc_rounds, s.iterations, s.warmup
+        )
+    block.inproc = {r.name: r for r in results}
+    if wrk_path() is not None:
+        targets = {n: t for n, t in framework.targets.items() if n not in block.skipped}
+        label = f"{framework.key} " if framework.key != "starlette" else ""
+        block.load = run_load(
+            targets, s.seconds, s.rounds, s.warmup_seconds, framework.server, label
+        )
+    return block
 
 
 def _count(produced: float, requests: int, exact_multiple: bool = False) -> str:
@@ -115,7 +204,7 @@ def table_rows(
 
 
 def _served_counts(res: LoadResult | None) -> str:
-    """What a uvicorn-served app produced per request: root spans/log lines/counter increments."""
+    """What a served app produced per request: root spans/log lines/counter increments."""
     if res is None or res.produced is None or not res.requests:
         return "-"
     p, n = res.produced, res.requests
@@ -141,13 +230,15 @@ HEADERS = [
 LEGEND = [
     "spans = all exported spans, roots = spans without a parent (one per request expected),",
     "logs = log lines written, incs = request-counter increments; per request, warm-up included.",
-    "wrk roots/logs/incs = the same counts from the uvicorn servers, read when they exit.",
+    "wrk roots/logs/incs = the same counts from the servers' apps, read when they exit.",
     "'!' = not exactly one per request (spans/req: not a whole multiple): something was lost.",
 ]
 
 
-def format_table(headers: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
-    widths = [max(len(r[i]) for r in [headers, *rows]) for i in range(len(headers))]
+def format_table(headers: Sequence[str], sections: Sequence[tuple[str, list[list[str]]]]) -> str:
+    """One aligned table; each section's title is a line of its own above its rows."""
+    every = [list(headers), *(row for _title, rows in sections for row in rows)]
+    widths = [max(len(r[i]) for r in every) for i in range(len(headers))]
 
     def line(cells: Sequence[str]) -> str:
         # Variant names left-aligned, numbers right-aligned.
@@ -156,7 +247,11 @@ def format_table(headers: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
         return "  ".join(parts).rstrip()
 
     rule = "  ".join("-" * w for w in widths)
-    return "\n".join([line(headers), rule, *(line(r) for r in rows)])
+    out = [line(headers), rule]
+    for title, rows in sections:
+        out.append(title)
+        out += [line(r) for r in rows]
+    return "\n".join(out)
 
 
 def _overhead_fraction(tw: float | None, otel: float | None, bare: float | None) -> float | None:
@@ -169,66 +264,91 @@ def _us_per_req(rps: float | None) -> float | None:
     return 1e6 / rps if rps else None
 
 
-def summary(inproc: dict[str, InProcessResult], load: dict[str, LoadResult]) -> list[str]:
+def _name(block: Block) -> str:
+    return block.framework.title.split()[0]
+
+
+def summary(block: Block) -> str:
+    """telemetry-web overhead / otel-stack overhead (in-process, served) and req/s ratios."""
+    inproc, load = block.inproc, block.load
+
     def us(name: str) -> float | None:
         return inproc[name].median_us if name in inproc else None
 
     def wrk_us(name: str) -> float | None:
         return _us_per_req(load[name].median_rps) if name in load else None
 
-    lines = []
-    for label, get in (("in-process", us), ("uvicorn+wrk (from req/s)", wrk_us)):
+    def rps(name: str) -> float | None:
+        return load[name].median_rps if name in load else None
+
+    parts = []
+    server = block.framework.server.label.split()[0]
+    for label, get in (("in-process", us), (f"{server} (from req/s)", wrk_us)):
         frac = _overhead_fraction(get(TELEMETRY_WEB), get(OTEL_STACK), get(BARE))
         if frac is None:
             verdict = "n/a"
         else:
-            verdict = f"{frac:.2f} ({'meets' if frac <= TARGET else 'MISSES'} target <= {TARGET})"
-        lines.append(f"telemetry-web overhead / otel-stack overhead, {label}: {verdict}")
+            verdict = f"{frac:.2f} ({'meets' if frac <= TARGET else 'MISSES'} <= {TARGET})"
+        parts.append(f"{label} {verdict}")
+    ratios = ", ".join(f"{n} {_ratio(rps(n), rps(BARE))}" for n in (TELEMETRY_WEB, OTEL_STACK))
+    name = _name(block)
+    return (
+        f"{name + ':':<10} telemetry-web/otel-stack overhead: {'; '.join(parts)}; "
+        f"req/s vs bare: {ratios}"
+    )
+
+
+def report(blocks: Sequence[Block], s: Settings) -> None:
+    print(
+        f"in-process: median of {s.inproc_rounds} rounds x {s.iterations} requests "
+        f"(GET /api/users/42, the app called directly; Flask and Django variants each in a "
+        f"process of its own); per-request counts include {s.warmup} warm-up requests"
+    )
+    if wrk_path() is not None:
+        servers = ", ".join(f"{_name(b)} under {b.framework.server.label}" for b in blocks)
+        warm = f" after a {s.warmup_seconds}s warm-up run" if s.warmup_seconds else ""
+        print(
+            f"servers: {servers}; wrk -t{WRK_THREADS} -c{WRK_CONNECTIONS} -d{s.seconds}s, "
+            f"median of {s.rounds} rounds{warm}, variants alternating"
+        )
+    print()
+    sections = [
+        (
+            f"[{b.framework.title}; otel-stack = {b.framework.usual_stack}]",
+            table_rows(NAMES, b.inproc, b.load),
+        )
+        for b in blocks
+    ]
+    print(format_table(HEADERS, sections))
+    print()
+    for block in blocks:
+        print(summary(block))
+    for line in LEGEND:
+        print(line)
+
+
+def problems(blocks: Sequence[Block]) -> list[str]:
+    lines = []
+    for block in blocks:
+        name = _name(block)
+        for variant, reason in block.skipped.items():
+            lines.append(f"{name} {variant}: skipped: {reason}")
+        server = block.framework.server.label.split()[0]
+        for res in block.load.values():
+            for problem in res.problems:
+                lines.append(f"{name} {res.name} ({server}): {problem}")
     return lines
 
 
 def run(settings: Settings) -> int:
-    variants, skipped = build_variants()
-    names = list(BUILDERS)
-    results = asyncio.run(
-        run_inprocess(variants, settings.inproc_rounds, settings.iterations, settings.warmup)
-    )
-    inproc = {r.name: r for r in results}
-
-    load: dict[str, LoadResult] = {}
-    wrk_missing = wrk_path() is None
-    if not wrk_missing:
-        factories = {n: FACTORIES[n] for n in names if n not in skipped}
-        load = run_load(factories, settings.seconds, settings.rounds, settings.warmup_seconds)
-
-    s = settings
-    print(
-        f"in-process: median of {s.inproc_rounds} rounds x {s.iterations} requests "
-        f"(GET /api/users/42, ASGI called directly); per-request counts include "
-        f"{s.warmup} warm-up requests"
-    )
-    if not wrk_missing:
-        print(
-            f"uvicorn: 1 worker, wrk -t{WRK_THREADS} -c{WRK_CONNECTIONS} -d{s.seconds}s, "
-            f"median of {s.rounds} rounds"
-        )
-    print()
-    print(format_table(HEADERS, table_rows(names, inproc, load)))
-    print()
-    for line in summary(inproc, load):
+    blocks = [run_block(FRAMEWORKS[key], settings) for key in settings.frameworks]
+    report(blocks, settings)
+    failed = False
+    for line in problems(blocks):
         print(line)
-    for line in LEGEND:
-        print(line)
-
-    failed = bool(skipped)
-    for name, reason in skipped.items():
-        print(f"{name}: skipped: {reason}")
-    for res in load.values():
-        for problem in res.problems:
-            print(f"{res.name} (uvicorn): {problem}")
-            failed = True
-    if wrk_missing:
-        print("wrk not found on PATH: uvicorn+wrk part skipped (install wrk: make services)")
+        failed = True
+    if wrk_path() is None:
+        print("wrk not found on PATH: server+wrk part skipped (install wrk: make services)")
         failed = failed or os.environ.get("CI") == "true"
     return 1 if failed else 0
 

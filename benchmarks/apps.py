@@ -149,27 +149,33 @@ def build_telemetry_web() -> Variant:
 
     exporter = CountingSpanExporter()
     sink = CountingLogSink()
-    tel = Telemetry(
-        service="bench",
-        environment="bench",
-        # Only our counting sink: `sinks: {}` would keep the default console sink (stdout).
-        config={"logging": {"sinks": {"console": False}}},
-        span_exporters=[exporter],
-        log_sinks=[sink],
-        # Deterministic and isolated: no TELEMETRY_*/OTEL_* overrides from the caller's shell, and
-        # no root-logger handler that would count other variants' warnings as our log lines.
-        use_env=False,
-        capture_stdlib_logging=False,
-    )
+    tel = Telemetry(**telemetry_options(exporter, sink))
     app = _starlette()
     app.add_middleware(TelemetryMiddleware, telemetry=tel)
+    return Variant(TELEMETRY_WEB, app, lambda: telemetry_produced(tel, exporter, sink))
 
-    def collect() -> Produced:
-        tel.shutdown()
-        requests = sum_samples(tel.registry, "http_requests_total")
-        return Produced(exporter.spans, exporter.root_spans, sink.lines, requests)
 
-    return Variant(TELEMETRY_WEB, app, collect)
+def telemetry_options(exporter: CountingSpanExporter, sink: CountingLogSink) -> dict[str, Any]:
+    """Keyword arguments of every benchmarked telemetry-web ``Telemetry`` (ASGI, Flask, Django)."""
+    return {
+        "service": "bench",
+        "environment": "bench",
+        # Only our counting sink: `sinks: {}` would keep the default console sink (stdout).
+        "config": {"logging": {"sinks": {"console": False}}},
+        "span_exporters": [exporter],
+        "log_sinks": [sink],
+        # Deterministic and isolated: no TELEMETRY_*/OTEL_* overrides from the caller's shell, and
+        # no root-logger handler that would count other variants' warnings as our log lines.
+        "use_env": False,
+        "capture_stdlib_logging": False,
+    }
+
+
+def telemetry_produced(tel: Any, exporter: CountingSpanExporter, sink: CountingLogSink) -> Produced:
+    """Shut a telemetry-web ``Telemetry`` down (flushing it) and read what it produced."""
+    tel.shutdown()
+    requests = sum_samples(tel.registry, "http_requests_total")
+    return Produced(exporter.spans, exporter.root_spans, sink.lines, requests)
 
 
 class RequestLogMiddleware:
@@ -208,7 +214,7 @@ class RequestLogMiddleware:
             )
 
 
-def _private_structlog(out: CountingDevNull) -> Any:
+def private_structlog(out: CountingDevNull) -> Any:
     # structlog.configure() is global and telemetry-web uses structlog too: build a private logger
     # that sets every knob itself, so neither can change the other's pipeline.
     return structlog.wrap_logger(
@@ -245,7 +251,7 @@ def build_otel_stack() -> Variant:
                 meter_provider=NoOpMeterProvider(),
             ),
             Middleware(PrometheusMiddleware, app_name=app_name, group_paths=True),
-            Middleware(RequestLogMiddleware, logger=_private_structlog(out)),
+            Middleware(RequestLogMiddleware, logger=private_structlog(out)),
         ]
     )
 

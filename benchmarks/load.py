@@ -1,6 +1,9 @@
-"""Part B: each app under a real uvicorn process, loaded by wrk over loopback."""
+"""Part B: each app under a real server process (uvicorn or gunicorn), loaded by wrk over loopback.
 
-import contextlib
+The servers of one framework are started together, warmed up, loaded in alternation (so drift
+hits every variant), then stopped together; each reports what its app produced as it exits.
+"""
+
 import http.client
 import json
 import os
@@ -13,7 +16,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO
@@ -25,6 +28,41 @@ REPO_ROOT = Path(__file__).resolve().parent.parent
 WRK_THREADS = 1
 WRK_CONNECTIONS = 16
 START_TIMEOUT_S = 20.0
+STOP_TIMEOUT_S = 10.0
+
+
+@dataclass(frozen=True)
+class ServerKind:
+    """How to run one app: ``command(target, port)``, and the signal that stops it gracefully."""
+
+    label: str
+    command: Callable[[str, int], list[str]]
+    stop_signal: signal.Signals
+
+
+def _uvicorn_command(factory: str, port: int) -> list[str]:
+    return [
+        *(sys.executable, "-m", "uvicorn", factory, "--factory"),
+        *("--host", HOST, "--port", str(port)),
+        *("--no-access-log", "--log-level", "warning"),
+    ]
+
+
+def _gunicorn_command(app: str, port: int) -> list[str]:
+    # Gunicorn's default: one sync worker (one request at a time, a connection per request:
+    # wrk reconnects). On the 2-core development machine it served about twice the requests
+    # of a gthread worker with 4 threads, whose thread hand-offs hid middleware costs.
+    return [
+        *(sys.executable, "-m", "gunicorn", app, "--bind", f"{HOST}:{port}"),
+        *("--workers", "1", "--worker-class", "sync", "--log-level", "warning"),
+    ]
+
+
+# uvicorn exits gracefully on SIGINT (lifespan shutdown, then atexit hooks). Gunicorn's SIGINT
+# is a quick shutdown; SIGTERM lets the worker finish its request and leave through sys.exit,
+# so the app's atexit hooks run in the worker.
+UVICORN = ServerKind("uvicorn (1 worker)", _uvicorn_command, signal.SIGINT)
+GUNICORN = ServerKind("gunicorn (1 sync worker)", _gunicorn_command, signal.SIGTERM)
 
 _RPS = re.compile(r"Requests/sec:\s+([0-9.]+)")
 _NON_2XX = re.compile(r"Non-2xx or 3xx responses:\s+(\d+)")
@@ -36,7 +74,7 @@ class LoadResult:
     name: str
     rps: list[float] = field(default_factory=list)
     problems: list[str] = field(default_factory=list)  # startup failures, wrk errors
-    requests: int = 0  # served by uvicorn, warm-up and readiness probe included
+    requests: int = 0  # served by the server, warm-up and readiness probe included
     produced: Produced | None = None
 
     @property
@@ -48,11 +86,15 @@ def wrk_path() -> str | None:
     return shutil.which("wrk")
 
 
-def _free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind((HOST, 0))
-        port: int = sock.getsockname()[1]
-        return port
+def _free_port(taken: set[int]) -> int:
+    """A free loopback port, not one of ``taken`` (servers that may not have bound theirs yet)."""
+    while True:
+        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+            sock.bind((HOST, 0))
+            port: int = sock.getsockname()[1]
+        if port not in taken:
+            taken.add(port)
+            return port
 
 
 def _tail(log: IO[bytes]) -> str:
@@ -60,66 +102,61 @@ def _tail(log: IO[bytes]) -> str:
     return log.read().decode(errors="replace")[-2000:]
 
 
-def _wait_ready(proc: subprocess.Popen[bytes], port: int, log: IO[bytes]) -> None:
-    """Wait until the port accepts and the endpoint answers 200; fail fast if uvicorn died."""
-    deadline = time.monotonic() + START_TIMEOUT_S
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            raise RuntimeError(f"uvicorn exited with {proc.returncode}:\n{_tail(log)}")
-        try:
-            conn = http.client.HTTPConnection(HOST, port, timeout=2)
-            conn.request("GET", BENCH_PATH)
-            status = conn.getresponse().status
-            conn.close()
-        except OSError:
-            time.sleep(0.1)
-            continue
-        if status != 200:
-            raise RuntimeError(f"GET {BENCH_PATH} answered {status}:\n{_tail(log)}")
-        return
-    raise RuntimeError(f"uvicorn not ready after {START_TIMEOUT_S:.0f}s:\n{_tail(log)}")
+class AppServer:
+    """One app under one server process on a free loopback port."""
 
-
-def _stop(proc: subprocess.Popen[bytes]) -> None:
-    if proc.poll() is None:
-        proc.send_signal(signal.SIGINT)  # graceful: lets exporters flush at exit
-        try:
-            proc.wait(timeout=5)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait(timeout=5)
-
-
-@dataclass
-class Server:
-    port: int
-    # What the app reported at exit (see benchmarks.apps.COUNTS_ENV); None if it never did.
-    counts: dict[str, object] | None = None
-
-
-@contextlib.contextmanager
-def uvicorn_server(factory: str) -> Iterator[Server]:
-    """Run ``factory`` under one uvicorn worker on a free loopback port."""
-    server = Server(_free_port())
-    with tempfile.TemporaryDirectory() as tmp, tempfile.TemporaryFile() as log:
-        counts_file = Path(tmp) / "counts.json"
+    def __init__(self, kind: ServerKind, target: str, port: int, tmp: Path) -> None:
+        self.kind = kind
+        self.port = port
+        # What the app reported at exit (see benchmarks.apps.COUNTS_ENV); None if it never did.
+        self.counts: dict[str, object] | None = None
+        self._counts_file = tmp / f"counts-{self.port}.json"
+        self._log = tempfile.TemporaryFile()  # noqa: SIM115  # closed by wait_stopped()
         env = dict(os.environ)
-        env[COUNTS_ENV] = str(counts_file)
-        # The factories live in the `benchmarks` package at the repo root.
+        env[COUNTS_ENV] = str(self._counts_file)
+        # The entry points live in the `benchmarks` package at the repo root.
         env["PYTHONPATH"] = os.pathsep.join(p for p in (str(REPO_ROOT), env.get("PYTHONPATH")) if p)
-        cmd = [
-            *(sys.executable, "-m", "uvicorn", factory, "--factory"),
-            *("--host", HOST, "--port", str(server.port)),
-            *("--no-access-log", "--log-level", "warning"),
-        ]
-        proc = subprocess.Popen(cmd, cwd=REPO_ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
+        self._proc = subprocess.Popen(
+            kind.command(target, self.port),
+            cwd=REPO_ROOT,
+            env=env,
+            stdout=self._log,
+            stderr=subprocess.STDOUT,
+        )
+
+    def wait_ready(self) -> None:
+        """Wait until the endpoint answers 200; fail fast if the server died."""
+        proc, log, name = self._proc, self._log, self.kind.label.split()[0]
+        deadline = time.monotonic() + START_TIMEOUT_S
+        while time.monotonic() < deadline:
+            if proc.poll() is not None:
+                raise RuntimeError(f"{name} exited with {proc.returncode}:\n{_tail(log)}")
+            try:
+                conn = http.client.HTTPConnection(HOST, self.port, timeout=2)
+                conn.request("GET", BENCH_PATH)
+                status = conn.getresponse().status
+                conn.close()
+            except OSError:
+                time.sleep(0.1)
+                continue
+            if status != 200:
+                raise RuntimeError(f"GET {BENCH_PATH} answered {status}:\n{_tail(log)}")
+            return
+        raise RuntimeError(f"{name} not ready after {START_TIMEOUT_S:.0f}s:\n{_tail(log)}")
+
+    def signal_stop(self) -> None:
+        if self._proc.poll() is None:
+            self._proc.send_signal(self.kind.stop_signal)  # graceful: exporters flush at exit
+
+    def wait_stopped(self) -> None:
         try:
-            _wait_ready(proc, server.port, log)
-            yield server
-        finally:
-            _stop(proc)
-            if counts_file.exists():
-                server.counts = json.loads(counts_file.read_text())
+            self._proc.wait(timeout=STOP_TIMEOUT_S)
+        except subprocess.TimeoutExpired:
+            self._proc.kill()
+            self._proc.wait(timeout=5)
+        if self._counts_file.exists():
+            self.counts = json.loads(self._counts_file.read_text())
+        self._log.close()
 
 
 def run_wrk(port: int, seconds: int) -> tuple[float, str | None]:
@@ -137,35 +174,53 @@ def run_wrk(port: int, seconds: int) -> tuple[float, str | None]:
 
 
 def run_load(
-    factories: Mapping[str, str], seconds: int, rounds: int, warmup_seconds: int
+    targets: Mapping[str, str],
+    seconds: int,
+    rounds: int,
+    warmup_seconds: int,
+    kind: ServerKind = UVICORN,
+    label: str = "",
 ) -> dict[str, LoadResult]:
-    """Start every server once, warm each up, then alternate wrk runs between them."""
-    results = {name: LoadResult(name) for name in factories}
-    servers: dict[str, Server] = {}
-    with contextlib.ExitStack() as stack:
-        for name, factory in factories.items():
-            try:
-                servers[name] = stack.enter_context(uvicorn_server(factory))
-            except RuntimeError as exc:
-                results[name].problems.append(f"server did not start: {exc}")
-        for name, server in servers.items():
-            _measure(results[name], server, warmup_seconds, "warm-up")
-        for r in range(rounds):
-            print(f"bench: wrk round {r + 1}/{rounds}", file=sys.stderr)
+    """Start every server, warm each up, then alternate wrk runs between them."""
+    results = {name: LoadResult(name) for name in targets}
+    servers: dict[str, AppServer] = {}
+    ready: dict[str, AppServer] = {}
+    ports: set[int] = set()
+    with tempfile.TemporaryDirectory() as tmp:
+        try:
+            for name, target in targets.items():  # they import and build in parallel
+                servers[name] = AppServer(kind, target, _free_port(ports), Path(tmp))
             for name, server in servers.items():
-                rps = _measure(results[name], server, seconds, f"round {r + 1}")
-                if rps is not None:
-                    results[name].rps.append(rps)
+                try:
+                    server.wait_ready()
+                except RuntimeError as exc:
+                    results[name].problems.append(f"server did not start: {exc}")
+                else:
+                    ready[name] = server
+            for name, server in ready.items():
+                if warmup_seconds > 0:
+                    _measure(results[name], server.port, warmup_seconds, "warm-up")
+            for r in range(rounds):
+                print(f"bench: {label}wrk round {r + 1}/{rounds}", file=sys.stderr)
+                for name, server in ready.items():
+                    rps = _measure(results[name], server.port, seconds, f"round {r + 1}")
+                    if rps is not None:
+                        results[name].rps.append(rps)
+        finally:
+            for server in servers.values():
+                server.signal_stop()
+            for server in servers.values():
+                server.wait_stopped()
     # The servers have exited now, so their counts are final.
-    for name, server in servers.items():
+    for name, server in ready.items():
         _read_counts(results[name], server)
     return results
 
 
-def _measure(result: LoadResult, server: Server, seconds: int, label: str) -> float | None:
+def _measure(result: LoadResult, port: int, seconds: int, label: str) -> float | None:
     """One wrk run; a failure is recorded against the variant instead of ending the benchmark."""
     try:
-        rps, errors = run_wrk(server.port, seconds)
+        rps, errors = run_wrk(port, seconds)
     except (OSError, subprocess.SubprocessError, RuntimeError) as exc:
         result.problems.append(f"{label}: wrk failed: {exc}")
         return None
@@ -174,7 +229,7 @@ def _measure(result: LoadResult, server: Server, seconds: int, label: str) -> fl
     return rps
 
 
-def _read_counts(result: LoadResult, server: Server) -> None:
+def _read_counts(result: LoadResult, server: AppServer) -> None:
     if server.counts is None:
         result.problems.append("no counts reported at exit")
         return
