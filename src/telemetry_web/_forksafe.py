@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import threading
 import weakref
 from collections.abc import Callable
 from typing import Any
@@ -36,3 +37,44 @@ def register_at_fork(
         "after_in_child": weak(after_in_child),
     }
     os.register_at_fork(**{k: v for k, v in hooks.items() if v is not None})
+
+
+class ForkLock:
+    """A lock that ``fork()`` waits for: held by a background thread around work that takes
+    other locks (a stream's, prometheus-client's), so no child is forked with one of them held
+    by a thread it does not have. In the child the lock is new and ``after_in_child`` runs
+    (typically: start that background thread again)."""
+
+    def __init__(self, after_in_child: Callable[[], Any]) -> None:
+        self._lock = threading.Lock()
+        self._after_in_child = after_in_child
+        register_at_fork(
+            before=self._before, after_in_parent=self._in_parent, after_in_child=self._in_child
+        )
+
+    def __enter__(self) -> None:
+        self._lock.acquire()
+
+    def __exit__(self, *_exc: object) -> None:
+        self._lock.release()
+
+    def _before(self) -> None:
+        self._lock.acquire()
+
+    def _in_parent(self) -> None:
+        self._lock.release()
+
+    def _in_child(self) -> None:
+        self._lock = threading.Lock()
+        self._after_in_child()
+
+
+def pid_alive(pid: int) -> bool:
+    """Whether a process with this id exists (ours or not)."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True

@@ -17,18 +17,10 @@ import sys
 import tempfile
 import warnings
 
+from ._forksafe import pid_alive
+
 ENV_DIR = "PROMETHEUS_MULTIPROC_DIR"
 DIR_PREFIX = "telemetry-web-metrics-"
-
-
-def _pid_alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
 
 
 def _remove_stale_dirs(root: str, keep: str) -> None:
@@ -37,7 +29,7 @@ def _remove_stale_dirs(root: str, keep: str) -> None:
         if not name.startswith(DIR_PREFIX) or os.path.join(root, name) == keep:
             continue
         pid = name[len(DIR_PREFIX) :]
-        if pid.isdigit() and not _pid_alive(int(pid)):
+        if pid.isdigit() and not pid_alive(int(pid)):
             shutil.rmtree(os.path.join(root, name), ignore_errors=True)
 
 

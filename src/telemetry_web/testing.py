@@ -1,15 +1,17 @@
 """Helpers for testing code instrumented with telemetry-web: everything captured in memory.
 
-from telemetry_web.testing import capture_telemetry
+Example::
 
-def test_checkout():
-    captured = capture_telemetry(service="shop")
-    app.add_middleware(TelemetryMiddleware, telemetry=captured.telemetry)
-    ...
-    assert captured.spans()[0].name == "POST /checkout"
-    assert captured.logs()[-1]["status"] == 201
-    assert captured.sample("http_requests_total", route="/checkout", status="201") == 1
-    captured.close()
+    from telemetry_web.testing import capture_telemetry
+
+    def test_checkout():
+        captured = capture_telemetry(service="shop")
+        app.add_middleware(TelemetryMiddleware, telemetry=captured.telemetry)
+        client.post("/checkout")  # drive the app
+        assert captured.spans()[0].name == "POST /checkout"
+        assert captured.logs()[-1]["status"] == 201
+        assert captured.sample("http_requests_total", route="/checkout", status="201") == 1
+        captured.close()
 """
 
 from __future__ import annotations

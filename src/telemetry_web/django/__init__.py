@@ -4,7 +4,7 @@
     INSTALLED_APPS = [..., "telemetry_web.django"]
     MIDDLEWARE = [
         "telemetry_web.django.TelemetryMiddleware",   # first: it times everything after it
-        ...
+        "django.middleware.security.SecurityMiddleware",   # then the others
     ]
     TELEMETRY = {"service": "orders", "environment": "prod"}   # optional, the YAML schema
 

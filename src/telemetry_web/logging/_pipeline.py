@@ -13,7 +13,7 @@ from collections import deque
 from collections.abc import Sequence
 from typing import Any
 
-from .._forksafe import register_at_fork
+from .._forksafe import ForkLock
 from ._processors import Processor, finish_event, redact
 from ._sinks import LogSink
 
@@ -50,23 +50,11 @@ class LogPipeline:
         self._stopped = False
         # Held while delivering, and taken before fork(): a worker forked from a process
         # whose writer was mid-write (holding a stream's lock) would deadlock on its first line.
-        self._delivering = threading.Lock()
+        # A forked worker inherits the queue but not the thread: it starts afresh in the child.
+        self._delivering = ForkLock(after_in_child=self._after_fork)
         self._start()
-        # A forked worker inherits the queue but not the thread: start afresh in the child.
-        register_at_fork(
-            before=self._before_fork,
-            after_in_parent=self._after_fork_in_parent,
-            after_in_child=self._after_fork,
-        )
-
-    def _before_fork(self) -> None:
-        self._delivering.acquire()
-
-    def _after_fork_in_parent(self) -> None:
-        self._delivering.release()
 
     def _after_fork(self) -> None:
-        self._delivering = threading.Lock()
         if not self._stopped:
             self._start()
 

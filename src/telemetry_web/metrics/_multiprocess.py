@@ -27,7 +27,7 @@ from prometheus_client.mmap_dict import MmapedDict
 from prometheus_client.process_collector import ProcessCollector
 from prometheus_client.registry import Collector, CollectorRegistry
 
-from .._forksafe import register_at_fork
+from .._forksafe import ForkLock, pid_alive
 from ._registry import Metric, MetricSet
 
 __all__ = [
@@ -84,16 +84,6 @@ def _retire(pid: int, path: str) -> None:
         os.remove(source)
 
 
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
-
-
 def retire_dead_workers(path: str) -> None:
     """Retire every worker that has files in ``path`` but no process any more.
 
@@ -105,7 +95,7 @@ def retire_dead_workers(path: str) -> None:
         if match:
             pids.add(int(match.group(2)))
     for pid in pids:
-        if pid != os.getpid() and not _alive(pid):
+        if pid != os.getpid() and not pid_alive(pid):
             _retire(pid, path)
 
 
@@ -171,22 +161,10 @@ class ProcessMetrics:
         self._stop = threading.Event()
         # Held while refreshing and taken before fork(): prometheus-client's value lock must
         # not be held by this thread at the moment a worker is forked (it would never be freed).
-        self._refreshing = threading.Lock()
+        self._refreshing = ForkLock(after_in_child=self._after_fork)
         self._start()
-        register_at_fork(
-            before=self._before_fork,
-            after_in_parent=self._after_fork_in_parent,
-            after_in_child=self._after_fork,
-        )
-
-    def _before_fork(self) -> None:
-        self._refreshing.acquire()
-
-    def _after_fork_in_parent(self) -> None:
-        self._refreshing.release()
 
     def _after_fork(self) -> None:
-        self._refreshing = threading.Lock()
         if not self._stop.is_set():
             self._start()
 
