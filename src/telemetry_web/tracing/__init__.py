@@ -1,7 +1,9 @@
-"""Tracing on the OpenTelemetry SDK: provider, samplers, propagation and the global hook."""
+"""Tracing on the OpenTelemetry SDK: provider, samplers, propagation, the global hook and the
+tracer API (:class:`TelemetryTracer`, :class:`TelemetrySpan`)."""
 
 from __future__ import annotations
 
+from ._api import TelemetrySpan, TelemetryTracer
 from ._global import GLOBAL_PROVIDER, install_global_provider
 from ._propagation import Extractor, build_propagator
 from ._provider import TelemetryTracerProvider, build_tracer_provider
@@ -13,6 +15,8 @@ __all__ = [
     "Extractor",
     "RateLimitingSampler",
     "SpanFactory",
+    "TelemetrySpan",
+    "TelemetryTracer",
     "TelemetryTracerProvider",
     "build_propagator",
     "build_sampler",

@@ -3,20 +3,28 @@
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Sequence
 from typing import Any
 
-from opentelemetry.sdk.resources import Resource
-from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
-from opentelemetry.sdk.trace.export import BatchSpanProcessor, SpanExporter
+from opentelemetry.sdk.resources import (
+    TELEMETRY_SDK_LANGUAGE,
+    TELEMETRY_SDK_NAME,
+    TELEMETRY_SDK_VERSION,
+    Resource,
+)
+from opentelemetry.sdk.trace import TracerProvider
+from opentelemetry.sdk.trace.export import SpanExporter
+from opentelemetry.sdk.version import __version__ as _SDK_VERSION
 from opentelemetry.trace import NoOpTracer, Tracer
 
 from .. import __version__
 from ..config import TelemetrySettings
 from ..errors import MissingExtraError
+from ._batch import BoundedBatchProcessor, ExporterFactory
 from ._sampling import build_sampler
 
-__all__ = ["TelemetryTracerProvider", "build_tracer_provider"]
+__all__ = ["TelemetryTracerProvider", "build_resource", "build_tracer_provider"]
 
 _log = logging.getLogger("telemetry_web.tracing")
 
@@ -33,43 +41,20 @@ class TelemetryTracerProvider(TracerProvider):
             return NoOpTracer()
         return super().get_tracer(instrumenting_module_name, *args, **kwargs)
 
+    @property
+    def batch_processors(self) -> list[BoundedBatchProcessor]:
+        return [
+            p
+            for p in self._active_span_processor._span_processors
+            if isinstance(p, BoundedBatchProcessor)
+        ]
 
-class _CountingBatchProcessor(BatchSpanProcessor):
-    """The SDK's bounded batch processor, counting what a full queue drops."""
-
-    def __init__(self, exporter: SpanExporter, name: str, dropped: Any, **kwargs: Any) -> None:
-        super().__init__(exporter, **kwargs)
-        self._dropped = dropped.labels(name, "queue_full")
-        self._max = kwargs["max_queue_size"]
-        self._queue = getattr(getattr(self, "_batch_processor", None), "_queue", None)
-
-    def on_end(self, span: ReadableSpan) -> None:
-        if self._queue is not None and len(self._queue) >= self._max:
-            self._dropped.inc()
-        super().on_end(span)
-
-
-class _OncePerPeriod(logging.Filter):
-    """Lets a repeated SDK warning ("Queue full, dropping span") through once per period;
-    the drops themselves are counted in telemetry_spans_dropped_total."""
-
-    def __init__(self, period: float = 30.0) -> None:
-        super().__init__()
-        self._period = period
-        self._last: dict[str, float] = {}
-
-    def filter(self, record: logging.LogRecord) -> bool:
-        now = record.created
-        key = str(record.msg)
-        if now - self._last.get(key, float("-inf")) < self._period:
-            return False
-        self._last[key] = now
-        return True
-
-
-_SDK_BATCH_LOGGER = logging.getLogger("opentelemetry.sdk._shared_internal")
-if not any(isinstance(f, _OncePerPeriod) for f in _SDK_BATCH_LOGGER.filters):
-    _SDK_BATCH_LOGGER.addFilter(_OncePerPeriod())
+    def shutdown(self, timeout: float = 5.0) -> None:
+        """Flush every exporter's queue within ``timeout`` seconds in all, then stop."""
+        deadline = time.monotonic() + timeout
+        for processor in self.batch_processors:
+            processor.shutdown(max(0.0, deadline - time.monotonic()))
+        super().shutdown()
 
 
 def build_tracer_provider(
@@ -78,67 +63,94 @@ def build_tracer_provider(
     dropped: Any,
 ) -> TelemetryTracerProvider:
     tracing = settings.tracing
-    attributes: dict[str, Any] = {
-        "service.name": settings.service,
-        "deployment.environment.name": settings.environment,
-        "telemetry.distro.name": "telemetry-web",
-        "telemetry.distro.version": __version__,
-        **tracing.resource_attributes,
-    }
     provider = TelemetryTracerProvider(
-        resource=Resource.create(attributes), sampler=build_sampler(tracing.sampling)
+        resource=build_resource(settings), sampler=build_sampler(tracing.sampling)
     )
     batch = tracing.batch
-    exporters: list[tuple[str, SpanExporter]] = [
+    exporters: list[tuple[str, SpanExporter | ExporterFactory]] = [
         (type(e).__name__, e) for e in extra_exporters
-    ] + _configured_exporters(settings)
+    ]
+    exporters += _configured_exporters(settings, dropped)
     for name, exporter in exporters:
         provider.add_span_processor(
-            _CountingBatchProcessor(
+            BoundedBatchProcessor(
                 exporter,
                 name,
                 dropped,
                 max_queue_size=batch.max_queue_size,
                 max_export_batch_size=batch.max_export_batch_size,
-                schedule_delay_millis=batch.schedule_delay * 1000,
-                export_timeout_millis=batch.export_timeout * 1000,
+                schedule_delay=batch.schedule_delay,
             )
         )
     return provider
 
 
-def _configured_exporters(settings: TelemetrySettings) -> list[tuple[str, SpanExporter]]:
-    found: list[tuple[str, SpanExporter]] = []
+_DEFAULTS = TelemetrySettings()
+_ENVIRONMENT_KEYS = ("deployment.environment.name", "deployment.environment")
+
+
+def build_resource(settings: TelemetrySettings) -> Resource:
+    """The resource of every span: ``tracing.resource_attributes`` (``OTEL_RESOURCE_ATTRIBUTES``
+    merged in by the configuration sources) with ``service.name``, ``service.version`` and
+    ``deployment.environment`` (and ``.name``, its current spelling) from the top-level keys.
+
+    ``service`` and ``environment`` win over the same attributes in ``resource_attributes``
+    unless they are left at their defaults (the sources already give ``OTEL_SERVICE_NAME`` and
+    ``OTEL_RESOURCE_ATTRIBUTES`` precedence over code in them). ``service.version`` from
+    ``resource_attributes`` wins over ``service_version``, so ``OTEL_RESOURCE_ATTRIBUTES`` can
+    set it. The process environment is not read here: ``use_env=False`` means none of it.
+    """
+    given = settings.tracing.resource_attributes
+    attributes: dict[str, Any] = {
+        TELEMETRY_SDK_LANGUAGE: "python",
+        TELEMETRY_SDK_NAME: "opentelemetry",
+        TELEMETRY_SDK_VERSION: _SDK_VERSION,
+        "telemetry.distro.name": "telemetry-web",
+        "telemetry.distro.version": __version__,
+        **given,
+    }
+    if settings.service != _DEFAULTS.service or not given.get("service.name"):
+        attributes["service.name"] = settings.service
+    if settings.service_version and not given.get("service.version"):
+        attributes["service.version"] = settings.service_version
+    environment = next((given[k] for k in _ENVIRONMENT_KEYS if given.get(k)), None)
+    if settings.environment != _DEFAULTS.environment or environment is None:
+        environment = settings.environment
+    for key in _ENVIRONMENT_KEYS:
+        attributes[key] = environment
+    return Resource(attributes)
+
+
+def _configured_exporters(
+    settings: TelemetrySettings, dropped: Any
+) -> list[tuple[str, ExporterFactory]]:
+    """A factory per configured exporter (called again in a forked worker); a missing extra
+    is reported here, at configure time."""
+    found: list[tuple[str, ExporterFactory]] = []
     otlp = settings.tracing.exporters.otlp
     if otlp is not None:
+        _otlp_class(otlp.protocol)  # a missing extra is reported now
         found.append(
-            ("otlp", _otlp_exporter(otlp.endpoint, otlp.protocol, otlp.headers, otlp.timeout))
+            (
+                "otlp",
+                lambda: _otlp_exporter(otlp.endpoint, otlp.protocol, otlp.headers, otlp.timeout),
+            )
         )
     zipkin = settings.tracing.exporters.zipkin
     if zipkin is not None:
-        try:
-            from opentelemetry.exporter.zipkin.json import ZipkinExporter
-        except ImportError:
-            raise MissingExtraError(
-                "tracing.exporters.zipkin", "opentelemetry-exporter-zipkin-json", "zipkin"
-            ) from None
-        local = zipkin.local_endpoint
-        found.append(
-            (
-                "zipkin",
-                ZipkinExporter(
-                    endpoint=zipkin.endpoint,
-                    local_node_ipv4=local.ipv4 if local else None,
-                    local_node_port=local.port if local else None,
-                ),
-            )
-        )
+        from ._zipkin import zipkin_exporter_factory
+
+        found.append(("zipkin", zipkin_exporter_factory(zipkin, settings.service)))
+    jaeger = settings.tracing.exporters.jaeger
+    if jaeger is not None:
+        from .jaeger import jaeger_exporter_factory
+
+        too_large = dropped.labels("jaeger", "too_large")
+        found.append(("jaeger", jaeger_exporter_factory(jaeger, too_large.inc)))
     return found
 
 
-def _otlp_exporter(
-    endpoint: str | None, protocol: str, headers: dict[str, str], timeout: float
-) -> SpanExporter:
+def _otlp_class(protocol: str) -> Any:
     try:
         if protocol == "grpc":
             from opentelemetry.exporter.otlp.proto.grpc.trace_exporter import OTLPSpanExporter
@@ -150,6 +162,12 @@ def _otlp_exporter(
         raise MissingExtraError(
             "tracing.exporters.otlp", "opentelemetry-exporter-otlp", "otlp"
         ) from None
+    return OTLPSpanExporter
+
+
+def _otlp_exporter(
+    endpoint: str | None, protocol: str, headers: dict[str, str], timeout: float
+) -> SpanExporter:
     if endpoint and protocol != "grpc" and not endpoint.rstrip("/").endswith("/v1/traces"):
         # OTEL_EXPORTER_OTLP_ENDPOINT names the collector; the HTTP exporter wants the signal path.
         endpoint = endpoint.rstrip("/") + "/v1/traces"
@@ -158,4 +176,5 @@ def _otlp_exporter(
         kwargs["endpoint"] = endpoint
     if headers:
         kwargs["headers"] = headers
-    return OTLPSpanExporter(**kwargs)
+    exporter: SpanExporter = _otlp_class(protocol)(**kwargs)
+    return exporter

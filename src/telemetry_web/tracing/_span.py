@@ -178,7 +178,14 @@ class SpanFactory:
         self.processor: SpanProcessor = provider._active_span_processor
         self.scope = InstrumentationScope(scope_name, version)
 
-    def start(self, name: str, parent: Context, kind: SpanKind, attributes: dict[str, Any]) -> Span:
+    def start(
+        self,
+        name: str,
+        parent: Context,
+        kind: SpanKind,
+        attributes: dict[str, Any],
+        links: Sequence[Link] = (),
+    ) -> Span:
         parent_context = get_current_span(parent).get_span_context()
         if parent_context.is_valid:
             trace_id = parent_context.trace_id
@@ -186,7 +193,7 @@ class SpanFactory:
         else:
             trace_id = self.ids.generate_trace_id()
             parent_span = None
-        result = self.sampler.should_sample(parent, trace_id, name, kind, attributes)
+        result = self.sampler.should_sample(parent, trace_id, name, kind, attributes, links)
         context = SpanContext(
             trace_id,
             self.ids.generate_span_id(),
@@ -199,5 +206,7 @@ class SpanFactory:
         if result.attributes and len(result.attributes) != len(attributes):
             attributes.update(result.attributes)  # a sampler that adds attributes
         span = RequestSpan(self, name, context, parent_span, kind, attributes)
+        if links:
+            span._links.extend(links)
         self.processor.on_start(span, parent_context=parent)  # type: ignore[arg-type]
         return span
