@@ -1,11 +1,14 @@
 """The bounded queue between callers and sinks, and the writer thread that drains it.
 
 Callers pay for building a dict and one deque append; when the queue is full the event is dropped
-and counted in ``telemetry_log_events_dropped_total{sink="queue",reason="queue_full"}``.
+and counted in ``telemetry_log_events_dropped_total{sink="queue",reason="queue_full"}``. The writer
+thread applies the processors (redaction included) and hands each batch to every sink.
 """
 
 from __future__ import annotations
 
+import functools
+import inspect
 import sys
 import threading
 import time
@@ -14,8 +17,8 @@ from collections.abc import Sequence
 from typing import Any
 
 from .._forksafe import ForkLock
-from ._processors import Processor, finish_event, redact
-from ._sinks import LogSink
+from ._processors import Processor, finish_event
+from ._sinks import EventBatch, LogSink
 
 __all__ = ["LogPipeline"]
 
@@ -79,7 +82,8 @@ class LogPipeline:
             self._wake.set()
 
     def flush(self, timeout: float = 5.0) -> bool:
-        """Wait until everything submitted so far has reached the sinks."""
+        """Wait until everything submitted so far has reached the sinks, and sinks that hold
+        events (Elasticsearch's buffer) have delivered them."""
         if not self._thread.is_alive():
             return False
         deadline = time.monotonic() + timeout
@@ -92,18 +96,35 @@ class LogPipeline:
                     return False
                 self._delivered.wait(left)
                 self._wake.set()
-        return True
+        delivered = True
+        for sink in self.sinks:
+            flush = getattr(sink, "flush", None)
+            if flush is not None:
+                try:
+                    done = bool(flush(max(0.0, deadline - time.monotonic())))
+                except Exception as exc:  # a sink's failure is its own, never the caller's
+                    self._report(getattr(sink, "name", type(sink).__name__), exc)
+                    done = False
+                delivered = done and delivered
+        return delivered
 
     def shutdown(self, timeout: float = 5.0) -> None:
+        """Deliver what is queued, stop the writer and close the sinks, within ``timeout``."""
         if self._stopped:
             return
+        deadline = time.monotonic() + timeout
         self.flush(timeout)
         self._stopped = True
         self._wake.set()
-        self._thread.join(timeout)
+        self._thread.join(max(0.0, deadline - time.monotonic()))
         for sink in self.sinks:
             close = getattr(sink, "close", None)
-            if close is not None:
+            if close is None:
+                continue
+            if "timeout" in inspect.signature(close).parameters:  # ours: the budget left
+                left = max(0.1, deadline - time.monotonic())
+                self._guard(sink, functools.partial(close, timeout=left))
+            else:
                 self._guard(sink, close)
 
     # --- writer thread ------------------------------------------------------------------------
@@ -124,7 +145,7 @@ class LogPipeline:
                 return
 
     def _deliver(self, batch: list[dict[str, Any]]) -> None:
-        finished: list[dict[str, Any]] = []
+        finished = EventBatch()
         for event in batch:
             try:
                 result: dict[str, Any] | None = finish_event(event, self._static)
@@ -133,7 +154,7 @@ class LogPipeline:
                     if result is None:
                         break
                 if result is not None:
-                    finished.append(redact(result))
+                    finished.append(result)
             except Exception as exc:  # one bad event (an unprintable value) loses only itself
                 self._dropped.labels("pipeline", "processor_error").inc()
                 self._report("pipeline", exc)

@@ -1,26 +1,45 @@
-"""Event processors run on the writer thread, in order: defaults, exception fields, the
-configured ``add_fields``/``filter`` steps, then redaction of sensitive keys at any depth."""
+"""Event processors, run on the writer thread in this order: defaults (ISO timestamp, service
+fields, exception fields), then the configured ``add_fields``/``filter``/``sample``/``redact``
+steps as listed; ``redact`` runs last when the list does not place it.
+
+Redaction is always on: the values of keys naming a credential (``authorization``, ``cookie``,
+``password``, ``secret``, ``token``, ``api_key``, as a whole key or as words of one:
+``db_password``, ``X-Api-Key``, ``refreshToken``) are replaced at any depth, with the
+configured ``keys`` (names or globs) and ``patterns`` (regular expressions on string values).
+"""
 
 from __future__ import annotations
 
 import fnmatch
+import re
 import time
 import traceback
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
 from ..config._model import LogProcessor
 
-__all__ = ["Processor", "build_processors", "finish_event", "redact"]
+__all__ = [
+    "REDACTED",
+    "SENSITIVE_WORDS",
+    "Processor",
+    "Redactor",
+    "build_processors",
+    "finish_event",
+    "redact",
+]
 
 Processor = Callable[[dict[str, Any]], "dict[str, Any] | None"]
 
-SENSITIVE_KEYS = frozenset(
-    {"authorization", "cookie", "set-cookie", "set_cookie", "password", "passwd", "secret",
-     "token", "api_key", "apikey", "access_token", "refresh_token", "client_secret"}
+# Key names, or runs of words in a key, whose values are credentials.
+SENSITIVE_WORDS = (
+    "authorization", "cookie", "cookies", "password", "passwd", "secret", "token", "api_key",
+    "apikey",
 )  # fmt: skip
 REDACTED = "REDACTED"
-
+_MAX_DEPTH = 20
+_CAMEL = re.compile(r"(?<=[a-z0-9])(?=[A-Z])")
+_SEPARATORS = re.compile(r"[\s.\-]+")
 
 _second: list[Any] = [None, ""]  # (whole second, its ISO prefix): one strftime per second
 
@@ -36,23 +55,24 @@ def iso_utc(ts: float) -> str:
 
 def finish_event(event: dict[str, Any], static: dict[str, Any]) -> dict[str, Any]:
     """Timestamp as ISO-8601 UTC, exception as fields, service fields; the standard keys first."""
-    ts = event.pop("timestamp", None)
-    ordered: dict[str, Any] = {
-        "timestamp": iso_utc(ts) if isinstance(ts, float | int) else ts,
-        "level": event.pop("level", "info"),
-        "event": event.pop("event", ""),
-        "logger": event.pop("logger", "root"),
-    }
-    for key, value in static.items():
-        ordered[key] = event.pop(key, value)
-    exc_info = event.pop("exc_info", None)
+    # Updating keys already present keeps their position: the standard keys stay first, the
+    # event's own values win over the defaults and the static fields.
+    ordered: dict[str, Any] = {"timestamp": None, "level": "info", "event": "", "logger": "root"}
+    ordered.update(static)
     ordered.update(event)
+    ts = ordered["timestamp"]
+    if isinstance(ts, float | int):
+        ordered["timestamp"] = iso_utc(ts)
+    exc_info = ordered.pop("exc_info", None)
     if exc_info:
-        ordered["exception"] = exception_fields(exc_info)
+        fields = exception_fields(exc_info)
+        if fields is not None:
+            ordered["exception"] = fields
     return ordered
 
 
-def exception_fields(exc_info: Any) -> dict[str, Any] | Any:
+def exception_fields(exc_info: Any) -> dict[str, Any] | None:
+    """``{type, message, stack}`` for an exception or an ``exc_info`` triple."""
     if isinstance(exc_info, BaseException):
         exc_info = (type(exc_info), exc_info, exc_info.__traceback__)
     if not isinstance(exc_info, tuple) or len(exc_info) != 3 or exc_info[0] is None:
@@ -67,16 +87,23 @@ def exception_fields(exc_info: Any) -> dict[str, Any] | Any:
     }
 
 
-def _add_fields(fields: dict[str, Any]) -> Processor:
-    def add_fields(event: dict[str, Any]) -> dict[str, Any]:
+# --- add_fields, filter, sample ----------------------------------------------------------------
+
+
+def add_fields(fields: dict[str, Any]) -> Processor:
+    """Add ``fields`` to every event that does not carry them already."""
+
+    def add(event: dict[str, Any]) -> dict[str, Any]:
         for key, value in fields.items():
             event.setdefault(key, value)
         return event
 
-    return add_fields
+    return add
 
 
-def _filter(field: str, patterns: tuple[str, ...]) -> Processor:
+def filter_events(field: str, patterns: Iterable[str]) -> Processor:
+    """Drop events whose ``field`` equals one of ``patterns`` or matches one as a glob."""
+    patterns = tuple(patterns)
     exact = frozenset(p for p in patterns if not any(c in p for c in "*?["))
     globs = tuple(p for p in patterns if p not in exact)
 
@@ -92,42 +119,127 @@ def _filter(field: str, patterns: tuple[str, ...]) -> Processor:
     return filter_event
 
 
-_safe_keys: set[str] = set()  # keys already known not to be sensitive (writer thread only)
+_KEEP_ALWAYS = frozenset({"warning", "error", "critical"})
 
 
-def redact(value: Any, keys: frozenset[str] = SENSITIVE_KEYS, depth: int = 0) -> Any:
-    """Replace the values of sensitive keys at any depth of dicts and lists.
+def sample(every: int, events: Iterable[str] = ()) -> Processor:
+    """Keep the first of every ``every`` events of each event name (all names, or those
+    matching ``events``); warnings and errors are always kept."""
+    globs = tuple(events)
+    seen: dict[str, int] = {}  # event name -> events seen (writer thread only)
+    applies: dict[str, bool] = {}
 
-    The common event (known, harmless keys and scalar values) is returned as it is.
+    def sample_event(event: dict[str, Any]) -> dict[str, Any] | None:
+        if event.get("level") in _KEEP_ALWAYS:
+            return event
+        name = str(event.get("event"))
+        chosen = applies.get(name)
+        if chosen is None:
+            chosen = not globs or any(fnmatch.fnmatchcase(name, g) for g in globs)
+            if len(applies) < 10_000:
+                applies[name] = chosen
+        if not chosen:
+            return event
+        count = seen.get(name, 0)
+        if count == 0 and len(seen) >= 10_000:  # names made of data: start over, stay bounded
+            seen.clear()
+        seen[name] = count + 1
+        return event if count % every == 0 else None
+
+    return sample_event
+
+
+# --- redact --------------------------------------------------------------------------------------
+
+
+class Redactor:
+    """Replaces sensitive values at any depth of dicts, lists and tuples.
+
+    A key is sensitive when it is, or contains as whole words (``_``, ``-``, ``.`` or camelCase
+    separated), one of :data:`SENSITIVE_WORDS`, or matches one of ``keys`` (case-insensitive
+    globs). Parts of string values matching one of ``patterns`` become ``REDACTED``. Verdicts
+    are cached per key, so the common event (known keys, no patterns) costs a few lookups.
     """
-    if depth > 20:
-        return value
-    if isinstance(value, dict):
-        for key, item in value.items():
-            if key not in _safe_keys or isinstance(item, dict | list | tuple):
-                break
-        else:
-            return value
-        result = {}
-        for key, item in value.items():
-            if isinstance(key, str):
-                if key.lower() in keys:
-                    result[key] = REDACTED
-                    continue
-                if len(_safe_keys) < 10_000:
-                    _safe_keys.add(key)
-            result[key] = redact(item, keys, depth + 1)
+
+    def __init__(self, keys: Iterable[str] = (), patterns: Iterable[str] = ()) -> None:
+        self._words = tuple(f"_{w}_" for w in SENSITIVE_WORDS)
+        self._globs = tuple(k.lower() for k in keys)
+        self._patterns = tuple(re.compile(p) for p in patterns)
+        self._verdicts: dict[str, bool] = {}
+        self._safe: set[str] = set()  # keys known not to be sensitive
+
+    def sensitive(self, key: str) -> bool:
+        verdict = self._verdicts.get(key)
+        if verdict is None:
+            lowered = key.lower()
+            words = "_" + _SEPARATORS.sub("_", _CAMEL.sub("_", key)).lower() + "_"
+            verdict = any(w in words for w in self._words) or any(
+                fnmatch.fnmatchcase(lowered, g) for g in self._globs
+            )
+            if len(self._verdicts) < 10_000:
+                self._verdicts[key] = verdict
+                if not verdict:
+                    self._safe.add(key)
+        return verdict
+
+    def __call__(self, event: dict[str, Any]) -> dict[str, Any]:
+        result: dict[str, Any] = self._value(event, 0)
         return result
-    if isinstance(value, list | tuple):
-        return [redact(v, keys, depth + 1) for v in value]
-    return value
+
+    def _value(self, value: Any, depth: int) -> Any:
+        if isinstance(value, str):
+            for pattern in self._patterns:
+                value = pattern.sub(REDACTED, value)
+            return value
+        if depth > _MAX_DEPTH:
+            return value
+        if isinstance(value, dict):
+            if not self._patterns and self._untouched(value):
+                return value
+            result = {}
+            for key, item in value.items():
+                if isinstance(key, str) and self.sensitive(key):
+                    result[key] = REDACTED
+                else:
+                    result[key] = self._value(item, depth + 1)
+            return result
+        if isinstance(value, list | tuple):
+            return [self._value(v, depth + 1) for v in value]
+        return value
+
+    def _untouched(self, value: dict[Any, Any]) -> bool:
+        """Whether every key is known harmless and every value a plain scalar (the common
+        event): two C-level checks, no per-key Python work."""
+        return value.keys() <= self._safe and all(
+            map(_SCALARS.__contains__, map(type, value.values()))
+        )
+
+
+_SCALARS = frozenset({str, int, float, bool, type(None)})
+
+
+_default_redactor = Redactor()
+
+
+def redact(value: Any) -> Any:
+    """``value`` with the built-in sensitive keys redacted at any depth."""
+    return _default_redactor._value(value, 0)
 
 
 def build_processors(configured: Sequence[LogProcessor]) -> list[Processor]:
+    """The configured steps in order, with redaction last unless the list places it."""
     steps: list[Processor] = []
+    placed_redaction = False
     for p in configured:
         if p.type == "add_fields":
-            steps.append(_add_fields(dict(p.fields)))
+            steps.append(add_fields(dict(p.fields)))
         elif p.type == "filter" and p.field:
-            steps.append(_filter(p.field, p.exclude))
+            steps.append(filter_events(p.field, p.exclude))
+        elif p.type == "sample" and p.every is not None:
+            steps.append(sample(p.every, p.events))
+        elif p.type == "redact":
+            steps.append(Redactor(p.keys, p.patterns))
+            placed_redaction = True
+    if not placed_redaction:
+        steps.append(Redactor())
     return steps

@@ -1,4 +1,9 @@
-"""Where events go. A sink gets batches of finished event dicts on the writer thread."""
+"""Where events go. A sink gets batches of finished event dicts on the writer thread.
+
+The sinks themselves: :class:`ConsoleSink` here, ``FileSink`` in ``_file.py``,
+``ElasticsearchSink`` in ``_elasticsearch.py``. A batch renders each event to JSON once, for
+every sink that wants JSON (:func:`json_lines`).
+"""
 
 from __future__ import annotations
 
@@ -9,22 +14,70 @@ from typing import Any, Protocol, TextIO, runtime_checkable
 
 from structlog.dev import ConsoleRenderer
 
-__all__ = ["ConsoleSink", "LogSink", "render_json"]
+__all__ = ["ConsoleSink", "EventBatch", "LogSink", "json_lines", "render_json"]
 
 
 @runtime_checkable
 class LogSink(Protocol):
-    """Receives finished events in batches, from the writer thread only."""
+    """Receives finished events in batches, from the writer thread only.
+
+    A sink may also define ``flush(timeout) -> bool`` (deliver what it holds) and ``close()``;
+    ``name`` labels its drops in ``telemetry_log_events_dropped_total``.
+    """
 
     def write(self, events: Sequence[dict[str, Any]]) -> None: ...
 
 
+_encoder = json.JSONEncoder(default=str, ensure_ascii=False)
+# The C encoder built once (JSONEncoder.encode builds one per call); no circular-reference
+# bookkeeping: a cycle ends in RecursionError, and render_json's fallback line.
+_c_encoder = getattr(json.encoder, "c_make_encoder", None)
+_make_chunks = (
+    _c_encoder(None, str, json.encoder.encode_basestring, None, ": ", ", ", False, False, True)
+    if _c_encoder is not None
+    else None
+)
+
+
 def render_json(event: dict[str, Any]) -> str:
-    return json.dumps(event, default=str, ensure_ascii=False)
+    """One event as a JSON object on one line (values JSON cannot hold are rendered as str);
+    an event that cannot be rendered at all becomes a line saying so, with its standard keys."""
+    try:
+        if _make_chunks is not None:
+            return "".join(_make_chunks(event, 0))
+        return _encoder.encode(event)
+    except (ValueError, TypeError, RecursionError) as exc:
+        standard = ("timestamp", "level", "event", "logger")
+        fallback = {k: str(event.get(k)) for k in standard if k in event}
+        fallback["render_error"] = f"{type(exc).__name__}: {exc}"
+        return _encoder.encode(fallback)
+
+
+class EventBatch(list[dict[str, Any]]):
+    """The events of one delivery; their JSON lines are rendered on first use, once."""
+
+    _lines: list[str] | None = None
+
+    def json_lines(self) -> list[str]:
+        if self._lines is None:
+            self._lines = [render_json(e) for e in self]
+        return self._lines
+
+
+def json_lines(events: Sequence[dict[str, Any]]) -> list[str]:
+    """The JSON line of each event (without newline), shared by the sinks of one batch."""
+    if isinstance(events, EventBatch):
+        return events.json_lines()
+    return [render_json(e) for e in events]
 
 
 class ConsoleSink:
-    """One JSON object per line, or key-value lines for people (coloured on a terminal)."""
+    """Key-value lines for people, coloured (structlog's console renderer) on a terminal; one
+    JSON object per line otherwise (a pipe, a file, a container's log driver).
+
+    ``pretty``: True forces the coloured key-value lines, False forces ``format`` without
+    colours (``json`` lines, or plain ``console`` key-value lines), None decides by the stream.
+    """
 
     name = "console"
 
@@ -32,7 +85,7 @@ class ConsoleSink:
         self._stream_name = stream
         self._format = format
         self._pretty = pretty
-        self._console: ConsoleRenderer | None = None
+        self._renderers: dict[bool, ConsoleRenderer] = {}
 
     @property
     def stream(self) -> TextIO:
@@ -41,21 +94,29 @@ class ConsoleSink:
 
     def write(self, events: Sequence[dict[str, Any]]) -> None:
         stream = self.stream
-        if self._format == "json":
-            text = "".join(render_json(e) + "\n" for e in events)
+        pretty = self._pretty if self._pretty is not None else _isatty(stream)
+        if not pretty and self._format == "json":
+            text = "".join(line + "\n" for line in json_lines(events))
         else:
-            renderer = self._renderer(stream)
-            text = "".join(
-                str(renderer(None, str(e.get("level", "info")), dict(e))) + "\n" for e in events
-            )
+            renderer = self._renderer(colors=pretty)
+            text = "".join(str(renderer(None, "", _for_console(e))) + "\n" for e in events)
         stream.write(text)
         stream.flush()
 
-    def _renderer(self, stream: TextIO) -> ConsoleRenderer:
-        if self._console is None:
-            colors = self._pretty if self._pretty is not None else _isatty(stream)
-            self._console = ConsoleRenderer(colors=colors)
-        return self._console
+    def _renderer(self, *, colors: bool) -> ConsoleRenderer:
+        renderer = self._renderers.get(colors)
+        if renderer is None:
+            renderer = self._renderers[colors] = ConsoleRenderer(colors=colors)
+        return renderer
+
+
+def _for_console(event: dict[str, Any]) -> dict[str, Any]:
+    """A copy the console renderer can take: the exception as its formatted stack."""
+    copy = dict(event)
+    exception = copy.get("exception")
+    if isinstance(exception, dict):
+        copy["exception"] = exception.get("stack") or f"{exception.get('type')}: {exception}"
+    return copy
 
 
 def _isatty(stream: TextIO) -> bool:
