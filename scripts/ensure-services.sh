@@ -29,4 +29,51 @@ if [ ${#missing[@]} -gt 0 ]; then
   echo "ensure-services: installing ${missing[*]}"
   apt_install "${missing[@]}"
 fi
+
+# PostgreSQL (127.0.0.1:5432) and Redis (127.0.0.1:6379), for tests/instrumentors and
+# `python -m benchmarks.db`: a service that does not answer is started with the machine's own
+# command (the ones it was started with at boot), then waited for.
+answers() {  # host port
+  (exec 3<>"/dev/tcp/$1/$2") 2>/dev/null || return 1
+  if [ "$2" = 5432 ] && command -v pg_isready >/dev/null 2>&1; then
+    pg_isready -q -h "$1" -p "$2"
+  fi
+}
+
+start_postgresql() {
+  command -v pg_ctlcluster >/dev/null 2>&1 || return 1
+  local version
+  version="$(ls /etc/postgresql 2>/dev/null | sort -V | tail -n 1)"
+  [ -n "$version" ] || return 1
+  pg_ctlcluster --skip-systemctl-redirect "$version" main start
+}
+
+start_redis() {
+  command -v redis-server >/dev/null 2>&1 || return 1
+  mkdir -p /var/lib/redis /var/log/redis
+  redis-server --daemonize yes --bind 127.0.0.1 -::1 --port 6379 --save "" --appendonly no \
+    --dir /var/lib/redis --logfile /var/log/redis/ci.log
+}
+
+ensure_service() {  # name port start-function
+  local name="$1" port="$2" start="$3"
+  answers 127.0.0.1 "$port" && return 0
+  echo "ensure-services: $name is not answering on 127.0.0.1:$port; starting it"
+  if [ "$(id -u)" != "0" ]; then
+    fail "$name is down and starting it needs root (see scripts/ensure-services.sh)"
+    return 0
+  fi
+  if ! "$start" >/dev/null 2>&1 && ! answers 127.0.0.1 "$port"; then
+    fail "$name could not be started on 127.0.0.1:$port (the tests that need it fail under CI)"
+    return 0
+  fi
+  for _ in $(seq 1 60); do
+    answers 127.0.0.1 "$port" && return 0
+    sleep 0.5
+  done
+  fail "$name could not be started on 127.0.0.1:$port (the tests that need it fail under CI)"
+}
+
+ensure_service PostgreSQL 5432 start_postgresql
+ensure_service Redis 6379 start_redis
 exit 0

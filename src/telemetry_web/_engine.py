@@ -12,7 +12,7 @@ import os
 import threading
 import weakref
 from collections.abc import Callable, Mapping, Sequence
-from typing import Any
+from typing import Any, TypeVar
 
 from opentelemetry import propagate, trace
 from opentelemetry.sdk.trace.export import SpanExporter
@@ -37,11 +37,15 @@ from .errors import ConfigError
 from .health import Health
 from .logging import (
     LEVELS,
-    ConsoleSink,
+    LevelTable,
     LogPipeline,
     LogSink,
     StdlibBridge,
+    TelemetryLogger,
+    bind_context,
     build_processors,
+    build_sinks,
+    level_number,
     make_logger,
 )
 from .metrics import (
@@ -58,6 +62,7 @@ from .metrics import (
 from .tracing import (
     Extractor,
     SpanFactory,
+    TelemetryTracer,
     TelemetryTracerProvider,
     build_tracer_provider,
     install_global_provider,
@@ -66,8 +71,10 @@ from .tracing import (
 __all__ = ["Endpoint", "Telemetry", "default_telemetry"]
 
 _log = logging.getLogger("telemetry_web")
+_F = TypeVar("_F", bound=Callable[..., Any])
 
-# A built-in route: (method, query, headers) -> (status, headers, body)
+# A built-in route: request headers (lower-case names; the query string under the key
+# telemetry_web.health.QUERY_KEY, ":query") -> (status, headers, body)
 Endpoint = Callable[[Mapping[str, str]], tuple[int, list[tuple[str, str]], bytes]]
 
 
@@ -140,10 +147,12 @@ class Telemetry:
         self.tracer_provider: TelemetryTracerProvider | None = None
         self.tracer: trace.Tracer | None = None
         self.span_factory: SpanFactory | None = None
-        self.extractor = Extractor(settings.tracing.propagation)
+        self.extractor = Extractor(settings.tracing.propagation, settings.tracing.trust)
         self.pipeline: LogPipeline | None = None
         self._bridge: StdlibBridge | None = None
-        self.health = Health(settings.service)
+        # Shared by every logger get_logger() made: they follow level changes without rebuilding.
+        self.log_levels = LevelTable(settings.logging.level, settings.logging.levels)
+        self.health = Health(settings.service, metrics=self.metrics, logger=self._health_logger)
         self.configure_metrics()
         self.configure_tracing()
         self.configure_logging()
@@ -194,7 +203,7 @@ class Telemetry:
         with self._lock:
             settings = self._replace("tracing", section, TracingSettings)
             old = self.tracer_provider
-            self.extractor = Extractor(settings.propagation)
+            self.extractor = Extractor(settings.propagation, settings.trust)
             if settings.enabled:
                 provider = build_tracer_provider(
                     self.settings, self._span_exporters, self._spans_dropped
@@ -216,17 +225,16 @@ class Telemetry:
     def configure_logging(self, section: LoggingSettings | Mapping[str, Any] | None = None) -> None:
         """(Re)build the log pipeline, its sinks and processors, and the stdlib bridge."""
         with self._lock:
+            previous = self.settings
             settings = self._replace("logging", section, LoggingSettings)
             old = self.pipeline
-            sinks: list[LogSink] = []
-            console = settings.sinks.console
-            if console is not None and console.enabled:
-                sinks.append(
-                    ConsoleSink(
-                        format=settings.format, pretty=console.pretty, stream=console.stream
-                    )
-                )
+            try:
+                sinks = build_sinks(settings, dropped=self._logs_dropped)
+            except ConfigError:
+                self.settings = previous
+                raise
             sinks.extend(self._log_sinks)
+            self.log_levels.configure(settings.level, settings.levels)
             self.pipeline = LogPipeline(
                 sinks=sinks,
                 processors=build_processors(settings.processors),
@@ -241,9 +249,16 @@ class Telemetry:
             self._rebuild_lifecycle()
 
     def configure_health(self, section: HealthSettings | Mapping[str, Any] | None = None) -> None:
-        """(Re)build the liveness and readiness endpoints from ``health``."""
+        """(Re)build the health checks and the liveness and readiness endpoints from ``health``
+        (checks added in code stay)."""
         with self._lock:
-            self._replace("health", section, HealthSettings)
+            previous = self.settings
+            settings = self._replace("health", section, HealthSettings)
+            try:
+                self.health.configure(settings)
+            except BaseException:
+                self.settings = previous
+                raise
             self._rebuild_lifecycle()
 
     def _replace(self, name: str, section: Any, cls: type) -> Any:
@@ -270,9 +285,7 @@ class Telemetry:
                 root.removeHandler(handler)
         self._bridge = StdlibBridge(self.pipeline)
         root.addHandler(self._bridge)
-        root.setLevel(LEVELS[settings.level])
-        for name, level in settings.levels.items():
-            logging.getLogger(name).setLevel(LEVELS[level])
+        self.log_levels.apply_to_stdlib()
 
     def _rebuild_lifecycle(self) -> None:
         if not hasattr(self, "health"):
@@ -290,10 +303,12 @@ class Telemetry:
         )
         serves_own_port = self._metrics_server is not None
         endpoints: dict[str, Endpoint] = {
-            s.health.liveness_endpoint: lambda _h: self.health.liveness(),
-            s.health.readiness_endpoint: lambda _h: self.health.readiness(),
+            s.health.liveness_endpoint: self.health.liveness,
+            s.health.readiness_endpoint: self.health.readiness,
         }
         prom = s.metrics.collectors.prometheus
+        # /ready?verbose shows check targets and errors: behind the /metrics token when set
+        self.health.verbose_token = prom.bearer_token if prom is not None else None
         if self.metrics_endpoint is not None and prom is not None and not serves_own_port:
             endpoint = self.metrics_endpoint
             endpoints[prom.path] = lambda h: endpoint.render(
@@ -340,18 +355,112 @@ class Telemetry:
     def list_metrics(self) -> list[Metric]:
         return self.metrics.all()
 
-    def get_tracer(self, name: str, version: str | None = None) -> trace.Tracer:
-        if self.tracer_provider is None:
-            return trace.NoOpTracer()
-        return self.tracer_provider.get_tracer(name, version)
+    def get_tracer(self, name: str, version: str | None = None) -> TelemetryTracer:
+        """A tracer for application code: ``start_span``, ``@tracer.span`` and ``with`` (see
+        :mod:`telemetry_web.tracing._api`); it follows :meth:`configure_tracing`."""
+        return TelemetryTracer(lambda: self.tracer_provider, name, version)
 
     def get_logger(self, name: str = "app") -> FilteringBoundLogger:
+        """A structlog logger; its level follows ``logging.levels`` and :meth:`set_level`."""
         if self.pipeline is None:
             raise RuntimeError("telemetry has been shut down")
-        return make_logger(self._current_pipeline, name, self._level_for(name))
+        logger: TelemetryLogger = make_logger(self._current_pipeline, name, self.log_levels)
+        return logger
+
+    def set_level(self, name: str | None, level: str | None) -> None:
+        """Change the level of logger ``name`` and its dotted children at run time (``None``:
+        the default level; level ``None``: remove ``name``'s own level). Loggers already made,
+        standard ``logging`` ones included, follow at once.
+
+        Raises:
+            ValueError: ``level`` is not a level name.
+        """
+        import dataclasses
+        import typing
+
+        with self._lock:
+            current = self.settings.logging
+            if not name:
+                if level is None:
+                    raise ValueError("the default level cannot be removed; give a level")
+                level_number(level)
+                updated = dataclasses.replace(current, level=typing.cast(Any, level.lower()))
+            else:
+                levels = dict(current.levels)
+                if level is None:
+                    levels.pop(name, None)
+                else:
+                    level_number(level)
+                    levels[name] = typing.cast(Any, level.lower())
+                updated = dataclasses.replace(current, levels=levels)
+            self.settings = dataclasses.replace(self.settings, logging=updated)
+            self.log_levels.configure(updated.level, updated.levels)
+            if self._bridge is not None:
+                self.log_levels.apply_to_stdlib()
+            self._rebuild_lifecycle()
+
+    def bind_context(self, **fields: Any) -> None:
+        """Add ``fields`` to every later log line of the current request (from any of its
+        threads and tasks) and to its request line; outside a request, to the current context."""
+        bind_context(**fields)
 
     def _current_pipeline(self) -> LogPipeline | None:
         return self.pipeline
+
+    def add_health_check(
+        self,
+        name: str,
+        check: Any,
+        *,
+        critical: bool = True,
+        interval: float = 10.0,
+        timeout: float = 5.0,
+        unhealthy_threshold: int = 3,
+        healthy_threshold: int = 1,
+    ) -> None:
+        """Check a dependency in the background and report it on the readiness endpoint.
+
+        ``check``: a SQLAlchemy engine (``SELECT 1``), a Redis client (``PING``), a function
+        (sync or async: None or True is healthy, False or an exception is not) or a
+        :class:`telemetry_web.health.Check`. See :meth:`telemetry_web.health.Health.add_check`.
+        """
+        self.health.add_check(
+            name, check, critical=critical, interval=interval, timeout=timeout,
+            unhealthy_threshold=unhealthy_threshold, healthy_threshold=healthy_threshold,
+        )  # fmt: skip
+
+    def health_check(
+        self,
+        name: str,
+        *,
+        critical: bool = True,
+        interval: float = 10.0,
+        timeout: float = 5.0,
+        unhealthy_threshold: int = 3,
+        healthy_threshold: int = 1,
+    ) -> Callable[[_F], _F]:
+        """Decorator: ``@telemetry.health_check("quota", critical=False)`` on a sync or async
+        function registers it as a health check (:meth:`add_health_check`)."""
+        return self.health.check(
+            name, critical=critical, interval=interval, timeout=timeout,
+            unhealthy_threshold=unhealthy_threshold, healthy_threshold=healthy_threshold,
+        )  # fmt: skip
+
+    def start_health_checks(self, *, thread: bool | None = None) -> None:
+        """Run the health checks in the background (adapters call this at app start).
+
+        ``thread=False``: a task on the running event loop (the ASGI lifespan); ``True``: a
+        daemon thread (WSGI); ``None``: the running loop if there is one. Idempotent; in a
+        forked worker a thread runner starts again by itself.
+        """
+        self.health.start(thread=thread)
+
+    def stop_health_checks(self, timeout: float = 5.0) -> None:
+        """Stop the background health checks (kills scripts in flight)."""
+        self.health.stop(timeout)
+
+    def _health_logger(self) -> FilteringBoundLogger:
+        return self.get_logger("telemetry_web.health")
 
     def flush(self, timeout: float = 5.0) -> None:
         """Deliver every span and log event queued so far (lifespan shutdown calls this)."""
@@ -366,9 +475,9 @@ class Telemetry:
             if self._closed:
                 return
             self._closed = True
+            self.health.shutdown(timeout)
             if self.tracer_provider is not None:
-                self.tracer_provider.force_flush(int(timeout * 1000))
-                self.tracer_provider.shutdown()
+                self.tracer_provider.shutdown(timeout)  # flushes, within `timeout` in all
             if self.pipeline is not None:
                 self.pipeline.shutdown(timeout)
             if self._bridge is not None:

@@ -21,7 +21,7 @@ from opentelemetry.trace import SpanKind, Status, StatusCode
 
 from . import semconv as sc
 from ._redaction import QueryRedactor
-from .logging import REQUEST_ID, LogPipeline
+from .logging import CURRENT_REQUEST, REQUEST_ID, LogPipeline
 from .metrics import HttpMetrics
 from .tracing import Extractor, SpanFactory
 
@@ -95,7 +95,9 @@ class ActiveRequest:
         "_context_token",
         "_in_progress",
         "_request_id_token",
+        "_scope_token",
         "client",
+        "fields",
         "life",
         "method",
         "original_method",
@@ -140,6 +142,9 @@ class ActiveRequest:
             else f"{_getrandbits(128):032x}"
         )
         self._request_id_token = REQUEST_ID.set(self.request_id)
+        # What bind_context() adds, on every log line of the request (any thread or task).
+        self.fields: dict[str, Any] = {}
+        self._scope_token = CURRENT_REQUEST.set(self)
         self.span: trace.Span | None = None
         self._context_token: object | None = None
         if life.spans is not None:
@@ -158,7 +163,8 @@ class ActiveRequest:
         protocol_version: str | None,
         kind: str,
     ) -> None:
-        parent = life.extractor.extract(headers)
+        # The trust policy may restart an untrusted caller's trace (a new root, linked to it).
+        parent, links = life.extractor.resolve(headers, self.client)
         attributes: dict[str, Any] = {
             sc.ATTR_HTTP_METHOD: self.method,
             sc.ATTR_URL_PATH: self.path,
@@ -191,7 +197,7 @@ class ActiveRequest:
             attributes[sc.ATTR_NETWORK_PROTOCOL_VERSION] = protocol_version
         if kind == "websocket":
             attributes["network.protocol.name"] = "websocket"
-        span = life.spans.start(self._span_name(), parent, SpanKind.SERVER, attributes)  # type: ignore[union-attr]
+        span = life.spans.start(self._span_name(), parent, SpanKind.SERVER, attributes, links)  # type: ignore[union-attr]
         self.span = span
         self._context_token = otel_context.attach(trace.set_span_in_context(span, parent))
 
@@ -231,6 +237,7 @@ class ActiveRequest:
             self._log(status, duration, trace_id, span_id, exception)
         try:
             REQUEST_ID.reset(self._request_id_token)
+            CURRENT_REQUEST.reset(self._scope_token)
         except ValueError:  # finished in another context (a streamed body); nothing to undo here
             pass
 
@@ -309,6 +316,9 @@ class ActiveRequest:
             event["span_id"] = span_id
         if exception is not None:
             event["exc_info"] = (type(exception), exception, exception.__traceback__)
+        if self.fields:
+            for key, value in self.fields.copy().items():
+                event.setdefault(key, value)
         self.life.pipeline.submit(event)  # type: ignore[union-attr]
 
 

@@ -42,7 +42,17 @@ SIZE_BUCKETS: Final = (100.0, 1_000.0, 10_000.0, 100_000.0, 1_000_000.0, 10_000_
 
 # --- telemetry-web's own health --------------------------------------------------------------
 LOG_EVENTS_DROPPED: Final = "telemetry_log_events_dropped_total"
+# Its `sink` label values (a custom sink adds its `name`) and `reason` label values.
+LOG_DROP_SINKS: Final = ("queue", "pipeline", "console", "file", "elasticsearch")
+LOG_DROP_REASONS: Final = (
+    "queue_full", "processor_error", "sink_error", "buffer_full", "rejected", "shutdown",
+)  # fmt: skip
 SPANS_DROPPED: Final = "telemetry_spans_dropped_total"
+
+# --- health checks (health/) -----------------------------------------------------------------
+HEALTH_CHECK_STATUS: Final = "health_check_status"  # gauge: 1 healthy, 0 pending or unhealthy
+HEALTH_CHECK_DURATION: Final = "health_check_duration_seconds"
+LABEL_CHECK: Final = "check"
 
 # --- route label values ----------------------------------------------------------------------
 ROUTE_UNMATCHED: Final = "<unmatched>"
@@ -75,3 +85,32 @@ SENSITIVE_QUERY_PARAMS: Final = frozenset(
     {"token", "password", "secret", "key", "signature", "code"}
 )
 REDACTED: Final = "REDACTED"
+
+# --- database and cache client instrumentors (instrumentors/) --------------------------------
+DB_CLIENT_OPERATION_DURATION: Final = "db_client_operation_duration_seconds"
+DB_CLIENT_CONNECTIONS: Final = "db_client_connections"
+DB_CLIENT_CONNECTION_WAIT: Final = "db_client_connection_wait_time_seconds"
+LABEL_DB_SYSTEM: Final = "db_system"
+LABEL_DB_OPERATION: Final = "operation"
+LABEL_DB_POOL: Final = "pool"
+LABEL_DB_CONNECTION_STATE: Final = "state"
+DB_STATUS_OK: Final = "ok"
+DB_STATUS_ERROR: Final = "error"
+DB_CONNECTION_STATES: Final = ("used", "idle", "overflow")
+# The semantic conventions' recommended boundaries for db.client.operation.duration (seconds).
+DB_DURATION_BUCKETS: Final = (0.001, 0.005, 0.01, 0.05, 0.1, 0.5, 1.0, 5.0, 10.0)
+
+ATTR_DB_SYSTEM: Final = "db.system"
+ATTR_DB_NAMESPACE: Final = "db.namespace"
+ATTR_DB_OPERATION: Final = "db.operation.name"
+ATTR_DB_QUERY_TEXT: Final = "db.query.text"
+ATTR_DB_QUERY_PARAMETER: Final = "db.query.parameter."  # + the parameter's name or position
+ATTR_DB_BATCH_SIZE: Final = "db.operation.batch.size"
+ATTR_DB_POOL_NAME: Final = "db.client.connection.pool.name"
+ATTR_DB_WAIT_TIME: Final = "db.client.connection.wait_time"  # seconds
+ATTR_DB_REDIS_KEY_COUNT: Final = "db.redis.key_count"
+ATTR_DB_REDIS_COMMANDS: Final = "db.redis.commands"  # a pipeline's command names, in order
+EVENT_DB_CHECKOUT: Final = "db.client.connection.checkout"  # on the span current at checkout
+
+INSTRUMENTATION_SQLALCHEMY: Final = "telemetry_web.sqlalchemy"  # tracer scope and logger name
+INSTRUMENTATION_REDIS: Final = "telemetry_web.redis"

@@ -199,3 +199,32 @@ async def test_app_spans_join_the_request_trace(tel: Telemetry, finished_spans) 
     assert child.context.trace_id == server.context.trace_id
     assert child.parent is not None
     assert child.parent.span_id == server.context.span_id
+
+
+async def test_fastapi_wrapped_from_outside_without_lifespan_is_one_span() -> None:
+    """TelemetryMiddleware(FastAPI app) driven without a lifespan still switches FastAPI's own
+    spans off: log lines inside the endpoint carry our server span's id."""
+    import httpx
+    from fastapi import FastAPI
+
+    from telemetry_web.testing import capture_telemetry
+
+    captured = capture_telemetry()
+    try:
+        app = FastAPI()
+        log = captured.telemetry.get_logger("inside")
+
+        @app.get("/items/{item_id}")
+        async def item(item_id: int) -> dict[str, int]:
+            log.info("in endpoint")
+            return {"id": item_id}
+
+        wrapped = TelemetryMiddleware(app, telemetry=captured.telemetry)
+        transport = httpx.ASGITransport(app=wrapped)
+        async with httpx.AsyncClient(transport=transport, base_url="http://t") as client:
+            assert (await client.get("/items/3")).status_code == 200
+        (span,) = [s for s in captured.spans() if s.name.startswith("GET")]
+        (line,) = [e for e in captured.logs() if e["event"] == "in endpoint"]
+        assert line["span_id"] == format(span.context.span_id, "016x")
+    finally:
+        captured.close()

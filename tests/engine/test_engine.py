@@ -55,8 +55,8 @@ def test_reconfigure_errors_name_the_section_path(captured: CapturedTelemetry) -
     assert info.value.problems == [
         "tracing.sampling.rate: expected a number from 0 to 1 for type 'ratio', got 3.0"
     ]
-    with pytest.raises(ConfigError, match=r"logging\.sinks\.file is not supported"):
-        captured.telemetry.configure_logging({"sinks": {"file": {"path": "/tmp/x.log"}}})
+    with pytest.raises(ConfigError, match=r"logging\.sinks\.elasticsearch\.url: expected"):
+        captured.telemetry.configure_logging({"sinks": {"elasticsearch": {"url": "es:9200"}}})
 
 
 def free_port() -> int:

@@ -28,6 +28,7 @@ import wrapt
 from .. import semconv as sc
 from .._engine import Telemetry, default_telemetry
 from .._lifecycle import RequestLifecycle
+from ..health import QUERY_KEY
 from ._routes import RouteResolver, StarletteRoutes, find_routes
 
 __all__ = ["TelemetryMiddleware"]
@@ -85,6 +86,8 @@ class TelemetryMiddleware:
 
     async def _http(self, scope: Scope, receive: Receive, send: Send) -> None:
         telemetry = self.telemetry
+        if telemetry.health.needs_start:  # no lifespan (or a new loop): checks start here
+            telemetry.start_health_checks(thread=False)
         path = scope["path"]
         endpoint = telemetry.endpoints.get(path)
         if endpoint is not None and scope["method"] in ("GET", "HEAD"):
@@ -97,6 +100,10 @@ class TelemetryMiddleware:
         app_object = scope.get("app")
         if app_object is not None and id(app_object) not in self._silenced:
             self._adopt_app(app_object)
+        elif app_object is None and id(self.app) not in self._silenced:
+            # Wrapped around the app from outside and no lifespan ran (an in-process client):
+            # the app below us is not in the scope yet, adopt it from our own chain.
+            self._adopt_app(self.app)
         life = telemetry.lifecycle
         headers = self._headers(scope, life)
         try:
@@ -183,6 +190,9 @@ class TelemetryMiddleware:
 
     async def _builtin(self, endpoint: Any, scope: Scope, send: Send) -> None:
         headers = _pick_headers(scope, _ENDPOINT_HEADERS)
+        query = _query(scope)
+        if query:
+            headers[QUERY_KEY] = query
         status, response_headers, body = endpoint(headers)
         raw = [(k.lower().encode("latin-1"), v.encode("latin-1")) for k, v in response_headers]
         raw.append((b"content-length", str(len(body)).encode()))
@@ -268,10 +278,16 @@ class TelemetryMiddleware:
             if message["type"] == "lifespan.startup":
                 for candidate in (scope.get("app"), self.app):
                     self._adopt_app(candidate)
+            elif message["type"] == "lifespan.shutdown":
+                # Before the app closes its pools: checks must not report that as an outage.
+                await self.telemetry.health.stop_async()
             return message
 
         async def send_observed(message: Message) -> None:
-            if message["type"] == "lifespan.shutdown.complete":
+            if message["type"] == "lifespan.startup.complete":
+                # Health checks run as a task on this loop, once the app's resources exist.
+                self.telemetry.start_health_checks(thread=False)
+            elif message["type"] == "lifespan.shutdown.complete":
                 # Deliver what is queued before the server exits (SIGTERM under uvicorn).
                 await asyncio.get_running_loop().run_in_executor(None, self.telemetry.flush)
             await send(message)

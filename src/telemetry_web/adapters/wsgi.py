@@ -38,6 +38,7 @@ from typing import TYPE_CHECKING, Any
 from .. import semconv as sc
 from .._engine import Endpoint, Telemetry, default_telemetry
 from .._lifecycle import ActiveRequest, RequestLifecycle
+from ..health import QUERY_KEY
 
 if TYPE_CHECKING:
     from _typeshed import OptExcInfo
@@ -78,9 +79,13 @@ class TelemetryWSGIMiddleware:
         self.telemetry = telemetry if telemetry is not None else default_telemetry()
         self.route_resolver = route_resolver
         self._header_map: tuple[RequestLifecycle | None, tuple[tuple[str, str], ...]] = (None, ())
+        # Health checks run in a daemon thread from app start (restarted in forked workers).
+        self.telemetry.start_health_checks(thread=True)
 
     def __call__(self, environ: WSGIEnvironment, start_response: StartResponse) -> Iterable[bytes]:
         telemetry = self.telemetry
+        if telemetry.health.needs_start:  # its runner is gone (a fork without hooks): again
+            telemetry.start_health_checks(thread=True)
         raw_path = _recover(environ.get("PATH_INFO", ""))
         path_info = raw_path or "/"
         method = environ.get("REQUEST_METHOD", "GET")
@@ -406,6 +411,9 @@ def _builtin(
         value = _decode_header(raw) if raw is not None else None
         if value is not None:
             headers[name] = value
+    query = _query(environ)
+    if query:
+        headers[QUERY_KEY] = query
     status, response_headers, body = endpoint(headers)
     start_response(_status_line(status), [*response_headers, ("Content-Length", str(len(body)))])
     return [] if method == "HEAD" else [body]

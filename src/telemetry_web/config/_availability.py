@@ -27,18 +27,10 @@ def not_built_yet(settings: m.TelemetrySettings) -> list[str]:
         problems.append(f"metrics.exporters.datadog {_LATER}")
     if settings.metrics.rules:
         problems.append(f"metrics.rules {_LATER}")
-    if settings.tracing.exporters.jaeger is not None:
+    jaeger = settings.tracing.exporters.jaeger
+    if jaeger is not None and jaeger.endpoint is not None and jaeger.agent is not None:
         problems.append(
-            f"tracing.exporters.jaeger {_LATER} (Jaeger 1.35 and newer accepts "
-            "tracing.exporters.otlp)"
+            "tracing.exporters.jaeger: sending to both the collector (endpoint) and the agent "
+            "is not supported; set one of them"
         )
-    for i, name in enumerate(settings.tracing.propagation):
-        if name in ("b3", "b3multi"):
-            problems.append(f"tracing.propagation[{i}] '{name}' {_LATER}")
-    if settings.logging.sinks.file is not None:
-        problems.append(f"logging.sinks.file {_LATER}")
-    if settings.logging.sinks.elasticsearch is not None:
-        problems.append(f"logging.sinks.elasticsearch {_LATER}")
-    if settings.health.checks:
-        problems.append(f"health.checks {_LATER}")
     return problems

@@ -44,6 +44,7 @@ __all__ = [
     "TelemetrySettings",
     "TracingExporters",
     "TracingSettings",
+    "TrustSettings",
     "ZipkinExporter",
     "ZipkinLocalEndpoint",
 ]
@@ -224,12 +225,39 @@ class BatchSettings:
     export_timeout: float = field(default=30.0, metadata=_meta(unit="duration"))
 
 
+def _networks(value: tuple[str, ...]) -> bool:
+    import ipaddress
+
+    try:
+        for network in value:
+            ipaddress.ip_network(network, strict=False)
+    except ValueError:
+        return False
+    return True
+
+
+@dataclass(frozen=True, kw_only=True)
+class TrustSettings:
+    """What to do with a caller's trace context: ``continue`` it (the default), ``restart`` (a
+    new root trace linked to the caller's span) or ``ignore`` it. Callers from
+    ``trusted_networks`` (client address CIDRs) or sending one of ``trusted_headers`` with its
+    value are always continued."""
+
+    type: Literal["continue", "restart", "ignore"] = "continue"
+    trusted_networks: tuple[str, ...] = field(
+        default=(),
+        metadata=_meta(check=_networks, expect="IP networks such as '10.0.0.0/8' or '::1'"),
+    )
+    trusted_headers: dict[str, str] = field(default_factory=dict, metadata=_meta(secret=True))
+
+
 @dataclass(frozen=True, kw_only=True)
 class TracingSettings:
     enabled: bool = True
     sampling: Sampling = field(default_factory=Sampling)
     exporters: TracingExporters = field(default_factory=TracingExporters)
     propagation: tuple[Propagator, ...] = ("w3c", "baggage")
+    trust: TrustSettings = field(default_factory=TrustSettings)
     resource_attributes: dict[str, str] = field(default_factory=dict)
     batch: BatchSettings = field(default_factory=BatchSettings)
 
@@ -240,13 +268,16 @@ class TracingSettings:
 @dataclass(frozen=True, kw_only=True)
 class ConsoleSink:
     enabled: bool = True
-    # None: colours when the stream is a terminal.
+    # True: coloured key-value lines; False: `logging.format` without colours; None: coloured
+    # key-value lines when the stream is a terminal, `logging.format` otherwise.
     pretty: bool | None = None
     stream: Literal["stdout", "stderr"] = "stdout"
 
 
 @dataclass(frozen=True, kw_only=True)
 class FileRotation:
+    """Rotate past ``max_size`` bytes, keep ``max_files`` rotated files, gzip them if asked."""
+
     max_size: int = field(default=100 * 10**6, metadata=_meta(unit="size"))
     max_files: int = field(default=5, metadata=POSITIVE)
     compress: bool = False
@@ -258,12 +289,54 @@ class FileSink:
     rotation: FileRotation = field(default_factory=FileRotation)
 
 
+def _http_url(value: str) -> bool:
+    from urllib.parse import urlsplit
+
+    try:
+        parts = urlsplit(value)
+        return parts.scheme in ("http", "https") and bool(parts.hostname) and parts.port != 0
+    except ValueError:
+        return False
+
+
+def _strftime_pattern(value: str) -> bool:
+    import time
+
+    try:
+        return bool(time.strftime(value, time.gmtime(0)))
+    except ValueError:
+        return False
+
+
+def _regexes(value: tuple[str, ...]) -> bool:
+    try:
+        for pattern in value:
+            re.compile(pattern)
+    except re.error:
+        return False
+    return True
+
+
 @dataclass(frozen=True, kw_only=True)
 class ElasticsearchSink:
-    url: str
-    index_pattern: str = "logs-%Y.%m.%d"
+    """The ``_bulk`` API: a request per ``buffer_size`` events or per ``flush_interval``."""
+
+    url: str = field(metadata=_meta(check=_http_url, expect="an http:// or https:// URL"))
+    # The index of each event, from its timestamp (strftime, UTC).
+    index_pattern: str = field(
+        default="logs-%Y.%m.%d",
+        metadata=_meta(check=_strftime_pattern, expect="an index name with strftime codes"),
+    )
     buffer_size: int = field(default=1000, metadata=POSITIVE)
     flush_interval: float = field(default=5.0, metadata=_meta(unit="duration"))
+    # Events held while Elasticsearch is slow or away; past this new ones are dropped.
+    max_buffer: int = field(default=10000, metadata=POSITIVE)
+    timeout: float = field(default=10.0, metadata=_meta(unit="duration"))
+    # First wait after a failed request, doubled per failure up to max_backoff.
+    backoff: float = field(default=1.0, metadata=_meta(unit="duration"))
+    max_backoff: float = field(default=30.0, metadata=_meta(unit="duration"))
+    # Sent as `Authorization: ApiKey <api_key>`; user:password in the URL is Basic auth.
+    api_key: str | None = field(default=None, metadata=_meta(secret=True))
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -275,15 +348,28 @@ class LoggingSinks:
 
 @dataclass(frozen=True, kw_only=True)
 class LogProcessor:
-    """``add_fields {fields}`` or ``filter {field, exclude}``, applied in the configured order."""
+    """``add_fields {fields}``, ``filter {field, exclude}``, ``sample {every, events}`` or
+    ``redact {keys, patterns}``, applied in the configured order (``redact`` runs last when it
+    is not listed: it is always on)."""
 
-    type: Literal["add_fields", "filter"]
+    type: Literal["add_fields", "filter", "sample", "redact"]
     fields: dict[str, Any] = dataclasses.field(
         default_factory=dict, metadata=_meta(kinds=("add_fields",))
     )
     # The name `field` is the configuration key; below it, dataclasses.field is spelled out.
     field: str | None = dataclasses.field(default=None, metadata=_meta(kinds=("filter",)))
     exclude: tuple[str, ...] = dataclasses.field(default=(), metadata=_meta(kinds=("filter",)))
+    # sample: keep 1 in `every` events per event name (those matching `events`, or all);
+    # warnings and errors are always kept.
+    every: int | None = dataclasses.field(default=None, metadata={**POSITIVE, "kinds": ("sample",)})
+    events: tuple[str, ...] = dataclasses.field(default=(), metadata=_meta(kinds=("sample",)))
+    # redact: key names or globs redacted on top of the built-in ones, and regular
+    # expressions whose matches in string values are redacted.
+    keys: tuple[str, ...] = dataclasses.field(default=(), metadata=_meta(kinds=("redact",)))
+    patterns: tuple[str, ...] = dataclasses.field(
+        default=(),
+        metadata=_meta(kinds=("redact",), check=_regexes, expect="regular expressions"),
+    )
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -302,29 +388,54 @@ class LoggingSettings:
 # --- health ----------------------------------------------------------------------------------
 
 
+def _percent(value: float) -> bool:
+    return 0 < value <= 100
+
+
+POSITIVE_DURATION = _meta(
+    unit="duration", check=_positive, expect="a positive duration such as '500ms' or '10s'"
+)
+
+
 @dataclass(frozen=True, kw_only=True)
 class HealthCheckTarget:
-    type: Literal["tcp", "http", "script"]
+    """What one health check looks at: ``tcp {host, port}``, ``http {url, method,
+    expected_status, headers}``, ``script {command}``, ``disk {path, min_free,
+    min_free_percent}``, ``sqlalchemy {url}`` (``SELECT 1``), ``redis {url}`` (``PING``) or
+    ``function {target: "module:function"}``."""
+
+    type: Literal["tcp", "http", "script", "disk", "sqlalchemy", "redis", "function"]
     host: str | None = field(default=None, metadata=_meta(kinds=("tcp",)))
     port: int | None = field(default=None, metadata={**PORT, "kinds": ("tcp",)})
-    url: str | None = field(default=None, metadata=_meta(kinds=("http",)))
+    url: str | None = field(
+        default=None, metadata=_meta(kinds=("http", "sqlalchemy", "redis"), secret=True)
+    )
     method: str = field(default="GET", metadata=_meta(kinds=("http",)))
     expected_status: int = field(default=200, metadata=_meta(kinds=("http",)))
     headers: dict[str, str] = field(
         default_factory=dict, metadata=_meta(kinds=("http",), secret=True)
     )
     command: str | None = field(default=None, metadata=_meta(kinds=("script",)))
-    timeout: float | None = field(default=None, metadata=_meta(unit="duration"))
+    path: str | None = field(default=None, metadata=_meta(kinds=("disk",)))
+    min_free: int | None = field(default=None, metadata=_meta(unit="size", kinds=("disk",)))
+    min_free_percent: float | None = field(
+        default=None,
+        metadata=_meta(check=_percent, expect="a percentage above 0, at most 100", kinds=("disk",)),
+    )
+    target: str | None = field(default=None, metadata=_meta(kinds=("function",)))
+    # The check's own limit; the shorter of this and the check's `timeout` applies.
+    timeout: float | None = field(default=None, metadata=POSITIVE_DURATION)
 
 
 @dataclass(frozen=True, kw_only=True)
 class HealthCheck:
     name: str
     check: HealthCheckTarget
-    interval: float = field(default=10.0, metadata=_meta(unit="duration"))
-    timeout: float = field(default=5.0, metadata=_meta(unit="duration"))
+    interval: float = field(default=10.0, metadata=POSITIVE_DURATION)
+    timeout: float = field(default=5.0, metadata=POSITIVE_DURATION)
     unhealthy_threshold: int = field(default=3, metadata=POSITIVE)
     healthy_threshold: int = field(default=1, metadata=POSITIVE)
+    # Only critical checks decide readiness; the others are reported (and logged) only.
     critical: bool = True
 
 
@@ -333,6 +444,8 @@ class HealthSettings:
     checks: tuple[HealthCheck, ...] = ()
     readiness_endpoint: str = field(default="/ready", metadata=URL_PATH)
     liveness_endpoint: str = field(default="/health", metadata=URL_PATH)
+    # Under ASGI: /health answers 503 while the event loop runs timers later than this.
+    max_event_loop_lag: float | None = field(default=None, metadata=POSITIVE_DURATION)
 
 
 # --- HTTP request handling -------------------------------------------------------------------
@@ -357,6 +470,8 @@ class TelemetrySettings:
     """Everything telemetry-web can be told; see the README's configuration reference."""
 
     service: str = "unknown_service"
+    # The resource's service.version (spans); OTEL_RESOURCE_ATTRIBUTES may name it instead.
+    service_version: str | None = None
     environment: str = "development"
     labels: dict[str, str] = field(
         default_factory=dict,

@@ -304,9 +304,21 @@ def _check_sampling(s: m.Sampling) -> list[str]:
     return []
 
 
+_TARGET_KEYS = {"tcp": ("host", "port"), "http": ("url",), "script": ("command",),
+                "disk": ("path",), "sqlalchemy": ("url",), "redis": ("url",),
+                "function": ("target",)}  # fmt: skip
+
+
 def _check_target(t: m.HealthCheckTarget) -> list[str]:
-    needed = {"tcp": ("host", "port"), "http": ("url",), "script": ("command",)}[t.type]
-    return [f"{name}: required for type '{t.type}'" for name in needed if getattr(t, name) is None]
+    needed = _TARGET_KEYS[t.type]
+    problems = [
+        f"{name}: required for type '{t.type}'" for name in needed if getattr(t, name) is None
+    ]
+    if t.type == "disk" and t.min_free is None and t.min_free_percent is None:
+        problems.append("min_free: required for type 'disk' (or min_free_percent)")
+    if t.type == "function" and t.target is not None and ":" not in t.target:
+        problems.append(f"target: expected 'module:function', got {t.target!r}")
+    return problems
 
 
 def _check_processor(p: m.LogProcessor) -> list[str]:
@@ -314,6 +326,8 @@ def _check_processor(p: m.LogProcessor) -> list[str]:
         return ["field: required for type 'filter'"]
     if p.type == "add_fields" and not p.fields:
         return ["fields: expected at least one field to add for type 'add_fields'"]
+    if p.type == "sample" and p.every is None:
+        return ["every: required for type 'sample' (keep 1 event in `every`)"]
     return []
 
 

@@ -12,6 +12,8 @@ from typing import Any
 
 from django.http import HttpResponse
 
+from ..health import QUERY_KEY
+
 __all__ = ["ENDPOINT_KEYS", "builtin_response", "meta_keys", "pick", "protocol", "query", "server"]
 
 
@@ -76,7 +78,11 @@ def protocol(request: Any, meta: Mapping[str, Any]) -> str | None:
 
 def builtin_response(endpoint: Any, meta: Mapping[str, Any], method: str) -> HttpResponse:
     """The response of a built-in endpoint (``/metrics``, ``/health``, ``/ready``)."""
-    status, headers, body = endpoint(pick(meta, ENDPOINT_KEYS))
+    request = pick(meta, ENDPOINT_KEYS)
+    raw_query = query(meta)
+    if raw_query:
+        request[QUERY_KEY] = raw_query
+    status, headers, body = endpoint(request)
     response = HttpResponse(b"" if method == "HEAD" else body, status=status)
     for name, value in headers:
         response[name] = value

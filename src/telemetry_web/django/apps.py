@@ -23,7 +23,10 @@ class TelemetryWebConfig(AppConfig):  # type: ignore[misc]  # Django ships no ty
     def ready(self) -> None:
         checks.register(check_middleware)
         # Built here, at startup, so that a configuration error stops the project loudly.
-        get_telemetry()
+        telemetry = get_telemetry()
+        # Health checks run in a daemon thread under WSGI and ASGI alike (Django runs no
+        # lifespan); a worker forked after this (gunicorn --preload) starts its own.
+        telemetry.start_health_checks(thread=True)
 
     @property
     def telemetry(self) -> Telemetry:
