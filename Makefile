@@ -22,9 +22,13 @@ test: $(STAMP) services
 demo: $(STAMP)
 	$(PY) scripts/demo.py --host $(HOST) --port $(PORT)
 
-## bench: in-process and wrk benchmarks, bare vs telemetry-web vs the usual OpenTelemetry stack
+## bench: in-process and wrk benchmarks, bare vs telemetry-web vs the usual OpenTelemetry stack,
+## then tracing sampled in/out/rate-limited, log sinks, and database/cache instrumentation
 bench: $(STAMP) services
 	$(PY) -m benchmarks $(BENCH_ARGS)
+	$(PY) -m benchmarks.tracing $(filter --quick,$(BENCH_ARGS))
+	$(PY) -m benchmarks.logs $(filter --quick,$(BENCH_ARGS))
+	$(PY) -m benchmarks.db $(filter --quick,$(BENCH_ARGS))
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check src tests benchmarks sample_apps scripts

@@ -65,6 +65,7 @@ ATTR_HTTP_STATUS: Final = "http.response.status_code"
 ATTR_URL_PATH: Final = "url.path"
 ATTR_URL_QUERY: Final = "url.query"
 ATTR_URL_SCHEME: Final = "url.scheme"
+ATTR_URL_FULL: Final = "url.full"  # client spans; credentials and sensitive query values redacted
 ATTR_SERVER_ADDRESS: Final = "server.address"
 ATTR_SERVER_PORT: Final = "server.port"
 ATTR_CLIENT_ADDRESS: Final = "client.address"
@@ -114,3 +115,11 @@ EVENT_DB_CHECKOUT: Final = "db.client.connection.checkout"  # on the span curren
 
 INSTRUMENTATION_SQLALCHEMY: Final = "telemetry_web.sqlalchemy"  # tracer scope and logger name
 INSTRUMENTATION_REDIS: Final = "telemetry_web.redis"
+
+# --- outbound HTTP instrumentors (instrumentors/httpx.py, instrumentors/requests.py) ----------
+HTTP_CLIENT_REQUEST_DURATION: Final = "http_client_request_duration_seconds"
+LABEL_SERVER_ADDRESS: Final = "server_address"
+# `status` label value of a call that got no response (connection refused, timeout, ...)
+HTTP_CLIENT_STATUS_ERROR: Final = "error"
+INSTRUMENTATION_HTTPX: Final = "telemetry_web.httpx"  # tracer scope
+INSTRUMENTATION_REQUESTS: Final = "telemetry_web.requests"

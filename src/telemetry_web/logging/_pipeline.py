@@ -101,7 +101,12 @@ class LogPipeline:
             flush = getattr(sink, "flush", None)
             if flush is not None:
                 try:
-                    done = bool(flush(max(0.0, deadline - time.monotonic())))
+                    # A sink's flush may take the time left (ours do) or nothing (a file-like
+                    # sink's); only an explicit False means "not everything delivered".
+                    if _takes_timeout(flush):
+                        done = flush(max(0.0, deadline - time.monotonic())) is not False
+                    else:
+                        done = flush() is not False
                 except Exception as exc:  # a sink's failure is its own, never the caller's
                     self._report(getattr(sink, "name", type(sink).__name__), exc)
                     done = False
@@ -180,3 +185,13 @@ class LogPipeline:
         if now - self._last_error.get(where, -_ERROR_EVERY) >= _ERROR_EVERY:
             self._last_error[where] = now
             print(f"telemetry-web: Log shipping failed ({where}): {exc!r}", file=sys.stderr)
+
+
+def _takes_timeout(method: Any) -> bool:
+    try:
+        parameters = inspect.signature(method).parameters.values()
+    except (TypeError, ValueError):
+        return False
+    return any(
+        p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD, p.VAR_POSITIONAL) for p in parameters
+    )
