@@ -478,6 +478,11 @@ class Telemetry:
             self.health.shutdown(timeout)
             if self.tracer_provider is not None:
                 self.tracer_provider.shutdown(timeout)  # flushes, within `timeout` in all
+            for exporter in self._span_exporters:  # the application's own, kept open until now
+                try:
+                    exporter.shutdown()
+                except Exception:
+                    _log.debug("span exporter failed to shut down", exc_info=True)
             if self.pipeline is not None:
                 self.pipeline.shutdown(timeout)
             if self._bridge is not None:

@@ -127,3 +127,17 @@ def test_loggers_made_before_configure_logging_keep_delivering(
     assert set(events) == {"before", "after"}
     assert events["after"]["v"] == 2
     assert "v" not in events["before"]
+
+
+def test_span_exporters_given_in_code_survive_configure_tracing() -> None:
+    """An exporter passed as span_exporters keeps receiving spans after configure_tracing
+    rebuilt the provider, and is shut down with the Telemetry."""
+    captured = capture_telemetry()
+    try:
+        one_request(captured)
+        captured.telemetry.configure_tracing({"sampling": "always_on"})
+        one_request(captured)
+        assert len(captured.spans()) == 2
+    finally:
+        captured.close()
+    assert captured._spans._stopped  # the in-memory exporter was shut down by close()

@@ -1,15 +1,19 @@
-"""Database and cache client instrumentors: spans under the request span, metrics, logs.
+"""Database, cache and outbound HTTP client instrumentors: spans under the request span,
+metrics, logs.
 
 Example::
 
-    from telemetry_web.instrumentors import RedisInstrumentor, SQLAlchemyInstrumentor
+    from telemetry_web.instrumentors import (
+        HttpxInstrumentor, RedisInstrumentor, SQLAlchemyInstrumentor,
+    )
 
     SQLAlchemyInstrumentor(telemetry=telemetry).instrument()   # every engine
     RedisInstrumentor(telemetry=telemetry).instrument()        # every client
+    HttpxInstrumentor(telemetry=telemetry).instrument(client=client)   # outbound HTTP
 
-Each instrumentor lives in the module named after its library (``sqlalchemy``, ``redis``, as
-the extras are) and imports that library only when it is first used: a missing one raises
-:class:`~telemetry_web.MissingExtraError` naming the extra to install.
+Each instrumentor lives in the module named after its library (``sqlalchemy``, ``redis``,
+``httpx``, ``requests``, as the extras are) and imports that library only when it is first
+used: a missing one raises :class:`~telemetry_web.MissingExtraError` naming the extra to install.
 """
 
 from __future__ import annotations
@@ -18,12 +22,24 @@ import importlib
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
+    from .httpx import HttpxInstrumentor
     from .redis import RedisInstrumentor
+    from .requests import RequestsInstrumentor
     from .sqlalchemy import SQLAlchemyInstrumentor
 
-__all__ = ["RedisInstrumentor", "SQLAlchemyInstrumentor"]
+__all__ = [
+    "HttpxInstrumentor",
+    "RedisInstrumentor",
+    "RequestsInstrumentor",
+    "SQLAlchemyInstrumentor",
+]
 
-_LAZY = {"RedisInstrumentor": ".redis", "SQLAlchemyInstrumentor": ".sqlalchemy"}
+_LAZY = {
+    "HttpxInstrumentor": ".httpx",
+    "RedisInstrumentor": ".redis",
+    "RequestsInstrumentor": ".requests",
+    "SQLAlchemyInstrumentor": ".sqlalchemy",
+}
 
 
 def __getattr__(name: str) -> Any:

@@ -152,10 +152,13 @@ class HttpClientInstrumentor(BaseInstrumentor):
                     self._unwrap_all(patches)
 
     def _client_list(self, clients: Any) -> list[Any]:
-        items = [clients] if isinstance(clients, self.client_types) else list(clients)
+        single = isinstance(clients, self.client_types) or not isinstance(clients, Iterable)
+        items = [clients] if single else list(clients)
         for item in items:
             if not isinstance(item, self.client_types):
-                names = " or ".join(f"{t.__module__}.{t.__qualname__}" for t in self.client_types)
+                names = " or ".join(
+                    f"{t.__module__.partition('.')[0]}.{t.__qualname__}" for t in self.client_types
+                )
                 raise TypeError(f"instrument(client=...) takes {names}, got {type(item).__name__}")
         return items
 

@@ -13,8 +13,8 @@ from opentelemetry.sdk.resources import (
     TELEMETRY_SDK_VERSION,
     Resource,
 )
-from opentelemetry.sdk.trace import TracerProvider
-from opentelemetry.sdk.trace.export import SpanExporter
+from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
+from opentelemetry.sdk.trace.export import SpanExporter, SpanExportResult
 from opentelemetry.sdk.version import __version__ as _SDK_VERSION
 from opentelemetry.trace import NoOpTracer, Tracer
 
@@ -57,6 +57,23 @@ class TelemetryTracerProvider(TracerProvider):
         super().shutdown()
 
 
+class _Borrowed(SpanExporter):
+    """An exporter the application handed in: ``configure_tracing`` replaces the processor in
+    front of it, not the exporter itself; ``Telemetry.shutdown`` shuts it down, once."""
+
+    def __init__(self, exporter: SpanExporter) -> None:
+        self.exporter = exporter
+
+    def export(self, spans: Sequence[ReadableSpan]) -> SpanExportResult:
+        return self.exporter.export(spans)
+
+    def force_flush(self, timeout_millis: int = 30000) -> bool:
+        return self.exporter.force_flush(timeout_millis)
+
+    def shutdown(self) -> None:
+        return None
+
+
 def build_tracer_provider(
     settings: TelemetrySettings,
     extra_exporters: Sequence[SpanExporter],
@@ -68,7 +85,7 @@ def build_tracer_provider(
     )
     batch = tracing.batch
     exporters: list[tuple[str, SpanExporter | ExporterFactory]] = [
-        (type(e).__name__, e) for e in extra_exporters
+        (type(e).__name__, _Borrowed(e)) for e in extra_exporters
     ]
     exporters += _configured_exporters(settings, dropped)
     for name, exporter in exporters:
