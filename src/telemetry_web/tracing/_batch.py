@@ -25,6 +25,7 @@ from collections.abc import Callable
 from typing import Any
 
 from opentelemetry.context import Context
+from opentelemetry.instrumentation.utils import suppress_instrumentation
 from opentelemetry.sdk.trace import ReadableSpan, Span, SpanProcessor
 from opentelemetry.sdk.trace.export import SpanExporter, SpanExportResult
 
@@ -236,7 +237,8 @@ class BoundedBatchProcessor(SpanProcessor):
         _ABSORB.local.records = records
         error: BaseException | None = None
         try:
-            result = self.exporter.export(batch)
+            with suppress_instrumentation():  # the exporter's own HTTP calls are not the app's
+                result = self.exporter.export(batch)
         except Exception as exc:  # an exporter bug must not kill the worker
             error, result = exc, SpanExportResult.FAILURE
         finally:
