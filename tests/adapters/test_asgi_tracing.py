@@ -228,3 +228,26 @@ async def test_fastapi_wrapped_from_outside_without_lifespan_is_one_span() -> No
         assert line["span_id"] == format(span.context.span_id, "016x")
     finally:
         captured.close()
+
+
+async def test_two_different_traceparent_headers_start_a_new_trace() -> None:
+    """Repeated traceparent headers that disagree are ignored (a new root trace, a 200), while
+    an identical repeat is still continued."""
+    from telemetry_web.testing import capture_telemetry
+
+    first = b"00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01"
+    second = b"00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"
+    captured = capture_telemetry()
+    try:
+        app = build_starlette()
+        app.add_middleware(TelemetryMiddleware, telemetry=captured.telemetry)
+        conflicting = [(b"traceparent", first), (b"traceparent", second)]
+        assert (await call_asgi(app, "/api/users/1", headers=conflicting)).status == 200
+        repeated = [(b"traceparent", first), (b"traceparent", first)]
+        assert (await call_asgi(app, "/api/users/1", headers=repeated)).status == 200
+        root, continued = [s for s in captured.spans() if s.kind is SpanKind.SERVER]
+        assert root.parent is None
+        assert continued.parent is not None
+        assert format(continued.context.trace_id, "032x") == first.decode().split("-")[1]
+    finally:
+        captured.close()

@@ -335,16 +335,36 @@ _ENDPOINT_HEADERS = {b"accept": "accept", b"accept-encoding": "accept-encoding",
                      b"authorization": "authorization"}  # fmt: skip
 
 
+# Trace context that must be stated once: two different values make it absent (a new root trace).
+_SINGLE_VALUED = frozenset({"traceparent", "b3", "x-b3-traceid", "x-b3-spanid", "x-b3-sampled",
+                            "x-b3-parentspanid", "x-b3-flags"})  # fmt: skip
+# Lists that may be split over several header lines (W3C): joined, as one header.
+_LISTS = frozenset({"tracestate", "baggage"})
+
+
 def _pick_headers(scope: Scope, wanted: dict[bytes, str]) -> dict[str, str]:
     """The wanted headers, decoded; one that is not valid UTF-8 counts as absent."""
     found: dict[str, str] = {}
+    conflicting: set[str] | None = None
     for raw_name, raw_value in scope.get("headers", ()):
         name = wanted.get(raw_name)
         if name is not None:
             try:
-                found[name] = raw_value.decode("utf-8")
+                value = raw_value.decode("utf-8")
             except UnicodeDecodeError:
-                pass
+                continue
+            previous = found.get(name)
+            if previous is None or previous == value:
+                found[name] = value
+            elif name in _LISTS:
+                found[name] = f"{previous},{value}"
+            elif name in _SINGLE_VALUED:
+                conflicting = (conflicting or set()) | {name}
+            else:
+                found[name] = value  # the last one wins, as in most frameworks
+    if conflicting:
+        for name in conflicting:
+            del found[name]
     return found
 
 
