@@ -96,3 +96,46 @@ def test_zipkin_schema_check_rejects_what_the_v2_api_forbids() -> None:
         {**good, "extra": True},
     ):
         assert check_zipkin_span(bad) != [], bad
+
+
+def test_otlp_grpc_on_the_wire(telemetry_for: Any) -> None:
+    """OTLP over gRPC (protocol: grpc) reaches a loopback gRPC TraceService, standing in for a
+    collector, that decodes the same ExportTraceServiceRequest: names, ids and parents."""
+    from concurrent import futures
+
+    import grpc
+    from opentelemetry.proto.collector.trace.v1 import (
+        trace_service_pb2,
+        trace_service_pb2_grpc,
+    )
+
+    received: list[Any] = []
+
+    class Service(trace_service_pb2_grpc.TraceServiceServicer):
+        def Export(self, request: Any, context: Any) -> Any:
+            received.append(request)
+            return trace_service_pb2.ExportTraceServiceResponse()
+
+    server = grpc.server(futures.ThreadPoolExecutor(max_workers=2))
+    trace_service_pb2_grpc.add_TraceServiceServicer_to_server(Service(), server)
+    port = server.add_insecure_port("127.0.0.1:0")
+    server.start()
+    try:
+        telemetry = telemetry_for(
+            {"otlp": {"endpoint": f"http://127.0.0.1:{port}", "protocol": "grpc"}}
+        )
+        drive(telemetry)
+        telemetry.flush(timeout=10)
+    finally:
+        server.stop(grace=None)
+    spans = {
+        span.name: span
+        for request in received
+        for resource_spans in request.resource_spans
+        for scope_spans in resource_spans.scope_spans
+        for span in scope_spans.spans
+    }
+    assert set(spans) == {"GET /items/{id}", "load", "query"}
+    assert spans["GET /items/{id}"].trace_id.hex() == TRACE
+    assert spans["GET /items/{id}"].parent_span_id.hex() == CALLER
+    assert spans["query"].parent_span_id == spans["load"].span_id
