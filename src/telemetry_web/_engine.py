@@ -7,8 +7,10 @@ everything they need (built-in endpoints, excluded paths) is decided here, once,
 from __future__ import annotations
 
 import atexit
+import contextlib
 import logging
 import os
+import signal
 import threading
 import weakref
 from collections.abc import Callable, Mapping, Sequence
@@ -520,6 +522,48 @@ _LIVE: weakref.WeakSet[Telemetry] = weakref.WeakSet()
 
 def _close_at_exit(telemetry: Telemetry) -> None:
     _LIVE.add(telemetry)
+    _flush_on_sigterm()
+
+
+_sigterm_previous: Any = None
+_sigterm_installed = False
+
+
+def _flush_on_sigterm() -> None:
+    """Deliver queued spans and log lines when the process is told to stop.
+
+    uvicorn re-raises SIGTERM after its graceful shutdown and gunicorn workers stop on it, so
+    exit hooks may never run; with a lifespan the ASGI middleware flushes at shutdown, without
+    one only a signal handler can. Ours is chained in front of whatever handler was there (the
+    server's, or the default), never replacing it, and the flush runs in a thread joined with a
+    bound, so that a lock held by the interrupted code can only delay the stop, never hang it.
+    """
+    global _sigterm_previous, _sigterm_installed
+    if _sigterm_installed or threading.current_thread() is not threading.main_thread():
+        return
+    try:
+        _sigterm_previous = signal.getsignal(signal.SIGTERM)
+        signal.signal(signal.SIGTERM, _on_sigterm)
+    except (ValueError, OSError):  # not the main interpreter, or signals unavailable
+        return
+    _sigterm_installed = True
+
+
+def _on_sigterm(signum: int, frame: Any) -> None:
+    def flush_all() -> None:
+        for telemetry in list(_LIVE):
+            with contextlib.suppress(Exception):
+                telemetry.flush(timeout=2.0)
+
+    flusher = threading.Thread(target=flush_all, name="telemetry-sigterm-flush", daemon=True)
+    flusher.start()
+    flusher.join(3.0)
+    previous = _sigterm_previous
+    if callable(previous):
+        previous(signum, frame)
+    elif previous != signal.SIG_IGN:  # the default action: terminate, as if we were not here
+        signal.signal(signum, signal.SIG_DFL)
+        os.kill(os.getpid(), signum)
 
 
 @atexit.register

@@ -37,13 +37,18 @@ def server_spans(receiver: OtlpReceiver) -> list[str]:
     return [span.name for _, span in receiver.spans() if span.kind == 2]  # SPAN_KIND_SERVER
 
 
-@pytest.mark.parametrize("workers", [1, 2])
-def test_uvicorn_sigterm_delivers_every_span(workers: int) -> None:
-    """uvicorn (one process, and --workers 2) stopped with SIGTERM: all N server spans arrive."""
+@pytest.mark.parametrize(
+    ("workers", "lifespan"),
+    [(1, "auto"), (2, "auto"), (1, "off")],
+    ids=["one", "two", "no-lifespan"],
+)
+def test_uvicorn_sigterm_delivers_every_span(workers: int, lifespan: str) -> None:
+    """uvicorn (one process, --workers 2, and --lifespan off, where no shutdown event reaches
+    the app) stopped with SIGTERM: all N server spans arrive."""
     port = free_port()
     with OtlpReceiver() as receiver:
         args = ["uvicorn", "sample_apps.starlette_app:app", "--port", str(port),
-                "--workers", str(workers), "--no-access-log"]  # fmt: skip
+                "--workers", str(workers), "--lifespan", lifespan, "--no-access-log"]  # fmt: skip
         with serve(args, port, env=env_for(receiver)):
             send(port, "/api/users/1", N)
             assert receiver.count() == 0
