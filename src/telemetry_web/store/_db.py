@@ -1,0 +1,246 @@
+"""The SQLite file itself: schema, one connection per process, batched writes, pruning, and the
+one-line report when the file cannot be written.
+
+Several processes (gunicorn workers) write to one file and the CLI reads it at the same time:
+WAL mode lets readers run next to a writer, ``busy_timeout`` makes writers wait for each other,
+and each batch is one ``BEGIN IMMEDIATE`` transaction (one ``executemany`` per table).
+"""
+
+from __future__ import annotations
+
+import errno
+import os
+import sqlite3
+import sys
+import threading
+import time
+from collections.abc import Sequence
+from typing import Any
+
+__all__ = ["SCHEMA_VERSION", "SQLiteStore", "StoreUnavailable"]
+
+SCHEMA_VERSION = 1
+PRUNE_EVERY = 60.0  # seconds between two retention prunes by one writer
+REPORT_EVERY = 30.0  # seconds between two "Log store unavailable" lines per store file
+FIRST_BACKOFF = 1.0
+MAX_BACKOFF = 30.0
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS spans (
+    id INTEGER PRIMARY KEY,
+    trace_id TEXT NOT NULL,
+    span_id TEXT NOT NULL,
+    parent_id TEXT,
+    name TEXT NOT NULL,
+    kind TEXT NOT NULL,
+    service TEXT NOT NULL,
+    route TEXT,
+    http_status INTEGER,
+    start_ns INTEGER NOT NULL,
+    duration_ns INTEGER NOT NULL,
+    status TEXT NOT NULL,
+    status_message TEXT,
+    attributes TEXT NOT NULL,
+    events TEXT NOT NULL,
+    resource TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS spans_trace ON spans (trace_id);
+CREATE INDEX IF NOT EXISTS spans_span ON spans (span_id);
+CREATE INDEX IF NOT EXISTS spans_service_start ON spans (service, start_ns);
+CREATE INDEX IF NOT EXISTS spans_start ON spans (start_ns);
+CREATE TABLE IF NOT EXISTS logs (
+    id INTEGER PRIMARY KEY,
+    ts REAL NOT NULL,
+    level TEXT NOT NULL,
+    level_no INTEGER NOT NULL,
+    logger TEXT,
+    service TEXT,
+    event TEXT,
+    trace_id TEXT,
+    span_id TEXT,
+    request_id TEXT,
+    fields TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS logs_trace ON logs (trace_id);
+CREATE INDEX IF NOT EXISTS logs_service_ts ON logs (service, ts);
+CREATE INDEX IF NOT EXISTS logs_ts ON logs (ts);
+"""
+
+SPAN_COLUMNS = (
+    "trace_id, span_id, parent_id, name, kind, service, route, http_status, start_ns, "
+    "duration_ns, status, status_message, attributes, events, resource"
+)
+LOG_COLUMNS = "ts, level, level_no, logger, service, event, trace_id, span_id, request_id, fields"
+
+
+class StoreUnavailable(Exception):
+    """The store file cannot be written now (read-only, locked, disk full, not a directory)."""
+
+
+class _Reporter:
+    """One stderr line per store file per report period, with what was dropped meanwhile."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._last: dict[str, float] = {}
+        self._dropped: dict[str, list[int]] = {}
+
+    def failed(self, path: str, cause: str, spans: int, logs: int) -> None:
+        with self._lock:
+            counts = self._dropped.setdefault(path, [0, 0])
+            counts[0] += spans
+            counts[1] += logs
+            now = time.monotonic()
+            if now - self._last.get(path, float("-inf")) < REPORT_EVERY:
+                return
+            self._last[path] = now
+            dropped_spans, dropped_logs = counts
+            counts[0] = counts[1] = 0
+        # Straight to stderr: logging it would feed the failing log store again.
+        print(
+            f"telemetry-web: Log store unavailable: {cause} ({path}); requests are still served, "
+            f"{dropped_spans} spans and {dropped_logs} log events dropped; next report in "
+            f"{int(REPORT_EVERY)}s at the earliest",
+            file=sys.stderr,
+            flush=True,
+        )
+
+    def reset(self) -> None:
+        with self._lock:
+            self._last.clear()
+            self._dropped.clear()
+
+
+REPORTER = _Reporter()
+
+
+def describe(exc: BaseException) -> str:
+    """A short cause: ``database is locked``, ``Not a directory``, ``database or disk is full``."""
+    if isinstance(exc, OSError) and not isinstance(exc, sqlite3.Error) and exc.strerror:
+        return exc.strerror
+    return str(exc) or type(exc).__name__
+
+
+class SQLiteStore:
+    """A writer for one store file: lazily opened per process, one transaction per batch.
+
+    After a failure, writes are skipped for a growing pause (1 s doubling to 30 s) so that a
+    broken store costs nothing per batch; each skipped or failed batch raises
+    :class:`StoreUnavailable` for the caller to count.
+    """
+
+    def __init__(self, path: str, *, retention: float, busy_timeout: float = 5.0) -> None:
+        self.path = os.path.abspath(os.path.expanduser(path))
+        self.retention = retention
+        self.busy_timeout = busy_timeout
+        self._lock = threading.Lock()
+        self._conn: sqlite3.Connection | None = None
+        self._pid = 0
+        self._last_prune = float("-inf")
+        self._backoff = 0.0
+        self._retry_at = float("-inf")
+        self._last_error = ""
+
+    def _connect(self) -> sqlite3.Connection:
+        if self._conn is not None and self._pid == os.getpid():
+            return self._conn
+        # A forked worker never uses its parent's connection (SQLite forbids it): a new one.
+        self._conn = None
+        directory = os.path.dirname(self.path) or "."
+        try:
+            os.makedirs(directory, exist_ok=True)
+        except FileExistsError:  # a regular file where the directory should be
+            raise NotADirectoryError(errno.ENOTDIR, "Not a directory", directory) from None
+        conn = sqlite3.connect(
+            self.path, timeout=self.busy_timeout, isolation_level=None, check_same_thread=False
+        )
+        try:
+            conn.execute(f"PRAGMA busy_timeout = {int(self.busy_timeout * 1000)}")
+            conn.execute("PRAGMA journal_mode = WAL")
+            conn.execute("PRAGMA synchronous = NORMAL")
+            if conn.execute("PRAGMA user_version").fetchone()[0] < SCHEMA_VERSION:
+                conn.execute("BEGIN IMMEDIATE")
+                for statement in _SCHEMA.split(";"):
+                    if statement.strip():
+                        conn.execute(statement)
+                conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
+                conn.execute("COMMIT")
+        except BaseException:
+            conn.close()
+            raise
+        self._conn, self._pid = conn, os.getpid()
+        return conn
+
+    def write(
+        self, spans: Sequence[tuple[Any, ...]] = (), logs: Sequence[tuple[Any, ...]] = ()
+    ) -> None:
+        """Insert the rows in one transaction; prune past ``retention`` at most once a minute.
+
+        Raises:
+            StoreUnavailable: the rows were not written (and the failure was reported).
+        """
+        with self._lock:
+            now = time.monotonic()
+            if now < self._retry_at:
+                self._fail(None, len(spans), len(logs))
+            try:
+                conn = self._connect()
+                conn.execute("BEGIN IMMEDIATE")
+                try:
+                    if spans:
+                        conn.executemany(
+                            f"INSERT INTO spans ({SPAN_COLUMNS}) VALUES "
+                            "(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                            spans,
+                        )
+                    if logs:
+                        conn.executemany(
+                            f"INSERT INTO logs ({LOG_COLUMNS}) VALUES "
+                            "(?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                            logs,
+                        )
+                    if now - self._last_prune >= PRUNE_EVERY:
+                        self._prune(conn)
+                        self._last_prune = now
+                    conn.execute("COMMIT")
+                except BaseException:
+                    if conn.in_transaction:
+                        conn.execute("ROLLBACK")
+                    raise
+            except (sqlite3.Error, OSError) as exc:
+                self._backoff = min(MAX_BACKOFF, max(FIRST_BACKOFF, self._backoff * 2))
+                self._retry_at = time.monotonic() + self._backoff
+                self._close_quietly()
+                self._fail(exc, len(spans), len(logs))
+            self._backoff = 0.0
+
+    def _prune(self, conn: sqlite3.Connection) -> None:
+        cutoff = time.time() - self.retention
+        conn.execute("DELETE FROM spans WHERE start_ns < ?", (int(cutoff * 1e9),))
+        conn.execute("DELETE FROM logs WHERE ts < ?", (cutoff,))
+
+    def prune(self) -> None:
+        """Delete what is older than ``retention`` now (the writers do it once a minute)."""
+        with self._lock:
+            conn = self._connect()
+            conn.execute("BEGIN IMMEDIATE")
+            self._prune(conn)
+            conn.execute("COMMIT")
+
+    def _fail(self, exc: BaseException | None, spans: int, logs: int) -> None:
+        if exc is not None:
+            self._last_error = describe(exc)
+        REPORTER.failed(self.path, self._last_error, spans, logs)
+        raise StoreUnavailable(f"Log store unavailable: {self._last_error} ({self.path})")
+
+    def _close_quietly(self) -> None:
+        conn, self._conn = self._conn, None
+        if conn is not None and self._pid == os.getpid():
+            try:
+                conn.close()
+            except sqlite3.Error:
+                pass
+
+    def close(self) -> None:
+        with self._lock:
+            self._close_quietly()
