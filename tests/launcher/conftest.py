@@ -1,0 +1,133 @@
+"""Unchanged apps run under the launcher as real processes on loopback ports."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import textwrap
+import time
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+
+import httpx
+import pytest
+from prometheus_client.parser import text_string_to_metric_families
+
+VENV_BIN = Path(sys.executable).parent
+LAUNCHER = [sys.executable, "-m", "telemetry_web.cli.run", "--"]
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def write(directory: Path, files: dict[str, str]) -> None:
+    for name, text in files.items():
+        path = directory / name
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(textwrap.dedent(text))
+
+
+class Server:
+    """A launched process and the file holding its stdout and stderr."""
+
+    def __init__(self, process: subprocess.Popen[bytes], output: Path, port: int) -> None:
+        self.process = process
+        self.output = output
+        self.port = port
+
+    def get(self, path: str) -> httpx.Response:
+        limits = httpx.Limits(max_keepalive_connections=0)  # new connection: any worker
+        with httpx.Client(limits=limits, timeout=10) as client:
+            return client.get(f"http://127.0.0.1:{self.port}{path}")
+
+    def text(self) -> str:
+        return self.output.read_text(errors="replace")
+
+    def request_lines(self, timeout: float = 10.0) -> list[dict[str, object]]:
+        """The JSON request log lines written so far (waiting for the first one)."""
+        deadline = time.monotonic() + timeout
+        while True:
+            lines = []
+            for line in self.text().splitlines():
+                if line.startswith("{") and '"event": "request"' in line:
+                    lines.append(json.loads(line))
+            if lines or time.monotonic() > deadline:
+                return lines
+            time.sleep(0.1)
+
+    def requests_total(self, route: str, status: str = "200") -> float:
+        text = self.get("/metrics").text
+        return sum(
+            sample.value
+            for family in text_string_to_metric_families(text)
+            for sample in family.samples
+            if sample.name == "http_requests_total"
+            and sample.labels.get("route") == route
+            and sample.labels.get("status") == status
+        )
+
+
+@contextlib.contextmanager
+def launch(
+    command: Sequence[str], cwd: Path, port: int, env: dict[str, str] | None = None
+) -> Iterator[Server]:
+    """Start ``command`` in ``cwd`` (its own process group), wait for ``port``, stop it after."""
+    output = cwd / f"server-{port}.log"
+    full_env = {
+        **os.environ,
+        "PATH": os.pathsep.join([str(VENV_BIN), os.environ.get("PATH", "")]),
+        "PYTHONPATH": str(cwd),
+        "PYTHONUNBUFFERED": "1",
+        **(env or {}),
+    }
+    for name in ("PROMETHEUS_MULTIPROC_DIR", "TELEMETRY_DISABLED_INSTRUMENTATIONS"):
+        if env is None or name not in env:
+            full_env.pop(name, None)
+    with open(output, "wb") as out:
+        process = subprocess.Popen(
+            list(command), cwd=cwd, env=full_env, stdout=out, stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )  # fmt: skip
+    server = Server(process, output, port)
+    try:
+        _wait_for_port(server, timeout=30)
+        yield server
+    finally:
+        _stop(process)
+
+
+def _wait_for_port(server: Server, timeout: float) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if server.process.poll() is not None:
+            raise RuntimeError(f"exited with {server.process.returncode}:\n{server.text()}")
+        with socket.socket() as sock:
+            if sock.connect_ex(("127.0.0.1", server.port)) == 0:
+                return
+        time.sleep(0.1)
+    raise RuntimeError(f"nothing listened on {server.port} within {timeout}s:\n{server.text()}")
+
+
+def _stop(process: subprocess.Popen[bytes]) -> None:
+    """SIGTERM to the process group we started (workers included), SIGKILL if it lingers."""
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(process.pid, signal.SIGTERM)
+    try:
+        process.wait(timeout=15)
+    except subprocess.TimeoutExpired:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(process.pid, signal.SIGKILL)
+        process.wait()
+
+
+@pytest.fixture
+def port() -> int:
+    return free_port()
