@@ -235,6 +235,17 @@ class Telemetry:
             except ConfigError:
                 self.settings = previous
                 raise
+            from .store import StoreLogSink, store_for_logs
+
+            store = self.settings.store
+            kept = settings.sinks.file is not None or settings.sinks.elasticsearch is not None
+            if store_for_logs(store, other_sinks=kept or bool(self._log_sinks)):
+                sinks.append(
+                    StoreLogSink(
+                        store.path, retention=store.retention, busy_timeout=store.busy_timeout,
+                        dropped=self._logs_dropped,
+                    )
+                )  # fmt: skip
             sinks.extend(self._log_sinks)
             self.log_levels.configure(settings.level, settings.levels)
             self.pipeline = LogPipeline(

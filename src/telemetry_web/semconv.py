@@ -10,6 +10,8 @@ from typing import Final
 # --- environment variables -------------------------------------------------------------------
 ENV_PREFIX: Final = "TELEMETRY_"
 ENV_CONFIG: Final = "TELEMETRY_CONFIG"
+# Read by the zero-code launcher (`telemetry run`), not a configuration key.
+ENV_DISABLED_INSTRUMENTATIONS: Final = "TELEMETRY_DISABLED_INSTRUMENTATIONS"
 
 # --- HTTP server metrics, default naming -----------------------------------------------------
 HTTP_REQUESTS_TOTAL: Final = "http_requests_total"

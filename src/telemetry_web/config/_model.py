@@ -41,6 +41,7 @@ __all__ = [
     "RemoteWriteExporter",
     "Sampling",
     "StatsdCollector",
+    "StoreSettings",
     "TelemetrySettings",
     "TracingExporters",
     "TracingSettings",
@@ -462,6 +463,22 @@ class HttpSettings:
     request_id_header: str = "X-Request-ID"
 
 
+# --- the embedded store ----------------------------------------------------------------------
+
+
+@dataclass(frozen=True, kw_only=True)
+class StoreSettings:
+    """The local SQLite store that the ``telemetry`` CLI reads. ``enabled: auto`` (the default)
+    writes spans there when no span exporter is configured and log events when no file or
+    Elasticsearch sink is; ``true`` always, ``false`` never."""
+
+    enabled: Literal["auto", "true", "false"] = "auto"
+    path: str = "./.telemetry/telemetry.db"
+    retention: float = field(default=15 * 86400.0, metadata=POSITIVE_DURATION)
+    # How long a writer waits for another process's write lock before the batch is dropped.
+    busy_timeout: float = field(default=5.0, metadata=POSITIVE_DURATION)
+
+
 # --- the whole configuration -----------------------------------------------------------------
 
 
@@ -486,3 +503,4 @@ class TelemetrySettings:
     logging: LoggingSettings = field(default_factory=LoggingSettings)
     health: HealthSettings = field(default_factory=HealthSettings)
     http: HttpSettings = field(default_factory=HttpSettings)
+    store: StoreSettings = field(default_factory=StoreSettings)

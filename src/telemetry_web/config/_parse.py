@@ -153,6 +153,8 @@ _BOOLEANS = {
 
 
 def _convert_choice(choices: tuple[str, ...], value: object) -> str:
+    if isinstance(value, bool) and "true" in choices:  # `enabled: true` next to "auto"
+        value = "true" if value else "false"
     if isinstance(value, str):
         lowered = value.lower()
         if lowered in choices:

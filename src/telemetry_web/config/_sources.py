@@ -31,7 +31,7 @@ from ._parse import _fields, normalise, parse_settings
 
 __all__ = ["load_settings", "read_yaml", "settings_to_mapping"]
 
-_RESERVED_ENV = {semconv.ENV_CONFIG}
+_RESERVED_ENV = {semconv.ENV_CONFIG, semconv.ENV_DISABLED_INSTRUMENTATIONS}
 
 
 def load_settings(

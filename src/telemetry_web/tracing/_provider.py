@@ -87,7 +87,12 @@ def build_tracer_provider(
     exporters: list[tuple[str, SpanExporter | ExporterFactory]] = [
         (type(e).__name__, _Borrowed(e)) for e in extra_exporters
     ]
-    exporters += _configured_exporters(settings, dropped)
+    configured = _configured_exporters(settings, dropped)
+    exporters += configured
+    from ..store import store_for_spans
+
+    if store_for_spans(settings.store, other_exporters=bool(exporters)):
+        exporters.append(("store", _store_exporter_factory(settings)))
     for name, exporter in exporters:
         provider.add_span_processor(
             BoundedBatchProcessor(
@@ -165,6 +170,20 @@ def _configured_exporters(
         too_large = dropped.labels("jaeger", "too_large")
         found.append(("jaeger", jaeger_exporter_factory(jaeger, too_large.inc)))
     return found
+
+
+def _store_exporter_factory(settings: TelemetrySettings) -> ExporterFactory:
+    """The embedded store's exporter (a new connection in a forked worker)."""
+    store = settings.store
+
+    def build() -> SpanExporter:
+        from ..store import StoreSpanExporter
+
+        return StoreSpanExporter(
+            store.path, retention=store.retention, busy_timeout=store.busy_timeout
+        )
+
+    return build
 
 
 def _otlp_class(protocol: str) -> Any:

@@ -1,0 +1,5 @@
+"""``python -m telemetry_web.cli``."""
+
+from . import main
+
+main(prog_name="telemetry")
