@@ -39,6 +39,29 @@ def request(url: str, method: str = "GET", body: bytes | None = None) -> tuple[i
         return error.code, error.read().decode()
 
 
+def show_cli(store: Path, env: dict[str, str]) -> None:
+    """What the `telemetry` CLI reads back from the local store."""
+    cli = [sys.executable, "-m", "telemetry_web.cli"]
+
+    def run(*words: str) -> str:
+        print(f"\n== telemetry {' '.join(words)}")
+        done = subprocess.run([*cli, *words, "--store", str(store)], cwd=ROOT, env=env,
+                              capture_output=True, text=True, timeout=60)  # fmt: skip
+        print(done.stdout.rstrip() or done.stderr.rstrip())
+        return done.stdout
+
+    found = json.loads(subprocess.run(
+        [*cli, "traces", "search", "--service", "sample-app", "--status", "error", "--json",
+         "--store", str(store)], cwd=ROOT, env=env, capture_output=True, text=True, timeout=60,
+    ).stdout or "[]")  # fmt: skip
+    run("traces", "search", "--service", "sample-app", "--limit", "5")
+    if found:
+        trace_id = found[0].get("trace_id", "")
+        run("traces", "show", trace_id)
+    run("traces", "stats", "--service", "sample-app")
+    run("logs", "tail", "--service", "sample-app", "--level", "warning")
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--host", default="127.0.0.1")
@@ -47,9 +70,13 @@ def main() -> int:
     base = f"http://{args.host}:{args.port}"
     # The server writes here while we run; read back at the end.
     log_file = tempfile.NamedTemporaryFile("w+", suffix=".log", delete=False)  # noqa: SIM115
-    env = {**os.environ, "PYTHONPATH": f"{ROOT / 'src'}{os.pathsep}{ROOT}"}
+    store = Path(tempfile.mkdtemp(prefix="telemetry-demo-")) / "telemetry.db"
+    env = {**os.environ, "PYTHONPATH": f"{ROOT / 'src'}{os.pathsep}{ROOT}",
+           "TELEMETRY_STORE__PATH": str(store)}  # fmt: skip
+    # The unchanged app under the zero-code launcher; everything lands in the local store.
     server = subprocess.Popen(
-        [sys.executable, "-m", "uvicorn", "sample_apps.starlette_app:app",
+        [sys.executable, "-m", "telemetry_web.cli", "run", "--",
+         sys.executable, "-m", "uvicorn", "sample_apps.starlette_app:app",
          "--host", args.host, "--port", str(args.port), "--no-access-log"],
         cwd=ROOT, env=env, stdout=log_file, stderr=subprocess.STDOUT,
     )  # fmt: skip
@@ -93,6 +120,7 @@ def main() -> int:
             server.wait(timeout=10)
         except subprocess.TimeoutExpired:
             server.kill()
+    show_cli(store, env)
     log_file.seek(0)
     lines = [line for line in log_file.read().splitlines() if line.startswith("{")]
     print("\n== JSON log lines (a request line, an application line, a stdlib line, an error)")
