@@ -85,7 +85,8 @@ def main() -> int:
         print(f"== sample app on {base}: sending traffic")
         traffic = [("GET", "/api/users"), ("GET", "/api/users/1"), ("GET", "/api/users/2"),
                    ("GET", "/api/users/99"), ("GET", "/api/stream"), ("GET", "/api/fail"),
-                   ("GET", "/no/such/path"), ("POST", "/api/orders")]  # fmt: skip
+                   ("GET", "/no/such/path"), ("POST", "/api/orders"), ("GET", "/api/report"),
+                   ("GET", "/api/slow")]  # fmt: skip
         for round_ in range(3):
             for method, path in traffic:
                 body = (
@@ -111,6 +112,13 @@ def main() -> int:
                 )
             ):
                 print("   " + line)
+        print("\n== telemetry metrics list --url " + base + "/metrics")
+        listed = subprocess.run(
+            [sys.executable, "-m", "telemetry_web.cli", "metrics", "list",
+             "--url", base + "/metrics"],
+            cwd=ROOT, env=env, capture_output=True, text=True, timeout=60,
+        )  # fmt: skip
+        print(listed.stdout.rstrip() or listed.stderr.rstrip())
         print("\n== /ready")
         status, ready = request(base + "/ready")
         print(f"   {status} {ready}")

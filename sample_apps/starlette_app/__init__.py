@@ -49,6 +49,36 @@ async def stream(request: Request) -> StreamingResponse:
     return StreamingResponse(numbers(), media_type="text/plain")
 
 
+# A small SQLite database for the report endpoint (instrumented by `telemetry run`, or by
+# SQLAlchemyInstrumentor when the app is set up by hand).
+try:
+    from sqlalchemy import create_engine, text
+    from sqlalchemy.pool import StaticPool
+
+    db = create_engine("sqlite://", poolclass=StaticPool)
+    with db.begin() as conn:
+        conn.execute(text("CREATE TABLE orders (id INTEGER PRIMARY KEY, user_id INT, total REAL)"))
+        conn.execute(text("INSERT INTO orders (user_id, total) VALUES (1, 9.5), (2, 20), (1, 3)"))
+except ImportError:  # the [sqlalchemy] extra is not installed: /api/report answers 503
+    db = None
+
+
+async def report(request: Request) -> JSONResponse:
+    if db is None:
+        return JSONResponse({"error": "install telemetry-web[sqlalchemy]"}, status_code=503)
+    with db.connect() as conn:
+        rows = conn.execute(
+            text("SELECT user_id, SUM(total) FROM orders WHERE total > :min GROUP BY user_id"),
+            {"min": 1},
+        ).all()
+    return JSONResponse({str(user): total for user, total in rows})
+
+
+async def slow(request: Request) -> JSONResponse:
+    await asyncio.sleep(0.3)
+    return JSONResponse({"slow": True})
+
+
 async def create_order(request: Request) -> JSONResponse:
     order = await request.json() if await request.body() else {}
     bound = log.bind(user_id=order.get("user_id", 1), items=len(order.get("items", [])))
@@ -64,6 +94,8 @@ app = Starlette(
         Route("/api/fail", fail),
         Route("/api/stream", stream),
         Route("/api/orders", create_order, methods=["POST"]),
+        Route("/api/report", report),
+        Route("/api/slow", slow),
     ]
 )
 app.add_middleware(TelemetryMiddleware, telemetry=telemetry)

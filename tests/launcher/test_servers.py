@@ -260,3 +260,43 @@ def test_app_instrumented_by_hand_is_not_instrumented_twice(tmp_path: Path, port
         assert server.requests_total("/users/{user_id}") == 1
         lines = server.request_lines()
     assert [line["service"] for line in lines] == ["by-hand"]
+
+
+FAKE_INSTRUMENTOR = """
+    import os
+
+
+    class FakeInstrumentor:
+        def __init__(self, telemetry):
+            self.telemetry = telemetry
+
+        def instrument(self):
+            with open(os.environ["FAKE_MARKER"], "a") as marker:
+                marker.write("instrumented for " + self.telemetry.settings.service + "\\n")
+"""
+
+
+@pytest.mark.parametrize("disabled", [False, True], ids=["applied", "disabled"])
+def test_third_party_instrumentors_register_through_the_entry_point_group(
+    tmp_path: Path, port: int, disabled: bool
+) -> None:
+    """A distribution declaring a `telemetry_web.instrumentors` entry point is instrumented
+    with the process Telemetry under the launcher, unless disabled by its entry-point name."""
+    marker = tmp_path / "marker.txt"
+    write(tmp_path, {"app.py": STARLETTE_APP, "fakeinst.py": FAKE_INSTRUMENTOR})
+    dist = tmp_path / "fakeinst-0.1.dist-info"
+    dist.mkdir()
+    (dist / "METADATA").write_text("Metadata-Version: 2.1\nName: fakeinst\nVersion: 0.1\n")
+    (dist / "entry_points.txt").write_text(
+        "[telemetry_web.instrumentors]\nfake = fakeinst:FakeInstrumentor\n"
+    )
+    env = {"FAKE_MARKER": str(marker), "OTEL_SERVICE_NAME": "entry-points"}
+    if disabled:
+        env["TELEMETRY_DISABLED_INSTRUMENTATIONS"] = "fake"
+    command = [*LAUNCHER, "uvicorn", "app:app", "--port", str(port), "--no-access-log"]
+    with launch(command, tmp_path, port, env=env) as server:
+        assert server.get("/users/1").status_code == 200
+    if disabled:
+        assert not marker.exists()
+    else:
+        assert marker.read_text() == "instrumented for entry-points\n"

@@ -106,6 +106,18 @@ def process_telemetry() -> Telemetry:
     return telemetry
 
 
+def pending_until_telemetry(name: str, callback: Callable[[Telemetry], None]) -> None:
+    """``callback(process Telemetry)`` once it is built, or now if it already was."""
+    # Never import the engine from here: at interpreter start that would load prometheus-client
+    # before a uvicorn worker knows it is one (see prepare_multiprocess).
+    engine = sys.modules.get("telemetry_web._engine")
+    with _telemetry_lock:
+        if (engine is None or engine._default is None) and not django_active:
+            _pending.append(callback)
+            return
+    with_telemetry(name, callback)
+
+
 def with_telemetry(name: str, callback: Callable[[Telemetry], None]) -> None:
     """``callback(process Telemetry)`` now, or once the Telemetry being built exists."""
     with _telemetry_lock:

@@ -24,7 +24,7 @@ from typing import Any
 import wrapt
 
 from . import _bootstrap
-from ._bootstrap import process_telemetry, safely, with_telemetry
+from ._bootstrap import pending_until_telemetry, process_telemetry, safely, with_telemetry
 
 __all__ = ["register"]
 
@@ -55,7 +55,33 @@ def register(disabled: set[str]) -> list[str]:
             continue
         wrapt.register_post_import_hook(_guarded(name, hook), module)
         registered.append(name)
+    registered.extend(_register_third_party(disabled, set(hooks)))
     return registered
+
+
+#: Entry-point group through which other distributions add instrumentors to the launcher:
+#: ``[project.entry-points."telemetry_web.instrumentors"] mylib = "mylib_tw:MyInstrumentor"``.
+#: The value is called with ``telemetry=`` and must have ``instrument()``; it runs once the
+#: process Telemetry exists (when the app's framework is set up), unless disabled by name.
+ENTRY_POINT_GROUP = "telemetry_web.instrumentors"
+
+
+def _register_third_party(disabled: set[str], builtin: set[str]) -> list[str]:
+    from importlib.metadata import entry_points
+
+    names = []
+    for entry in entry_points(group=ENTRY_POINT_GROUP):
+        if entry.name in disabled or entry.name in builtin:
+            continue
+
+        def apply(telemetry: Any, entry: Any = entry) -> None:
+            factory = entry.load()
+            factory(telemetry=telemetry).instrument()
+
+        apply.__name__ = entry.name
+        pending_until_telemetry(entry.name, apply)
+        names.append(entry.name)
+    return names
 
 
 def _guarded(name: str, hook: Callable[[Any], None]) -> Callable[[Any], None]:
