@@ -84,6 +84,32 @@ def test_two_writer_processes_and_a_reader(tmp_path: Path) -> None:
             assert len(reader.list_traces(TraceQuery(service=name, limit=1000))) == 300
 
 
+def test_logs_tail_follow_sees_two_live_writers(tmp_path: Path) -> None:
+    """`telemetry logs tail --follow` running while two processes write prints lines of both,
+    each exactly once, in JSON."""
+    import json
+
+    db = tmp_path / "t.db"
+    SQLiteStore(str(db), retention=3600).write()
+    follower = subprocess.Popen(
+        [sys.executable, "-m", "telemetry_web.cli", "logs", "tail", "--follow", "--json",
+         "--interval", "0.05s", "--follow-for", "8s", "--lines", "1", "--store", str(db)],
+        cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    time.sleep(1.0)  # the follower has read the (empty) store once
+    writers = [
+        subprocess.Popen([sys.executable, "-c", _WRITER, str(db), f"w{i}"], cwd=ROOT)
+        for i in range(2)
+    ]
+    assert [p.wait(60) for p in writers] == [0, 0]
+    # The follower stops by itself (--follow-for), writing out everything it printed.
+    out, _err = follower.communicate(timeout=60)
+    lines = [json.loads(line) for line in out.splitlines() if line.strip()]
+    steps = [(line["service"], line["fields"]["i"] if "fields" in line else line.get("i"))
+             for line in lines if line.get("event") == "step"]  # fmt: skip
+    assert sorted(steps) == sorted({(f"w{w}", i) for w in range(2) for i in range(300)})
+
+
 def test_retention_prunes_old_rows(tmp_path: Path) -> None:
     """Spans and log lines older than the retention are deleted by the writer's prune."""
     db = tmp_path / "t.db"
