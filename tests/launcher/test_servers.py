@@ -300,3 +300,37 @@ def test_third_party_instrumentors_register_through_the_entry_point_group(
         assert not marker.exists()
     else:
         assert marker.read_text() == "instrumented for entry-points\n"
+
+
+@pytest.mark.parametrize(
+    "server_args",
+    [
+        ["python", "-m", "flask", "--app", "app", "run", "--port", "{port}"],
+        ["gunicorn", "--preload", "-w", "2", "--bind", "127.0.0.1:{port}", "app:app"],
+    ],
+    ids=["flask-run", "gunicorn-preload"],
+)
+def test_flask_under_flask_run_and_gunicorn_preload(
+    tmp_path: Path, port: int, server_args: list[str]
+) -> None:
+    """The unchanged Flask app under `run -- flask run` and `run -- gunicorn --preload -w 2`
+    (the app imported once in the master, then forked): every request counted once."""
+    write(tmp_path, {"app.py": FLASK_APP})
+    command = [*LAUNCHER, *(a.replace("{port}", str(port)) for a in server_args)]
+    with launch(command, tmp_path, port) as server:
+        for i in range(10):
+            assert server.get(f"/users/{i}").status_code == 200
+        for _ in range(3):
+            assert server.requests_total("/users/<int:user_id>") == 10
+
+
+def test_starlette_under_uvicorn_reload(tmp_path: Path, port: int) -> None:
+    """`run -- uvicorn --reload` (the app served by a spawned reloader child) is instrumented
+    once: requests counted under the route template."""
+    write(tmp_path, {"app.py": STARLETTE_APP})
+    command = [*LAUNCHER, "uvicorn", "app:app", "--reload", "--port", str(port),
+               "--no-access-log"]  # fmt: skip
+    with launch(command, tmp_path, port) as server:
+        for i in range(5):
+            assert server.get(f"/users/{i}").status_code == 200
+        assert server.requests_total("/users/{user_id}") == 5
