@@ -58,6 +58,13 @@ def show_cli(store: Path, env: dict[str, str]) -> None:
     if found:
         trace_id = found[0].get("trace_id", "")
         run("traces", "show", trace_id)
+    report = json.loads(subprocess.run(
+        [*cli, "traces", "search", "--service", "sample-app", "--route", "/api/report",
+         "--limit", "1", "--json", "--store", str(store)],
+        cwd=ROOT, env=env, capture_output=True, text=True, timeout=60,
+    ).stdout or "[]")  # fmt: skip
+    if report:  # the SQL (and Redis) spans the launcher added, under the request span
+        run("traces", "show", report[0].get("trace_id", ""))
     run("traces", "stats", "--service", "sample-app")
     run("logs", "tail", "--service", "sample-app", "--level", "warning")
 
@@ -72,7 +79,7 @@ def main() -> int:
     log_file = tempfile.NamedTemporaryFile("w+", suffix=".log", delete=False)  # noqa: SIM115
     store = Path(tempfile.mkdtemp(prefix="telemetry-demo-")) / "telemetry.db"
     env = {**os.environ, "PYTHONPATH": f"{ROOT / 'src'}{os.pathsep}{ROOT}",
-           "TELEMETRY_STORE__PATH": str(store)}  # fmt: skip
+           "TELEMETRY_STORE__PATH": str(store), "OTEL_SERVICE_NAME": "sample-app"}  # fmt: skip
     # The unchanged app under the zero-code launcher; everything lands in the local store.
     server = subprocess.Popen(
         [sys.executable, "-m", "telemetry_web.cli", "run", "--",
