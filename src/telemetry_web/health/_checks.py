@@ -19,6 +19,7 @@ import socket
 import subprocess
 import tempfile
 import threading
+from abc import abstractmethod
 from collections.abc import Awaitable, Callable, Sequence
 from typing import Any, ClassVar
 from urllib.parse import urlsplit
@@ -51,8 +52,9 @@ class Check:
     #: Keeps its own deadline; the runner allows a short grace before cutting it.
     enforces_timeout: bool = False
 
+    @abstractmethod
     def run(self, timeout: float) -> Outcome | Awaitable[Outcome | None] | None:
-        raise NotImplementedError
+        """One run of the check, finished within ``timeout`` seconds."""
 
     def describe(self) -> str:
         """What is checked, for the verbose report (never a secret)."""

@@ -33,11 +33,9 @@ class Clock(Protocol):
 
     def time(self) -> float:
         """Wall-clock time, seconds since the epoch (``last_change``, ``last_run``)."""
-        ...
 
     def monotonic(self) -> float:
         """A clock for durations (``last_duration_ms``, uptime)."""
-        ...
 
 
 class SystemClock:

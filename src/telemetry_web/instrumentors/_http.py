@@ -14,6 +14,7 @@ from __future__ import annotations
 import time
 import warnings
 import weakref
+from abc import abstractmethod
 from collections.abc import Callable, Iterable
 from typing import TYPE_CHECKING, Any, NamedTuple
 from urllib.parse import urlsplit, urlunsplit
@@ -92,19 +93,21 @@ class HttpClientInstrumentor(BaseInstrumentor):
 
     # --- what a subclass provides ---------------------------------------------------------------
 
+    @abstractmethod
     def _global_targets(self) -> list[tuple[type, str, bool]]:
         """(class, attribute, is_async) wrapped by ``instrument()``."""
-        raise NotImplementedError
 
+    @abstractmethod
     def _is_async_client(self, client: Any) -> bool:
-        raise NotImplementedError
+        """Whether ``client`` is the library's async client."""
 
+    @abstractmethod
     def _method_and_url(self, request: Any) -> tuple[str, str]:
-        raise NotImplementedError
+        """The request's method and full URL."""
 
+    @abstractmethod
     def _with_headers(self, request: Any, headers: dict[str, str]) -> Any:
         """A copy of ``request`` with ``headers`` added (replacing the same names)."""
-        raise NotImplementedError
 
     # --- public API -----------------------------------------------------------------------------
 
