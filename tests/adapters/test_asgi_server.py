@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import shutil
 import socket
 import subprocess
 import sys
@@ -14,6 +13,7 @@ from pathlib import Path
 import httpx
 import pytest
 
+from ..conftest import require_tool
 from ._support import Scrape
 
 REPO = Path(__file__).resolve().parents[2]
@@ -125,12 +125,7 @@ def test_real_server_counts_and_promtool(served_app: tuple[str, str]) -> None:
         assert _series(metrics, "http_request_duration_seconds_count", **series) == [times]
     assert all(v == 0 for v in _series(metrics, "http_requests_in_progress"))
 
-    promtool = shutil.which("promtool")
-    if promtool is None:
-        reason = "promtool is not on PATH (`make services` installs it)"
-        if os.environ.get("CI") == "true":
-            pytest.fail(reason)
-        pytest.skip(reason)
+    promtool = require_tool("promtool")
     checked = subprocess.run(
         [promtool, "check", "metrics"], input=body.encode(), capture_output=True, timeout=60
     )

@@ -43,7 +43,7 @@ except ModuleNotFoundError:
     raise missing("httpx") from None
 
 if TYPE_CHECKING:
-    from .._engine import Telemetry
+    pass
 
 __all__ = ["HttpxInstrumentor"]
 
@@ -60,9 +60,6 @@ class HttpxInstrumentor(HttpClientInstrumentor):
     token = "httpx"
     scope = sc.INSTRUMENTATION_HTTPX
     client_types = (httpx.Client, httpx.AsyncClient)
-
-    def __init__(self, *, telemetry: Telemetry, root_spans: bool = False) -> None:
-        super().__init__(telemetry=telemetry, root_spans=root_spans)
 
     def _global_targets(self) -> list[tuple[type, str, bool]]:
         return [(httpx.Client, "send", False), (httpx.AsyncClient, "send", True)]

@@ -43,7 +43,7 @@ except ModuleNotFoundError:
     raise missing("requests") from None
 
 if TYPE_CHECKING:
-    from .._engine import Telemetry
+    pass
 
 __all__ = ["RequestsInstrumentor"]
 
@@ -60,9 +60,6 @@ class RequestsInstrumentor(HttpClientInstrumentor):
     token = "requests"
     scope = sc.INSTRUMENTATION_REQUESTS
     client_types = (requests.Session,)
-
-    def __init__(self, *, telemetry: Telemetry, root_spans: bool = False) -> None:
-        super().__init__(telemetry=telemetry, root_spans=root_spans)
 
     def _global_targets(self) -> list[tuple[type, str, bool]]:
         return [(requests.Session, "send", False)]
