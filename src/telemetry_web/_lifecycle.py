@@ -21,7 +21,7 @@ from opentelemetry.trace import SpanKind, Status, StatusCode
 
 from . import semconv as sc
 from ._redaction import QueryRedactor
-from .logging import CURRENT_REQUEST, REQUEST_ID, LogPipeline
+from .logging import CURRENT_REQUEST, LogPipeline
 from .metrics import HttpMetrics
 from .tracing import Extractor, SpanFactory
 
@@ -94,7 +94,6 @@ class ActiveRequest:
     __slots__ = (
         "_context_token",
         "_in_progress",
-        "_request_id_token",
         "_scope_token",
         "client",
         "fields",
@@ -141,7 +140,6 @@ class ActiveRequest:
             # some virtual machines, getrandbits is not (and is reseeded after fork).
             else f"{_getrandbits(128):032x}"
         )
-        self._request_id_token = REQUEST_ID.set(self.request_id)
         # What bind_context() adds, on every log line of the request (any thread or task).
         self.fields: dict[str, Any] = {}
         self._scope_token = CURRENT_REQUEST.set(self)
@@ -236,7 +234,6 @@ class ActiveRequest:
         if life.pipeline is not None:
             self._log(status, duration, trace_id, span_id, exception)
         try:
-            REQUEST_ID.reset(self._request_id_token)
             CURRENT_REQUEST.reset(self._scope_token)
         except ValueError:  # finished in another context (a streamed body); nothing to undo here
             pass

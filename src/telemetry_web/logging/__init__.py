@@ -17,7 +17,6 @@ from __future__ import annotations
 from ._build import build_sinks
 from ._context import (
     CURRENT_REQUEST,
-    REQUEST_ID,
     RequestScope,
     bind_context,
     carry_context,
@@ -36,7 +35,6 @@ __all__ = [
     "CURRENT_REQUEST",
     "LEVELS",
     "LEVEL_NAMES",
-    "REQUEST_ID",
     "ConsoleSink",
     "ElasticsearchSink",
     "EventBatch",

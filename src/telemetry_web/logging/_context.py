@@ -28,7 +28,6 @@ from opentelemetry.trace import get_current_span
 
 __all__ = [
     "CURRENT_REQUEST",
-    "REQUEST_ID",
     "RequestScope",
     "bind_context",
     "carry_context",
@@ -53,8 +52,6 @@ class RequestScope(Protocol):
     def fields(self) -> dict[str, Any]: ...
 
 
-# The id of the request being handled in this thread or task, if any.
-REQUEST_ID: ContextVar[str | None] = ContextVar("telemetry_web_request_id", default=None)
 # The request being handled, shared by every thread and task that works on it.
 CURRENT_REQUEST: ContextVar[RequestScope | None] = ContextVar("telemetry_web_request", default=None)
 
@@ -83,10 +80,6 @@ def correlate(event: dict[str, Any]) -> dict[str, Any]:
             # copy(): another thread of the same request may bind while we read
             for key, value in fields.copy().items():
                 event.setdefault(key, value)
-    else:
-        request_id = REQUEST_ID.get()
-        if request_id is not None:
-            event.setdefault("request_id", request_id)
     if _STRUCTLOG_VARS is None:  # a structlog without the registry: the public, slower way
         for key, value in structlog_contextvars.get_contextvars().items():
             event.setdefault(key, value)

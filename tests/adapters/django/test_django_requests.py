@@ -14,7 +14,7 @@ from opentelemetry import trace
 from opentelemetry.trace import SpanKind
 
 from telemetry_web.django import TelemetryMiddleware
-from telemetry_web.logging import REQUEST_ID
+from telemetry_web.logging import CURRENT_REQUEST
 from telemetry_web.testing import CapturedTelemetry
 
 from ._support import Scrape, count, labels, request_lines
@@ -216,7 +216,7 @@ def test_context_is_clean_after_a_request(captured: CapturedTelemetry) -> None:
     """No span stays current and no request id stays bound once the response is returned."""
     Client().get("/")
     assert trace.get_current_span() is trace.INVALID_SPAN
-    assert REQUEST_ID.get() is None
+    assert CURRENT_REQUEST.get() is None
 
 
 @override_settings(MIDDLEWARE=[MIDDLEWARE[0], *MIDDLEWARE])

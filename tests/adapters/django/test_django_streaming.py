@@ -13,7 +13,7 @@ from django.test import AsyncClient, Client, RequestFactory, override_settings
 from opentelemetry import trace
 
 from telemetry_web.django import TelemetryMiddleware
-from telemetry_web.logging import REQUEST_ID
+from telemetry_web.logging import CURRENT_REQUEST
 from telemetry_web.testing import CapturedTelemetry
 
 from . import views
@@ -50,7 +50,7 @@ def test_sync_stream_finishes_when_consumed(captured: CapturedTelemetry) -> None
     assert b"".join(response.streaming_content) == BODY
     _assert_timed_to_the_end(captured, "/stream")
     assert trace.get_current_span() is trace.INVALID_SPAN
-    assert REQUEST_ID.get() is None
+    assert CURRENT_REQUEST.get() is None
 
 
 def test_spans_made_while_streaming_join_the_request(captured: CapturedTelemetry) -> None:
