@@ -248,7 +248,7 @@ class ActiveRequest:
             span.set_attribute(sc.ATTR_HTTP_STATUS, status)
             if exception is not None:
                 span.record_exception(exception)
-                span.set_attribute(sc.ATTR_ERROR_TYPE, _qualname(type(exception)))
+                span.set_attribute(sc.ATTR_ERROR_TYPE, sc.exception_type(type(exception)))
                 span.set_status(
                     Status(StatusCode.ERROR, f"{type(exception).__name__}: {exception}")
                 )
@@ -317,9 +317,3 @@ class ActiveRequest:
             for key, value in self.fields.copy().items():
                 event.setdefault(key, value)
         self.life.pipeline.submit(event)  # type: ignore[union-attr]
-
-
-def _qualname(cls: type) -> str:
-    return (
-        cls.__qualname__ if cls.__module__ == "builtins" else f"{cls.__module__}.{cls.__qualname__}"
-    )

@@ -125,3 +125,10 @@ LABEL_SERVER_ADDRESS: Final = "server_address"
 HTTP_CLIENT_STATUS_ERROR: Final = "error"
 INSTRUMENTATION_HTTPX: Final = "telemetry_web.httpx"  # tracer scope
 INSTRUMENTATION_REQUESTS: Final = "telemetry_web.requests"
+
+
+def exception_type(cls: type) -> str:
+    """The ``error.type``/``exception.type`` value of an exception class: its qualified name,
+    with the module unless it is a builtin (``ValueError``, ``myapp.errors.Unavailable``)."""
+    module = cls.__module__
+    return cls.__qualname__ if module in (None, "builtins") else f"{module}.{cls.__qualname__}"

@@ -272,12 +272,7 @@ class BaseInstrumentor:
 def end_span(span: Span, exception: BaseException | None, end_time: int | None = None) -> None:
     """End a client span, recording ``exception`` as its error."""
     if exception is not None and span.is_recording():
-        span.set_attribute(sc.ATTR_ERROR_TYPE, _qualname(type(exception)))
+        span.set_attribute(sc.ATTR_ERROR_TYPE, sc.exception_type(type(exception)))
         span.record_exception(exception)
         span.set_status(Status(StatusCode.ERROR, f"{type(exception).__name__}: {exception}"))
     span.end(end_time)
-
-
-def _qualname(cls: type) -> str:
-    module = cls.__module__
-    return cls.__qualname__ if module == "builtins" else f"{module}.{cls.__qualname__}"

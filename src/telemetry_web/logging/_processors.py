@@ -18,6 +18,7 @@ from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
 from ..config._model import LogProcessor
+from ..semconv import exception_type
 
 __all__ = [
     "REDACTED",
@@ -79,9 +80,7 @@ def exception_fields(exc_info: Any) -> dict[str, Any] | None:
         return None
     exc_type, exc, tb = exc_info
     return {
-        "type": f"{exc_type.__module__}.{exc_type.__qualname__}"
-        if exc_type.__module__ != "builtins"
-        else exc_type.__qualname__,
+        "type": exception_type(exc_type),
         "message": str(exc),
         "stack": "".join(traceback.format_exception(exc_type, exc, tb)),
     }

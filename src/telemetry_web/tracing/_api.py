@@ -55,11 +55,6 @@ StatusName = Literal["ok", "error", "unset"]
 _STATUS_NAMES = {"ok": StatusCode.OK, "error": StatusCode.ERROR, "unset": StatusCode.UNSET}
 
 
-def _qualname(cls: type) -> str:
-    module = cls.__module__
-    return cls.__qualname__ if module == "builtins" else f"{module}.{cls.__qualname__}"
-
-
 class TelemetrySpan(trace.Span):
     """A span from :meth:`TelemetryTracer.start_span`: OpenTelemetry's span interface plus
     :meth:`record_error`, string statuses and a ``with`` block that makes it current."""
@@ -132,7 +127,7 @@ class TelemetrySpan(trace.Span):
             return
         self._recorded = exception
         self._span.record_exception(exception, attributes, escaped=escaped)
-        self._span.set_attribute(sc.ATTR_ERROR_TYPE, _qualname(type(exception)))
+        self._span.set_attribute(sc.ATTR_ERROR_TYPE, sc.exception_type(type(exception)))
         self._span.set_status(Status(StatusCode.ERROR, f"{type(exception).__name__}: {exception}"))
 
     def end(self, end_time: int | None = None) -> None:

@@ -33,6 +33,8 @@ from opentelemetry.trace import (
 )
 from opentelemetry.util.types import Attributes, AttributeValue
 
+from ..semconv import exception_type
+
 __all__ = ["SpanFactory"]
 
 _MAX_ATTRIBUTES = 128
@@ -131,12 +133,8 @@ class RequestSpan(Span):
         timestamp: int | None = None,
         escaped: bool = False,
     ) -> None:
-        cls = type(exception)
-        module = cls.__module__
         event: dict[str, Any] = {
-            "exception.type": cls.__qualname__
-            if module in (None, "builtins")
-            else f"{module}.{cls.__qualname__}",
+            "exception.type": exception_type(type(exception)),
             "exception.message": str(exception),
             "exception.stacktrace": "".join(traceback.format_exception(exception)),
             "exception.escaped": str(escaped),
