@@ -39,6 +39,7 @@ from .. import semconv as sc
 from .._engine import Endpoint, Telemetry, default_telemetry
 from .._lifecycle import ActiveRequest, RequestLifecycle
 from ..health import QUERY_KEY
+from ._environ import ENDPOINT_KEYS, header_keys, pick_headers, protocol, query, server
 
 if TYPE_CHECKING:
     from _typeshed import OptExcInfo
@@ -53,8 +54,6 @@ _log = logging.getLogger("telemetry_web")
 ENVIRON_KEY = "telemetry_web.request"
 _perf = time.perf_counter
 # The request headers the built-in endpoints read.
-_ENDPOINT_HEADERS = (("accept", "HTTP_ACCEPT"), ("accept-encoding", "HTTP_ACCEPT_ENCODING"),
-                     ("authorization", "HTTP_AUTHORIZATION"))  # fmt: skip
 
 
 class TelemetryWSGIMiddleware:
@@ -78,7 +77,7 @@ class TelemetryWSGIMiddleware:
         self.app = app
         self.telemetry = telemetry if telemetry is not None else default_telemetry()
         self.route_resolver = route_resolver
-        self._header_map: tuple[RequestLifecycle | None, tuple[tuple[str, str], ...]] = (None, ())
+        self._header_map: tuple[RequestLifecycle | None, dict[str, str]] = (None, {})
         # Health checks run in a daemon thread from app start (restarted in forked workers).
         self.telemetry.start_health_checks(thread=True)
 
@@ -106,12 +105,12 @@ class TelemetryWSGIMiddleware:
                 method=method,
                 scheme=environ.get("wsgi.url_scheme", "http"),
                 path=(_recover(environ.get("SCRIPT_NAME", "")) + raw_path) or "/",
-                query=_query(environ),
+                query=query(environ),
                 route=self._route(environ),
                 headers=headers,
                 client=environ.get("REMOTE_ADDR") or None,
-                server=_server(environ),
-                protocol_version=_protocol(environ.get("SERVER_PROTOCOL")),
+                server=server(environ),
+                protocol_version=protocol(environ),
             )
         except Exception:  # telemetry must never cost the request
             _log.exception("telemetry-web could not start recording a request")
@@ -153,18 +152,11 @@ class TelemetryWSGIMiddleware:
 
     def _headers(self, environ: WSGIEnvironment, life: RequestLifecycle) -> dict[str, str]:
         """The headers the lifecycle reads; a value that is not UTF-8 counts as absent."""
-        cached_life, wanted = self._header_map
+        cached_life, keys = self._header_map
         if cached_life is not life:
-            wanted = tuple((name, _environ_key(name)) for name in sorted(life.wanted_headers))
-            self._header_map = (life, wanted)
-        found: dict[str, str] = {}
-        for name, key in wanted:
-            raw = environ.get(key)
-            if raw is not None:
-                value = _decode_header(raw)
-                if value is not None:
-                    found[name] = value
-        return found
+            keys = header_keys(life.wanted_headers)
+            self._header_map = (life, keys)
+        return pick_headers(environ, keys)
 
 
 def note_exception(environ: WSGIEnvironment, exception: BaseException) -> None:
@@ -405,15 +397,10 @@ class _CountingInput:
 def _builtin(
     endpoint: Endpoint, environ: WSGIEnvironment, start_response: StartResponse, method: str
 ) -> list[bytes]:
-    headers: dict[str, str] = {}
-    for name, key in _ENDPOINT_HEADERS:
-        raw = environ.get(key)
-        value = _decode_header(raw) if raw is not None else None
-        if value is not None:
-            headers[name] = value
-    query = _query(environ)
-    if query:
-        headers[QUERY_KEY] = query
+    headers = pick_headers(environ, ENDPOINT_KEYS)
+    raw_query = query(environ)
+    if raw_query:
+        headers[QUERY_KEY] = raw_query
     status, response_headers, body = endpoint(headers)
     start_response(_status_line(status), [*response_headers, ("Content-Length", str(len(body)))])
     return [] if method == "HEAD" else [body]
@@ -426,22 +413,6 @@ def _status_line(status: int) -> str:
         return f"{status} Unknown"
 
 
-def _environ_key(header: str) -> str:
-    if header in ("content-length", "content-type"):
-        return header.upper().replace("-", "_")
-    return "HTTP_" + header.upper().replace("-", "_")
-
-
-def _decode_header(raw: str) -> str | None:
-    """WSGI hands header bytes over as latin-1 text: the UTF-8 they were, or None."""
-    if raw.isascii():
-        return raw
-    try:
-        return raw.encode("latin-1").decode("utf-8")
-    except UnicodeError:
-        return None
-
-
 def _recover(raw: str) -> str:
     """A latin-1 decoded path back to the UTF-8 it was (undecodable bytes become U+FFFD)."""
     if raw.isascii():
@@ -450,25 +421,3 @@ def _recover(raw: str) -> str:
         return raw.encode("latin-1").decode("utf-8", "replace")
     except UnicodeEncodeError:  # the server already gave real text
         return raw
-
-
-def _query(environ: WSGIEnvironment) -> str:
-    raw = environ.get("QUERY_STRING")
-    if not raw:
-        return ""
-    return _decode_header(raw) or ""
-
-
-def _server(environ: WSGIEnvironment) -> tuple[str, int | None] | None:
-    name = environ.get("SERVER_NAME")
-    if not name:
-        return None
-    port = environ.get("SERVER_PORT", "")
-    return name, int(port) if port.isdigit() else None
-
-
-def _protocol(raw: str | None) -> str | None:
-    if raw and raw.startswith("HTTP/"):
-        version = raw[5:]
-        return "2" if version == "2.0" else version
-    return None

@@ -30,7 +30,8 @@ from asgiref.sync import iscoroutinefunction, markcoroutinefunction
 
 from .._engine import Telemetry
 from .._lifecycle import ActiveRequest, RequestLifecycle
-from ._request import builtin_response, meta_keys, pick, protocol, query, server
+from ..adapters._environ import header_keys, pick_headers, query, server
+from ._request import builtin_response, protocol
 from ._routes import RouteLabels
 from ._state import get_telemetry
 
@@ -117,7 +118,7 @@ class TelemetryMiddleware:
         try:
             life = telemetry.lifecycle
             meta = request.META
-            headers = pick(meta, self._wanted(life))
+            headers = pick_headers(meta, self._wanted(life))
             active = life.begin(
                 method=method,
                 scheme=request.scheme,
@@ -156,7 +157,7 @@ class TelemetryMiddleware:
     def _wanted(self, life: RequestLifecycle) -> dict[str, str]:
         keys = self._keys
         if keys is None or keys[0] is not life:  # the Telemetry was reconfigured
-            keys = self._keys = (life, meta_keys(life.wanted_headers))
+            keys = self._keys = (life, header_keys(life.wanted_headers))
         return keys[1]
 
 
