@@ -10,6 +10,7 @@ time: a call compares two integers, and looks the level up again only after a ch
 from __future__ import annotations
 
 import logging
+import re
 import sys
 from collections.abc import Callable, Mapping
 from typing import Any
@@ -19,6 +20,7 @@ from structlog import BoundLoggerBase
 from ._context import correlate
 from ._levels import LEVEL_NAMES, LEVELS, LevelTable
 from ._pipeline import LogPipeline
+from ._sinks import ConsoleSink
 
 __all__ = ["StdlibBridge", "TelemetryLogger", "make_logger"]
 
@@ -161,16 +163,34 @@ def make_logger(
 
 
 class StdlibBridge(logging.Handler):
-    """Sends standard ``logging`` records through the same pipeline, with the same ids."""
+    """Sends standard ``logging`` records through the same pipeline, with the same ids.
+
+    It sits on the root logger. When the pipeline prints to the console, a record that reaches
+    it must not also be printed by a plain console handler on its way up (werkzeug's own
+    handler, a ``logging.basicConfig`` handler on the root): those handlers get a filter that
+    lets a record through only when no bridge printing to the console will see it, so each line
+    appears once, as the pipeline renders it. Loggers that do not propagate to the root
+    (uvicorn's and gunicorn's) never reach the bridge and keep printing through their own
+    handlers. Handlers added after the bridge are found on their first record (that one record
+    is printed twice); removing the bridge lets every filtered handler print again.
+    """
 
     def __init__(self, pipeline: LogPipeline) -> None:
         super().__init__()
         self.pipeline = pipeline
+        # Sinks are fixed for a pipeline's lifetime (configure_logging builds a new one).
+        self.prints_to_console = any(isinstance(s, ConsoleSink) for s in pipeline.sinks)
+        if self.prints_to_console:
+            for logger in _loggers_reaching_root():
+                _quiet_console_handlers(logger)
 
     def emit(self, record: logging.LogRecord) -> None:
         try:
+            message = record.getMessage()
+            if "\x1b[" in message:  # werkzeug colours its access lines even into a pipe
+                message = _ANSI.sub("", message)
             event: dict[str, Any] = {
-                "event": record.getMessage(),
+                "event": message,
                 "level": record.levelname.lower(),
                 "logger": record.name,
                 "timestamp": record.created,
@@ -181,5 +201,85 @@ class StdlibBridge(logging.Handler):
             if record.exc_info:
                 event["exc_info"] = record.exc_info
             self.pipeline.submit(correlate(event))
+            if self.prints_to_console:
+                _quiet_chain(record.name)
         except Exception:
             self.handleError(record)
+
+
+_ANSI = re.compile(r"\x1b\[[0-9;]*m")
+_CONSOLE_STREAMS = ("stdout", "stderr", "__stdout__", "__stderr__")
+
+
+def _is_console_handler(handler: logging.Handler) -> bool:
+    """A handler printing to this process's stdout or stderr (files and sockets are not)."""
+    if not isinstance(handler, logging.StreamHandler) or isinstance(handler, logging.FileHandler):
+        return False
+    stream = handler.stream
+    return any(stream is getattr(sys, name, None) for name in _CONSOLE_STREAMS)
+
+
+def _logger_named(name: str) -> logging.Logger | None:
+    """The existing logger ``name`` (the root for ``"root"``), without creating one."""
+    if name == "root":
+        return logging.getLogger()
+    found = logging.Logger.manager.loggerDict.get(name)
+    return found if isinstance(found, logging.Logger) else None
+
+
+def _chain(logger: logging.Logger) -> tuple[list[logging.Logger], bool]:
+    """The loggers whose handlers a record of ``logger`` passes, and whether the root is last."""
+    loggers: list[logging.Logger] = []
+    current: logging.Logger | None = logger
+    while current is not None:
+        loggers.append(current)
+        if not current.propagate:
+            return loggers, current.parent is None
+        current = current.parent
+    return loggers, True
+
+
+def _loggers_reaching_root() -> list[logging.Logger]:
+    found = [logging.getLogger()]
+    for logger in list(logging.Logger.manager.loggerDict.values()):
+        if isinstance(logger, logging.Logger) and _chain(logger)[1]:
+            found.append(logger)
+    return found
+
+
+class _PrintedByBridge(logging.Filter):
+    """On a console handler: drop the records that a bridge printing to the console sees."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        logger = _logger_named(record.name)
+        if logger is None or not _chain(logger)[1]:
+            return True
+        for handler in logging.getLogger().handlers:
+            if (
+                isinstance(handler, StdlibBridge)
+                and handler.prints_to_console
+                and record.levelno >= handler.level
+            ):
+                return False
+        return True
+
+
+_PRINTED_BY_BRIDGE = _PrintedByBridge()
+
+
+def _quiet_console_handlers(logger: logging.Logger) -> None:
+    for handler in list(logger.handlers):
+        if _is_console_handler(handler) and _PRINTED_BY_BRIDGE not in handler.filters:
+            handler.addFilter(_PRINTED_BY_BRIDGE)
+
+
+def _quiet_chain(name: str) -> None:
+    """Filter console handlers added after the bridge on the way of a record of ``name``."""
+    logger = _logger_named(name)
+    if logger is None:
+        return
+    loggers, reaches_root = _chain(logger)
+    if reaches_root:
+        for each in loggers:
+            if each.handlers:
+                _quiet_console_handlers(each)
