@@ -590,10 +590,17 @@ _default: Telemetry | None = None
 _default_lock = threading.Lock()
 
 
-def default_telemetry() -> Telemetry:
-    """The process-wide Telemetry built from the environment, for adapters given none."""
+def default_telemetry(service_hint: str | None = None) -> Telemetry:
+    """The process-wide Telemetry built from the environment, for adapters given none.
+
+    ``service_hint`` (the launcher passes the app's package) names the service when neither the
+    configuration nor the environment does, instead of ``unknown_service``.
+    """
     global _default
     with _default_lock:
         if _default is None or _default._closed:
-            _default = Telemetry()
+            service = None
+            if service_hint and load_settings().service == sc.DEFAULT_SERVICE:
+                service = service_hint
+            _default = Telemetry(service=service)
         return _default

@@ -1,11 +1,12 @@
-"""Turn on prometheus-client's multiprocess mode for uvicorn's worker processes.
+"""Turn on prometheus-client's multiprocess mode for the worker processes of ASGI servers.
 
 prometheus-client picks its value storage when it is first imported, from
 ``PROMETHEUS_MULTIPROC_DIR``. Gunicorn users get the variable from ``telemetry_web.gunicorn``
-(a config module run in the master); ``uvicorn --workers N`` spawns fresh interpreters that
-never run any code of ours before the app's, so this module, imported first by
-``telemetry_web/__init__.py``, sets the variable in each worker: one directory per uvicorn
-supervisor (the workers' parent process). ``TELEMETRY_MULTIPROCESS=0`` switches this off.
+(a config module run in the master); ``uvicorn --workers N``, ``hypercorn --workers N`` and
+``granian --workers N`` spawn fresh interpreters that never run any code of ours before the
+app's, so this module, imported first by ``telemetry_web/__init__.py`` (and called again by the
+launcher's hooks), sets the variable in each worker: one directory per supervisor (the workers'
+parent process). ``TELEMETRY_MULTIPROCESS=0`` switches this off.
 """
 
 from __future__ import annotations
@@ -33,19 +34,25 @@ def _remove_stale_dirs(root: str, keep: str) -> None:
             shutil.rmtree(os.path.join(root, name), ignore_errors=True)
 
 
-def in_uvicorn_worker() -> bool:
-    parent = multiprocessing.parent_process()
-    return parent is not None and any(m.startswith("uvicorn") for m in sys.modules)
+#: Servers whose ``--workers`` are interpreters spawned by a supervisor process.
+SPAWNING_SERVERS = ("uvicorn", "hypercorn", "granian")
+
+
+def in_server_worker() -> bool:
+    """Whether this process is a worker spawned by a uvicorn, hypercorn or granian supervisor."""
+    if multiprocessing.parent_process() is None:
+        return False
+    return any(name in sys.modules for name in SPAWNING_SERVERS)
 
 
 def prepare() -> None:
     if os.environ.get(ENV_DIR) or os.environ.get("TELEMETRY_MULTIPROCESS") == "0":
         return
-    if not in_uvicorn_worker():
+    if not in_server_worker():
         return
     if "prometheus_client.values" in sys.modules:
         warnings.warn(
-            "telemetry-web: prometheus_client was imported before telemetry_web in a uvicorn "
+            "telemetry-web: prometheus_client was imported before telemetry_web in a server "
             "worker, so /metrics shows this worker only; import telemetry_web first or set "
             f"{ENV_DIR}",
             RuntimeWarning,

@@ -58,6 +58,8 @@ LABEL_CHECK: Final = "check"
 
 # --- route label values ----------------------------------------------------------------------
 ROUTE_UNMATCHED: Final = "<unmatched>"
+#: The service name when nothing names one (OpenTelemetry's own default).
+DEFAULT_SERVICE: Final = "unknown_service"
 
 # --- span attributes (OpenTelemetry HTTP semantic conventions) --------------------------------
 ATTR_HTTP_METHOD: Final = "http.request.method"

@@ -128,6 +128,51 @@ def _stop(process: subprocess.Popen[bytes]) -> None:
         process.wait()
 
 
+#: A minimal unchanged Django project (``mysite``): one URL pattern, no database.
+DJANGO_PROJECT = {
+    "manage.py": """
+        import os
+        import sys
+
+        if __name__ == "__main__":
+            os.environ.setdefault("DJANGO_SETTINGS_MODULE", "mysite.settings")
+            from django.core.management import execute_from_command_line
+
+            execute_from_command_line(sys.argv)
+    """,
+    "mysite/__init__.py": "",
+    "mysite/asgi.py": """
+        import os
+
+        from django.core.asgi import get_asgi_application
+
+        os.environ.setdefault("DJANGO_SETTINGS_MODULE", "mysite.settings")
+        application = get_asgi_application()
+    """,
+    "mysite/settings.py": """
+        SECRET_KEY = "test"
+        DEBUG = False
+        ALLOWED_HOSTS = ["127.0.0.1"]
+        ROOT_URLCONF = "mysite.urls"
+        INSTALLED_APPS = ["django.contrib.contenttypes"]
+        MIDDLEWARE = ["django.middleware.common.CommonMiddleware"]
+        DATABASES = {}
+        USE_TZ = True
+    """,
+    "mysite/urls.py": """
+        from django.http import HttpResponse
+        from django.urls import path
+
+
+        def user(request, user_id):
+            return HttpResponse(f"user {user_id}")
+
+
+        urlpatterns = [path("users/<int:user_id>", user)]
+    """,
+}
+
+
 @pytest.fixture
 def port() -> int:
     return free_port()

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from .conftest import LAUNCHER, VENV_BIN, launch, write
+from .conftest import DJANGO_PROJECT, LAUNCHER, VENV_BIN, launch, write
 
 pytestmark = pytest.mark.server
 
@@ -85,43 +85,7 @@ def test_plain_wsgi_app_under_gunicorn_gets_the_wsgi_middleware(tmp_path: Path, 
 def test_django_runserver_gets_the_app_and_middleware(tmp_path: Path, port: int) -> None:
     """An unchanged Django project under `run -- python manage.py runserver --noreload` counts
     its request under the URL pattern and logs it."""
-    write(
-        tmp_path,
-        {
-            "manage.py": """
-                import os
-                import sys
-
-                if __name__ == "__main__":
-                    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "mysite.settings")
-                    from django.core.management import execute_from_command_line
-
-                    execute_from_command_line(sys.argv)
-            """,
-            "mysite/__init__.py": "",
-            "mysite/settings.py": """
-                SECRET_KEY = "test"
-                DEBUG = False
-                ALLOWED_HOSTS = ["127.0.0.1"]
-                ROOT_URLCONF = "mysite.urls"
-                INSTALLED_APPS = ["django.contrib.contenttypes"]
-                MIDDLEWARE = ["django.middleware.common.CommonMiddleware"]
-                DATABASES = {}
-                USE_TZ = True
-            """,
-            "mysite/urls.py": """
-                from django.http import HttpResponse
-                from django.urls import path
-
-
-                def user(request, user_id):
-                    return HttpResponse(f"user {user_id}")
-
-
-                urlpatterns = [path("users/<int:user_id>", user)]
-            """,
-        },
-    )
+    write(tmp_path, DJANGO_PROJECT)
     command = [*LAUNCHER, "python", "manage.py", "runserver", "--noreload", f"127.0.0.1:{port}"]
     with launch(command, tmp_path, port) as server:
         assert server.get("/users/5").text == "user 5"

@@ -27,9 +27,14 @@ BOOTSTRAP_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "bootst
 DISABLED_ENV = ENV_DISABLED_INSTRUMENTATIONS
 
 #: Every instrumentation the launcher applies, by the name ``TELEMETRY_DISABLED_INSTRUMENTATIONS``
-#: uses: frameworks (``wsgi`` is any other WSGI app served by gunicorn; ``gunicorn`` is the
-#: multi-worker metrics set-up of gunicorn's master) and client libraries.
+#: uses: servers (the app they serve, wrapped whole), frameworks (``wsgi`` is any other WSGI app
+#: served by gunicorn; ``gunicorn`` is the multi-worker metrics set-up of gunicorn's master) and
+#: client libraries. Disabling a framework also keeps the servers from wrapping its apps.
 INSTRUMENTATIONS = (
+    "uvicorn",
+    "hypercorn",
+    "granian",
+    "daphne",
     "starlette",
     "fastapi",
     "flask",

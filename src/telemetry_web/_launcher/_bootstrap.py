@@ -31,13 +31,17 @@ _T = TypeVar("_T")
 
 _initialized = False
 _init_lock = threading.Lock()
-# The Telemetry of this process, and hooks that fired while it was being built (building it
-# may import a hooked library: they run once it exists instead of building it again).
+# The Telemetry of this process, and instrumentations waiting for it: a client library imported
+# before any app is served waits, so a process that serves nothing builds no telemetry.
 _telemetry_lock = threading.RLock()
 _building = False
 _pending: list[Callable[[Telemetry], None]] = []
 #: Set by the Django hook once it has put the app and middleware into the settings.
 django_active = False
+#: The framework and server hooks that fired in this process (see :mod:`._notice`).
+claimed: set[str] = set()
+#: ids of the apps a server hook wrapped whole: the framework hooks add nothing inside them.
+covered_apps: set[int] = set()
 
 
 def initialize() -> None:
@@ -48,10 +52,11 @@ def initialize() -> None:
             return
         _initialized = True
     try:
-        from . import _hooks
+        from . import _hooks, _notice
 
         disabled = disabled_instrumentations()
         registered = _hooks.register(disabled)
+        _notice.watch_listening_sockets()
         _log.debug(
             "telemetry-web launcher: hooks for %s (disabled: %s)",
             ", ".join(registered),
@@ -79,7 +84,7 @@ def prepare_multiprocess() -> None:
     """Point prometheus-client at the workers' shared directory before it is imported.
 
     ``import telemetry_web`` does this, but under the launcher it ran at interpreter start,
-    before a spawned uvicorn worker knew it was one; hooks call this again before importing the
+    before a spawned server worker knew it was one; hooks call this again before importing the
     engine.
     """
     from .._multiprocess_env import prepare
@@ -87,56 +92,73 @@ def prepare_multiprocess() -> None:
     prepare()
 
 
-def process_telemetry() -> Telemetry:
+def process_telemetry(service_hint: str | None = None) -> Telemetry:
     """The one Telemetry of this process: Django's (built from its settings) when the Django
-    hook is active, otherwise :func:`~telemetry_web._engine.default_telemetry`."""
+    hook is active, else one the app built itself, else
+    :func:`~telemetry_web._engine.default_telemetry` (named ``service_hint`` when nothing
+    configured a service). Instrumentations waiting for it are applied."""
     global _building
     prepare_multiprocess()
     with _telemetry_lock:
         if _building:
-            raise RuntimeError("the process Telemetry is being built")  # use with_telemetry
+            raise RuntimeError("the process Telemetry is being built")
         _building = True
         try:
-            telemetry = _build()
+            telemetry = _existing()
+            if telemetry is None:
+                from .._engine import default_telemetry
+
+                telemetry = default_telemetry(service_hint)
         finally:
             _building = False
-        pending, _pending[:] = list(_pending), []
-    for callback in pending:
-        safely(getattr(callback, "__name__", "instrumentation"), callback, telemetry)
+    _apply_pending(telemetry)
     return telemetry
 
 
-def pending_until_telemetry(name: str, callback: Callable[[Telemetry], None]) -> None:
-    """``callback(process Telemetry)`` once it is built, or now if it already was."""
-    # Never import the engine from here: at interpreter start that would load prometheus-client
-    # before a uvicorn worker knows it is one (see prepare_multiprocess).
-    engine = sys.modules.get("telemetry_web._engine")
+def when_telemetry_exists(name: str, callback: Callable[[Telemetry], None]) -> None:
+    """``callback(process Telemetry)`` now if there is one, else once a hook or the app builds
+    it; never builds one itself."""
     with _telemetry_lock:
-        if (engine is None or engine._default is None) and not django_active:
+        telemetry = None if _building else safely(name, _existing)
+        if telemetry is None:
             _pending.append(callback)
             return
-    with_telemetry(name, callback)
+    safely(name, callback, telemetry)
 
 
-def with_telemetry(name: str, callback: Callable[[Telemetry], None]) -> None:
-    """``callback(process Telemetry)`` now, or once the Telemetry being built exists."""
+def telemetry_created(telemetry: Telemetry) -> None:
+    """Called after every ``Telemetry.__init__`` in the process (a hook on the engine): the app
+    built its own, so waiting instrumentations use it."""
     with _telemetry_lock:
         if _building:
-            _pending.append(callback)
-            return
-    telemetry = safely(name, process_telemetry)
-    if telemetry is not None:
-        safely(name, callback, telemetry)
+            return  # process_telemetry applies them when it is done
+    _apply_pending(telemetry)
 
 
-def _build() -> Telemetry:
+def _apply_pending(telemetry: Telemetry) -> None:
+    with _telemetry_lock:
+        pending, _pending[:] = list(_pending), []
+    for callback in pending:
+        safely(getattr(callback, "__name__", "instrumentation"), callback, telemetry)
+
+
+def _existing() -> Telemetry | None:
     if django_active:
         from ..django import get_telemetry
 
         return get_telemetry()
-    from .._engine import default_telemetry
-
-    return default_telemetry()
+    # Never import the engine from here: at interpreter start that would load prometheus-client
+    # before a server worker knows it is one (see prepare_multiprocess).
+    engine = sys.modules.get("telemetry_web._engine")
+    if engine is None:
+        return None
+    default = engine._default
+    if default is not None and not default._closed:
+        return default  # type: ignore[no-any-return]
+    for telemetry in list(engine._LIVE):
+        if not telemetry._closed:
+            return telemetry  # type: ignore[no-any-return]
+    return None
 
 
 def _run_shadowed_sitecustomize() -> None:

@@ -7,6 +7,8 @@ instrumentor, when the app imports it.
   unless the app was instrumented by hand (``app.extensions["telemetry_web"]``).
 - Django: when the settings are loaded, the middleware goes first in ``MIDDLEWARE`` and the app
   into ``INSTALLED_APPS`` (each unless present).
+- uvicorn, hypercorn, granian, daphne: the app they serve is wrapped whole (:mod:`._servers`);
+  the Starlette/FastAPI hooks then add nothing inside it.
 - gunicorn: the master imports :mod:`telemetry_web.gunicorn` (multiprocess directory) and gets
   its ``child_exit``/``on_exit`` chained before any configured ones; a WSGI app that no framework
   hook covers is wrapped in :class:`TelemetryWSGIMiddleware` when gunicorn loads it.
@@ -24,9 +26,11 @@ from typing import Any
 import wrapt
 
 from . import _bootstrap
-from ._bootstrap import pending_until_telemetry, process_telemetry, safely, with_telemetry
+from ._bootstrap import process_telemetry, safely, when_telemetry_exists
+from ._notice import claim
+from ._servers import SERVER_HOOKS, service_hint
 
-__all__ = ["register"]
+__all__ = ["register", "wrap_wsgi_app"]
 
 _MARK = "_telemetry_web_launched"
 _DJANGO_MIDDLEWARE = "telemetry_web.django.TelemetryMiddleware"
@@ -55,8 +59,24 @@ def register(disabled: set[str]) -> list[str]:
             continue
         wrapt.register_post_import_hook(_guarded(name, hook), module)
         registered.append(name)
-    registered.extend(_register_third_party(disabled, set(hooks)))
+    for name, server_hooks in SERVER_HOOKS.items():
+        if name in disabled:
+            continue
+        for module, hook in server_hooks:
+            wrapt.register_post_import_hook(_guarded(name, hook), module)
+        registered.append(name)
+    # An app that builds its own Telemetry: instrumentations waiting for one use it.
+    wrapt.register_post_import_hook(_hook_engine, "telemetry_web._engine")
+    registered.extend(_register_third_party(disabled, {*hooks, *SERVER_HOOKS}))
     return registered
+
+
+def _hook_engine(module: Any) -> None:
+    def created(wrapped: Any, instance: Any, args: Any, kwargs: Any) -> None:
+        wrapped(*args, **kwargs)
+        safely("launcher", _bootstrap.telemetry_created, instance)
+
+    _wrap_once(module, "Telemetry.__init__", created)
 
 
 #: Entry-point group through which other distributions add instrumentors to the launcher:
@@ -79,13 +99,19 @@ def _register_third_party(disabled: set[str], builtin: set[str]) -> list[str]:
             factory(telemetry=telemetry).instrument()
 
         apply.__name__ = entry.name
-        pending_until_telemetry(entry.name, apply)
+        when_telemetry_exists(entry.name, apply)
         names.append(entry.name)
     return names
 
 
+#: Hooks whose firing means the process is meant to serve HTTP (see :mod:`._notice`).
+_SERVING = frozenset({"starlette", "fastapi", "flask", "django", "gunicorn", "wsgi"})
+
+
 def _guarded(name: str, hook: Callable[[Any], None]) -> Callable[[Any], None]:
     def run(module: Any) -> None:
+        if name in _SERVING:
+            claim(name)
         safely(name, hook, module)
 
     return run
@@ -131,12 +157,14 @@ def _insert_asgi_middleware(app: Any) -> None:
 
     from ..adapters.asgi import TelemetryMiddleware
 
+    if id(app) in _bootstrap.covered_apps:
+        return  # its server wraps the whole app
     user_middleware = app.user_middleware
     for middleware in user_middleware:
         cls = getattr(middleware, "cls", None)
         if isinstance(cls, type) and issubclass(cls, TelemetryMiddleware):
             return  # added by hand, or by us for an earlier build
-    telemetry = process_telemetry()
+    telemetry = process_telemetry(service_hint())
     middleware_class: Any = TelemetryMiddleware
     user_middleware.insert(0, Middleware(middleware_class, telemetry=telemetry))
 
@@ -166,7 +194,8 @@ def _instrument_flask(app: Any) -> None:
 
     if EXTENSION_KEY in app.extensions:
         return  # Telemetry(app) / init_app by hand
-    telemetry: Any = process_telemetry()
+    package = app.import_name.split(".")[0]
+    telemetry: Any = process_telemetry(package if package != "__main__" else service_hint())
     state = FlaskState(app, telemetry)
     state.middleware = TelemetryWSGIMiddleware(
         app.wsgi_app, telemetry=telemetry, route_resolver=state.resolve_route
@@ -191,6 +220,7 @@ def _django_settings_loaded(wrapped: Any, instance: Any, args: Any, kwargs: Any)
 
 
 def _instrument_django(settings: Any) -> None:
+    _bootstrap.prepare_multiprocess()  # under uvicorn/hypercorn workers, before the engine
     from ..config import load_settings
 
     config = getattr(settings, "TELEMETRY", None)
@@ -256,7 +286,7 @@ def _gunicorn_app_loaded(wrapped: Any, instance: Any, args: Any, kwargs: Any) ->
     worker_class = str(getattr(getattr(instance, "cfg", None), "worker_class_str", ""))
     if "uvicorn" in worker_class.lower() or "asgi" in worker_class.lower():
         return app  # an ASGI app: the Starlette/FastAPI hooks cover it
-    wrapped_app = safely("wsgi", _wrap_wsgi_app, app)
+    wrapped_app = safely("wsgi", wrap_wsgi_app, app)
     return app if wrapped_app is None else wrapped_app
 
 
@@ -264,7 +294,8 @@ def _gunicorn_app_loaded(wrapped: Any, instance: Any, args: Any, kwargs: Any) ->
 _FRAMEWORK_MODULES = ("flask", "django", "starlette", "fastapi", "telemetry_web")
 
 
-def _wrap_wsgi_app(app: Any) -> Any:
+def wrap_wsgi_app(app: Any) -> Any:
+    """A WSGI app no framework hook covers, in the WSGI middleware (else unchanged)."""
     module = getattr(type(app), "__module__", "") or ""
     if inspect.isfunction(app) or inspect.ismethod(app):
         module = getattr(app, "__module__", "") or ""
@@ -276,7 +307,7 @@ def _wrap_wsgi_app(app: Any) -> Any:
     _bootstrap.prepare_multiprocess()
     from ..adapters.wsgi import TelemetryWSGIMiddleware
 
-    return TelemetryWSGIMiddleware(app, telemetry=process_telemetry())
+    return TelemetryWSGIMiddleware(app, telemetry=process_telemetry(service_hint()))
 
 
 # --- client libraries ------------------------------------------------------------------------
@@ -293,6 +324,6 @@ def _instrumentor(name: str, class_name: str) -> Callable[[Any], None]:
                 getattr(instrumentors, class_name)(telemetry=telemetry).instrument()
 
         apply.__name__ = name
-        with_telemetry(name, apply)
+        when_telemetry_exists(name, apply)
 
     return hook

@@ -15,6 +15,8 @@ import re
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
+from ..semconv import DEFAULT_SERVICE
+
 __all__ = [
     "BatchSettings",
     "ConsoleSink",
@@ -486,7 +488,7 @@ class StoreSettings:
 class TelemetrySettings:
     """Everything telemetry-web can be told; see the README's configuration reference."""
 
-    service: str = "unknown_service"
+    service: str = DEFAULT_SERVICE
     # The resource's service.version (spans); OTEL_RESOURCE_ATTRIBUTES may name it instead.
     service_version: str | None = None
     environment: str = "development"

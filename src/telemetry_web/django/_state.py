@@ -2,21 +2,18 @@
 
 from __future__ import annotations
 
-import dataclasses
 import os
 import threading
 from collections.abc import Mapping
 from typing import Any
 
 from .._engine import Telemetry
-from ..config import TelemetrySettings, load_settings
+from ..config import load_settings
 from ..errors import ConfigError
+from ..semconv import DEFAULT_SERVICE
 
 __all__ = ["build_telemetry", "get_telemetry", "service_from_settings_module", "set_telemetry"]
 
-_DEFAULT_SERVICE = str(
-    next(f.default for f in dataclasses.fields(TelemetrySettings) if f.name == "service")
-)
 
 _built: Telemetry | None = None
 _override: Telemetry | None = None
@@ -68,7 +65,7 @@ def build_telemetry() -> Telemetry:
             source="Django settings",
         )
     loaded = load_settings(config)
-    if loaded.service == _DEFAULT_SERVICE:
+    if loaded.service == DEFAULT_SERVICE:
         derived = service_from_settings_module(getattr(settings, "SETTINGS_MODULE", None))
         if derived is not None:
             # Below the environment (which still wins), above nothing that named a service.
