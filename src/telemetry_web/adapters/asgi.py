@@ -29,7 +29,7 @@ from .. import semconv as sc
 from .._engine import Telemetry, default_telemetry
 from .._lifecycle import RequestLifecycle
 from ..health import QUERY_KEY
-from ._routes import RouteResolver, StarletteRoutes, find_routes
+from ._routes import RecordedRoutes, RouteResolver, RouteSource, resolver_for
 
 __all__ = ["TelemetryMiddleware"]
 
@@ -44,6 +44,10 @@ _log = logging.getLogger("telemetry_web")
 _SCOPE_KEY = "telemetry_web.request"
 # Set by the observer around a Starlette app's middleware stack (see _ErrorResponseObserver).
 _OBSERVER_KEY = "telemetry_web.error_observer"
+# (source, token) of the request's route label, for the check once the app ran (see _finish).
+_ROUTE_KEY = "telemetry_web.route"
+# For apps no source understands: reads what a Starlette router recorded, if one ran.
+_RECORDED = RecordedRoutes()
 _perf = time.perf_counter
 
 
@@ -54,7 +58,8 @@ class TelemetryMiddleware:
         app: the ASGI application.
         telemetry: the :class:`~telemetry_web.Telemetry` to record into (default: one built from
             the environment, shared by the process).
-        route_resolver: ``scope -> template or None`` for apps without a Starlette router.
+        route_resolver: ``scope -> template or None``, for apps whose router no built-in
+            source and no ``telemetry_web.route_resolvers`` plugin understands.
     """
 
     def __init__(
@@ -67,7 +72,7 @@ class TelemetryMiddleware:
         self.app = app
         self.telemetry = telemetry if telemetry is not None else default_telemetry()
         self.route_resolver = route_resolver
-        self._routers: dict[int, StarletteRoutes | None] = {}
+        self._routers: dict[int, RouteSource] = {}
         self._header_maps: dict[int, dict[bytes, str]] = {}
         self._silenced: set[int] = set()
 
@@ -202,23 +207,27 @@ class TelemetryMiddleware:
         )
 
     def _route(self, scope: Scope) -> str:
+        """The label before the app runs; the source's token is kept for ``_finish``."""
         if self.route_resolver is not None:
-            try:
-                return self.route_resolver(dict(scope)) or sc.ROUTE_UNMATCHED
-            except Exception:
-                _log.exception("route_resolver failed; labelling the request <unmatched>")
-                return sc.ROUTE_UNMATCHED
-        app = scope.get("app", self.app)
-        key = id(app)
+            return _resolved(self.route_resolver, scope)
         try:
-            router = self._routers[key]
-        except KeyError:
-            routes = find_routes(app)
-            router = StarletteRoutes(routes) if routes is not None else None
-            self._routers[key] = router
-        if router is None:
+            source = self._source(scope)
+            template, token = source.before(scope)
+        except Exception:
+            _log.exception("telemetry-web could not resolve a route; labelling it <unmatched>")
             return sc.ROUTE_UNMATCHED
-        return router.resolve(scope) or sc.ROUTE_UNMATCHED  # type: ignore[arg-type]
+        if token is not None:
+            scope[_ROUTE_KEY] = (source, token)
+        return template or sc.ROUTE_UNMATCHED
+
+    def _source(self, scope: Scope) -> RouteSource:
+        """The app's source of labels, found once per app object."""
+        app = scope.get("app", self.app)
+        try:
+            return self._routers[id(app)]
+        except KeyError:
+            source = self._routers[id(app)] = resolver_for(app) or _RECORDED
+            return source
 
     def _headers(self, scope: Scope, life: RequestLifecycle) -> dict[str, str]:
         wanted = self._header_maps.get(id(life))
@@ -368,10 +377,27 @@ def _pick_headers(scope: Scope, wanted: dict[bytes, str]) -> dict[str, str]:
     return found
 
 
+def _resolved(resolver: RouteResolver, scope: Scope) -> str:
+    """The label from the user's ``route_resolver``."""
+    try:
+        template = resolver(dict(scope))
+    except Exception:
+        _log.exception("route_resolver failed; labelling the request <unmatched>")
+        template = None
+    if template:
+        return template
+    # What a Starlette router records while the app runs may still label it.
+    scope[_ROUTE_KEY] = (_RECORDED, _RECORDED.before(scope)[1])
+    return sc.ROUTE_UNMATCHED
+
+
 def _route_from_scope(scope: Scope) -> str | None:
-    route = scope.get("route")
-    path = getattr(route, "path", None)
-    return path if isinstance(path, str) else None
+    """The route label the framework recorded while the app ran, or None to keep ours."""
+    pending = scope.get(_ROUTE_KEY)
+    if pending is None:
+        return None
+    source, token = pending
+    return source.after(scope, token)  # type: ignore[no-any-return]
 
 
 def _finish(
@@ -383,10 +409,14 @@ def _finish(
     error: BaseException | None,
     ended: float | None,
 ) -> None:
-    if active.route == sc.ROUTE_UNMATCHED:
+    # What the framework recorded wins: the span name, metrics and log line all carry it.
+    try:
         late = _route_from_scope(scope)
-        if late is not None:
-            active.route = late
+    except Exception:
+        _log.exception("telemetry-web could not read the route the framework recorded")
+        late = None
+    if late is not None:
+        active.route = late
     try:
         active.finish(
             status,
