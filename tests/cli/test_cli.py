@@ -151,7 +151,12 @@ def test_metrics_list_from_a_directory(tmp_path: Path, monkeypatch: pytest.Monke
         values.ValueClass = values.get_value_class()
     code, out, _ = run("metrics", "list", "--dir", str(tmp_path), "--json")
     assert code == 0
-    assert {"name": "jobs", "type": "counter", "help": "Jobs done.", "series": 2} in json.loads(out)
+    assert {
+        "name": "jobs_total",
+        "type": "counter",
+        "help": "Jobs done.",
+        "series": 2,
+    } in json.loads(out)
 
 
 def test_metrics_list_from_a_url() -> None:
@@ -181,7 +186,7 @@ def test_metrics_list_from_a_url() -> None:
         server.shutdown()
         server.server_close()
     assert code == 0
-    assert "hits" in out
+    assert "hits_total" in out
     assert "counter" in out
 
 

@@ -92,7 +92,8 @@ def test_uvicorn_run_then_cli_commands(tmp_path: Path) -> None:
 
         listed = _telemetry("metrics", "list", "--url", base + "/metrics", "--json", env=env)
         names = {m["name"] for m in json.loads(listed.stdout)}
-        assert "http_requests" in names
+        assert {"http_requests_total", "http_request_duration_seconds"} <= names
+        assert not [name for name in names if name.endswith("_created")]
     finally:
         server.send_signal(signal.SIGTERM)
         server.wait(20)

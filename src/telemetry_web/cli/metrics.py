@@ -48,25 +48,58 @@ def _from_dir(path: str) -> list[Any]:
     return list(registry.collect())
 
 
+# Families whose series carry a `<name>_created` timestamp (prometheus-client exposes it as
+# a gauge family of its own in the text format): not a metric anyone queries.
+_WITH_CREATED = {"counter", "histogram", "summary", "gaugehistogram"}
+# Labels that split one series into several samples (a histogram's buckets, a summary's
+# quantiles) rather than naming another series.
+_SAMPLE_LABELS = {"le", "quantile"}
+
+
+def _query_name(family: Any) -> str:
+    """The name a PromQL query uses: a counter's with its ``_total`` (prometheus-client's
+    parser strips it from the family name), a histogram's or summary's base name."""
+    if family.type == "counter":
+        names = [s.name for s in family.samples if not s.name.endswith("_created")]
+        return str(names[0]) if names else f"{family.name}_total"
+    return str(family.name)
+
+
+def _series(family: Any) -> int:
+    """The label sets of the family: a histogram's buckets, sum and count of one label set are
+    one series."""
+    return len(
+        {
+            frozenset((k, v) for k, v in s.labels.items() if k not in _SAMPLE_LABELS)
+            for s in family.samples
+            if not s.name.endswith("_created")
+        }
+    )
+
+
+def _rows(families: list[Any]) -> list[dict[str, Any]]:
+    created = {f"{f.name}_created" for f in families if f.type in _WITH_CREATED}
+    return [
+        {"name": _query_name(f), "type": f.type, "help": f.documentation, "series": _series(f)}
+        for f in families
+        if not (f.type == "gauge" and f.name in created)
+    ]
+
+
 @metrics.command("list")
 @click.option("--url", help="The service's metrics URL, e.g. http://127.0.0.1:8000/metrics.")
 @click.option("--dir", "directory", help="A multiprocess directory (PROMETHEUS_MULTIPROC_DIR).")
 @click.option("--timeout", type=float, default=5.0, show_default=True)
 @json_option
 def list_(url: str | None, directory: str | None, timeout: float, as_json: bool) -> None:
-    """Name, type, help and series count of each metric family."""
+    """Name (as PromQL queries it), type, help and number of series (label sets) of each
+    metric family."""
     if (url is None) == (directory is None):
         raise click.UsageError("give one of --url or --dir")
     if url is not None and "://" not in url:
         url = "http://" + url
     families = _from_url(url, timeout) if url is not None else _from_dir(directory or "")
-    rows = sorted(
-        (
-            {"name": f.name, "type": f.type, "help": f.documentation, "series": len(f.samples)}
-            for f in families
-        ),
-        key=lambda r: r["name"],
-    )
+    rows = sorted(_rows(families), key=lambda r: r["name"])
     if as_json:
         emit_json(rows)
         return
