@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import time
 
 import click
@@ -13,6 +14,7 @@ from ._output import format_time, json_option, store_option
 __all__ = ["logs"]
 
 _COLOURS = {"debug": "bright_black", "warning": "yellow", "error": "red", "critical": "red"}
+_FOLLOW_BATCH = 5000  # lines read per query while following
 _STANDARD = {"timestamp", "level", "event", "logger", "service", "environment"}
 
 
@@ -64,34 +66,31 @@ def tail(
     store_path: str | None,
     as_json: bool,
 ) -> None:
-    """The last log lines (JSON: one object per line), then new ones with --follow."""
+    """The last log lines by time (JSON: one object per line), then new ones with --follow."""
     level = level.lower() if level else None
     query = LogQuery(service=service, level=level, trace_id=trace_id, since=since, limit=lines)
     with open_store(store_path, allow_empty=follow) as store:
-        found = store.logs(query)
+        last = store.last_log_id()
+        found = store.logs(dataclasses.replace(query, until_id=last))
         for entry in found:
             _print(entry, as_json)
         if not follow:
             if not found and not as_json:
                 click.echo("No log lines match.", err=True)
             return
-        last = found[-1].id if found else _last_id(store)
         deadline = None if follow_for is None else time.monotonic() + follow_for
+        new = dataclasses.replace(query, since=None, limit=_FOLLOW_BATCH)
         try:
             while deadline is None or time.monotonic() < deadline:
                 time.sleep(interval)
-                query = LogQuery(service=service, level=level, trace_id=trace_id,
-                                 after_id=last, limit=10000)  # fmt: skip
-                for entry in store.logs(query):
-                    _print(entry, as_json)
-                    last = entry.id
+                while True:
+                    batch = store.logs_written_after(dataclasses.replace(new, after_id=last))
+                    if not batch:
+                        break
+                    last = batch[-1].id
+                    # Each poll prints its lines by time; a line another process wrote late
+                    # still comes after those already printed (it is never skipped or repeated).
+                    for entry in sorted(batch, key=lambda e: (e.timestamp, e.id)):
+                        _print(entry, as_json)
         except KeyboardInterrupt:
             return
-
-
-def _last_id(store: object) -> int:
-    from ..store import TracingManager
-
-    assert isinstance(store, TracingManager)
-    newest = store.logs(LogQuery(limit=1))
-    return newest[-1].id if newest else 0

@@ -17,7 +17,9 @@ import time
 from collections.abc import Sequence
 from typing import Any
 
-__all__ = ["SCHEMA_VERSION", "SQLiteStore", "StoreUnavailable"]
+from .. import semconv as sc
+
+__all__ = ["ROUTE_SQL", "SCHEMA_VERSION", "SQLiteStore", "StoreUnavailable", "stored_route"]
 
 SCHEMA_VERSION = 1
 PRUNE_EVERY = 60.0  # seconds between two retention prunes by one writer
@@ -70,7 +72,26 @@ SPAN_COLUMNS = (
     "trace_id, span_id, parent_id, name, kind, service, route, http_status, start_ns, "
     "duration_ns, status, status_message, attributes, events, resource"
 )
+# The route of a span row; server spans of requests no route matched written before the store
+# kept `<unmatched>` (their `route` is NULL) count as `<unmatched>` too.
+ROUTE_SQL = (
+    "COALESCE(route, CASE WHEN kind = 'server' AND "
+    f"json_extract(attributes, '$.\"{sc.ATTR_HTTP_METHOD}\"') IS NOT NULL "
+    f"THEN '{sc.ROUTE_UNMATCHED}' END)"
+)
 LOG_COLUMNS = "ts, level, level_no, logger, service, event, trace_id, span_id, request_id, fields"
+
+
+def stored_route(kind: str, attributes: dict[str, Any]) -> str | None:
+    """The ``route`` column of a span: its ``http.route``, or ``<unmatched>`` for an HTTP server
+    span without one (the span leaves ``http.route`` out, as OpenTelemetry's conventions ask,
+    but the CLI finds and groups those requests under the label the metrics and logs use)."""
+    route = attributes.get(sc.ATTR_HTTP_ROUTE)
+    if route is not None:
+        return str(route)
+    if kind == "server" and sc.ATTR_HTTP_METHOD in attributes:
+        return sc.ROUTE_UNMATCHED
+    return None
 
 
 class StoreUnavailable(Exception):

@@ -13,7 +13,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from ._db import LOG_COLUMNS, SPAN_COLUMNS
+from ._db import LOG_COLUMNS, ROUTE_SQL, SPAN_COLUMNS, stored_route
 
 __all__ = [
     "LogQuery",
@@ -130,10 +130,12 @@ class LogQuery:
     trace_id: str | None = None
     since: float | None = None  # seconds back from now
     after_id: int = 0  # only lines written after this one (``--follow``)
+    until_id: int | None = None  # only lines written up to this one (a snapshot)
     limit: int = 50
 
 
 def _span(row: sqlite3.Row) -> SpanRecord:
+    attributes = json.loads(row["attributes"])
     return SpanRecord(
         trace_id=row["trace_id"],
         span_id=row["span_id"],
@@ -141,13 +143,13 @@ def _span(row: sqlite3.Row) -> SpanRecord:
         name=row["name"],
         kind=row["kind"],
         service=row["service"],
-        route=row["route"],
+        route=row["route"] or stored_route(row["kind"], attributes),
         http_status=row["http_status"],
         start=row["start_ns"] / 1e9,
         duration=row["duration_ns"] / 1e9,
         status=row["status"],
         status_message=row["status_message"],
-        attributes=json.loads(row["attributes"]),
+        attributes=attributes,
         events=json.loads(row["events"]),
         resource=json.loads(row["resource"]),
     )
@@ -258,7 +260,7 @@ class TracingManager:
             where.append("service = ?")
             params.append(query.service)
         if query.route:
-            where.append("route = ?")
+            where.append(f"{ROUTE_SQL} = ?")
             params.append(query.route)
         if query.status == "error":
             where.append("status = 'error'")
@@ -312,8 +314,9 @@ class TracingManager:
             where.append("start_ns >= ?")
             params.append(int((time.time() - since) * 1e9))
         rows = self._query(
-            "SELECT service, COALESCE(route, name) AS route, duration_ns, status, http_status "
-            f"FROM spans WHERE {' AND '.join(where)} ORDER BY service, route, duration_ns",
+            f"SELECT service, COALESCE({ROUTE_SQL}, name) AS route, duration_ns, status, "
+            f"http_status FROM spans WHERE {' AND '.join(where)} "
+            "ORDER BY service, route, duration_ns",
             params,
         )
         grouped: dict[tuple[str, str], tuple[list[float], list[int]]] = {}
@@ -338,10 +341,42 @@ class TracingManager:
     # --- logs ---------------------------------------------------------------------------------
 
     def logs(self, query: LogQuery | None = None) -> list[LogRecord]:
-        """The newest ``limit`` matching lines (after ``after_id``), oldest first."""
+        """The ``limit`` matching lines with the latest timestamps, oldest first.
+
+        Several processes write at once, so insertion order is not time order: lines are
+        ordered by their own timestamp (ties by insertion).
+        """
         query = query or LogQuery()
+        where, params = self._log_filter(query)
+        rows = self._query(
+            f"SELECT id, {LOG_COLUMNS} FROM logs WHERE {' AND '.join(where)} "
+            "ORDER BY ts DESC, id DESC LIMIT ?",
+            [*params, query.limit],
+        )
+        return [_log(r) for r in reversed(rows)]
+
+    def logs_written_after(self, query: LogQuery) -> list[LogRecord]:
+        """The first ``limit`` matching lines written after ``query.after_id``, in insertion
+        order (``--follow``: the next call starts after the last one returned, so each line is
+        read once; writers commit in id order, so a line never appears behind one already read).
+        """
+        where, params = self._log_filter(query)
+        rows = self._query(
+            f"SELECT id, {LOG_COLUMNS} FROM logs WHERE {' AND '.join(where)} ORDER BY id LIMIT ?",
+            [*params, query.limit],
+        )
+        return [_log(r) for r in rows]
+
+    def last_log_id(self) -> int:
+        """The id of the line written last (0 when there is none)."""
+        return int(self._query("SELECT COALESCE(MAX(id), 0) FROM logs")[0][0])
+
+    def _log_filter(self, query: LogQuery) -> tuple[list[str], list[Any]]:
         where: list[str] = ["id > ?"]
         params: list[Any] = [query.after_id]
+        if query.until_id is not None:
+            where.append("id <= ?")
+            params.append(query.until_id)
         if query.service:
             where.append("service = ?")
             params.append(query.service)
@@ -354,9 +389,4 @@ class TracingManager:
         if query.since is not None:
             where.append("ts >= ?")
             params.append(time.time() - query.since)
-        rows = self._query(
-            f"SELECT id, {LOG_COLUMNS} FROM logs WHERE {' AND '.join(where)} "
-            "ORDER BY id DESC LIMIT ?",
-            [*params, query.limit],
-        )
-        return [_log(r) for r in reversed(rows)]
+        return where, params

@@ -18,7 +18,7 @@ from typing import Any
 from opentelemetry.sdk.trace import ReadableSpan
 from opentelemetry.sdk.trace.export import SpanExporter, SpanExportResult
 
-from ._db import SQLiteStore, StoreUnavailable
+from ._db import SQLiteStore, StoreUnavailable, stored_route
 
 __all__ = ["StoreLogSink", "StoreSpanExporter", "log_row", "span_row"]
 
@@ -43,15 +43,16 @@ def span_row(span: ReadableSpan) -> tuple[Any, ...]:
         for e in span.events
     ]
     status_code = attributes.get("http.response.status_code")
-    route = attributes.get("http.route")
+    kind = span.kind.name.lower()
+    route = stored_route(kind, attributes)
     return (
         _hex(context.trace_id, 32),
         _hex(context.span_id, 16),
         _hex(span.parent.span_id, 16) if span.parent is not None else None,
         span.name,
-        span.kind.name.lower(),
+        kind,
         str(resource.get("service.name", "unknown_service")),
-        str(route) if route is not None else None,
+        route,
         int(status_code) if isinstance(status_code, int) else None,
         start,
         max(0, end - start),
