@@ -6,7 +6,7 @@ STAMP   = $(VENV)/.installed-stamp
 HOST   ?= 127.0.0.1
 PORT   ?= 8765
 
-.PHONY: test demo bench lint typecheck check services clean
+.PHONY: test demo bench lint typecheck check services clean realapps
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -14,8 +14,26 @@ $(STAMP): pyproject.toml
 	$(PY) -m pip install --quiet -e '.[all,test,dev]'
 	touch $(STAMP)
 
+# tests/realapps: one virtualenv per real open-source app (its framework versions may differ
+# from ours), holding the app, its server and telemetry-web (editable), from
+# tests/realapps/requirements/<app>.txt; rebuilt only when that file (or our pyproject) changes.
+REALAPPS        = piccolo-admin datasette wagtail httpbin
+REALAPPS_VENVS  = .venv-realapps
+REALAPPS_STAMPS = $(REALAPPS:%=$(REALAPPS_VENVS)/%/.installed-stamp)
+
+$(REALAPPS_VENVS)/%/.installed-stamp: tests/realapps/requirements/%.txt pyproject.toml
+	$(PYTHON) -m venv --clear $(REALAPPS_VENVS)/$*
+	$(REALAPPS_VENVS)/$*/bin/python -m pip install --quiet --upgrade pip
+	$(REALAPPS_VENVS)/$*/bin/python -m pip install --quiet -r $<
+	touch $@
+
+$(REALAPPS_VENVS)/datasette/.installed-stamp: tests/realapps/datasette_routes/pyproject.toml
+
+## realapps: build (or update) the real-app virtualenvs of tests/realapps
+realapps: $(REALAPPS_STAMPS)
+
 ## test: create .venv, install everything, run the whole suite
-test: $(STAMP) services
+test: $(STAMP) realapps services
 	$(PY) -m pytest $(PYTEST_ARGS)
 
 ## demo: serve the sample app with uvicorn, send traffic, print /metrics, /ready and log lines
@@ -44,4 +62,4 @@ services:
 	@bash scripts/ensure-services.sh
 
 clean:
-	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache .telemetry
+	rm -rf $(VENV) $(REALAPPS_VENVS) .pytest_cache .mypy_cache .ruff_cache .telemetry
