@@ -15,6 +15,7 @@ from starlette.middleware.gzip import GZipMiddleware
 from starlette.routing import Mount
 
 from telemetry_web import Telemetry, TelemetryMiddleware
+from telemetry_web.adapters._routes import resolver_for
 
 from ._support import client_for, scrape
 
@@ -155,3 +156,23 @@ async def _counted(app: Any, requests: list[tuple[str, str]]) -> dict[tuple[str,
         (s.labels["method"], s.labels["route"], s.labels["status"]): s.value
         for s in metrics.named("http_requests_total")
     }
+
+
+@pytest.mark.parametrize(
+    ("factory", "path", "route"),
+    [
+        (lambda: GZipMiddleware(Starlette(routes=[Mount("/m", app=litestar_app())])),
+         "/m/users/1", "/m/users/{user_id}"),
+        (litestar_app, "/users/1", "/users/{user_id}"),
+        (quart_app, "/users/1", "/users/<int:user_id>"),
+    ],
+)  # fmt: skip
+async def test_resolver_for_is_a_plain_resolver(factory: Any, path: str, route: str) -> None:
+    """``resolver_for(app)`` (what the launcher can reuse) is a ``scope -> template``
+    callable; an app nobody understands has none."""
+    resolver = resolver_for(factory())
+    assert resolver is not None
+    scope = {"type": "http", "method": "GET", "path": path, "root_path": "", "scheme": "http",
+             "headers": [(b"host", b"testserver")]}  # fmt: skip
+    assert resolver(scope) == route
+    assert resolver_for(lambda scope, receive, send: None) is None

@@ -66,7 +66,6 @@ class StarletteRoutes(RouteSource):
         from starlette.routing import Match
 
         self._full = Match.FULL
-        self._partial = Match.PARTIAL
         self._none = Match.NONE
         self.routes = routes
         self._other_app = other_app
@@ -123,7 +122,7 @@ class StarletteRoutes(RouteSource):
                 match, child = route.matches(scope)
                 if match == self._none:
                     continue
-                found = (match, self._descend(route, route, {**scope, **child}, prefix, depth))
+                found = (match, self._descend(route, {**scope, **child}, prefix, depth))
             if found is None:
                 continue
             if found[0] == self._full:
@@ -143,7 +142,7 @@ class StarletteRoutes(RouteSource):
             inner = getattr(context, "starlette_route", None)
             child_scope = {**scope, **child}
             if inner is not None:  # a plain route, mount or host, copied with the full path
-                found = (match, self._descend(inner, inner, child_scope, prefix, depth))
+                found = (match, self._descend(inner, child_scope, prefix, depth))
             else:  # an APIRoute: the router records its effective context
                 found = (match, _resolution(prefix, _declared(context), context, child_scope))
             if match == self._full:
@@ -153,10 +152,10 @@ class StarletteRoutes(RouteSource):
         return partial
 
     def _descend(
-        self, route: Any, leaf: Any, scope: dict[str, Any], prefix: str, depth: int
+        self, route: Any, scope: dict[str, Any], prefix: str, depth: int
     ) -> Resolution | None:
         if not _is_mount(route):
-            return _resolution(prefix, _declared(route), leaf, scope)
+            return _resolution(prefix, _declared(route), route, scope)
         here = prefix + (getattr(route, "path", None) or "")  # a Host adds no path
         if depth >= _MAX_DEPTH:
             return None
