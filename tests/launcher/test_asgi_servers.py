@@ -223,3 +223,99 @@ def test_service_is_named_after_the_app_package(tmp_path: Path, port: int) -> No
     with launch(command(args, port2), tmp_path, port2, env=env) as server:
         server.get("/users/1")
         assert {key[2] for key in requests_by_label(server)} == {"checkout"}
+
+
+FLASK_APP = """
+    from flask import Flask
+
+    app = Flask(__name__)
+
+
+    @app.get("/users/<int:user_id>")
+    def user(user_id):
+        return f"user {user_id}"
+
+
+    def plain(environ, start_response):
+        start_response("200 OK", [("Content-Type", "text/plain")])
+        return [b"plain"]
+"""
+
+WSGI_WORKER_SERVERS = {
+    "hypercorn": ["hypercorn", "--workers", "2", "--bind", "127.0.0.1:{port}", "wsgi:{app}"],
+    "granian": ["granian", "--interface", "wsgi", "--workers", "2", "--host", "127.0.0.1",
+                "--port", "{port}", "{app}"],
+    "uvicorn": ["uvicorn", "--interface", "wsgi", "--workers", "2", "--port", "{port}",
+                "--no-access-log", "{app}"],
+}  # fmt: skip
+
+
+@pytest.mark.parametrize("server_name", list(WSGI_WORKER_SERVERS))
+@pytest.mark.parametrize(
+    ("app", "path", "route"),
+    [("app:app", "/users/{i}", "/users/<int:user_id>"), ("app:plain", "/p/{i}", "<unmatched>")],
+    ids=["flask", "plain-wsgi"],
+)
+def test_wsgi_apps_under_asgi_servers_count_once_across_workers(
+    tmp_path: Path, port: int, server_name: str, app: str, path: str, route: str
+) -> None:
+    """A Flask app and a framework-less WSGI callable served through the WSGI interface of
+    hypercorn, granian and uvicorn with two workers: each request counted once (Flask by its
+    own hook, the bare callable by the WSGI middleware), totals exact on every scrape."""
+    write(tmp_path, {"app.py": FLASK_APP})
+    args = [arg.replace("{app}", app) for arg in WSGI_WORKER_SERVERS[server_name]]
+    with launch(command(args, port), tmp_path, port) as server:
+        for i in range(20):
+            assert server.get(path.format(i=i)).status_code == 200
+        for _ in range(5):
+            assert server.requests_total(route) == 20
+    assert len(server.request_lines()) == 20
+
+
+QUART_APP = """
+    from quart import Quart
+
+    app = Quart(__name__)
+
+
+    @app.get("/users/<int:user_id>")
+    async def user(user_id):
+        return f"user {user_id}"
+"""
+
+LITESTAR_APP = """
+    from litestar import Litestar, get
+
+
+    @get("/users/{user_id:int}")
+    async def user(user_id: int) -> str:
+        return f"user {user_id}"
+
+
+    app = Litestar(route_handlers=[user])
+"""
+
+
+@pytest.mark.parametrize(
+    ("source", "server_name", "route"),
+    [
+        (QUART_APP, "hypercorn", "/users/<int:user_id>"),
+        (QUART_APP, "uvicorn", "/users/<int:user_id>"),
+        (LITESTAR_APP, "uvicorn", "/users/{user_id}"),
+        (LITESTAR_APP, "granian", "/users/{user_id}"),
+    ],
+    ids=["quart-hypercorn", "quart-uvicorn", "litestar-uvicorn", "litestar-granian"],
+)
+def test_quart_and_litestar_apps_get_their_own_route_templates(
+    tmp_path: Path, port: int, source: str, server_name: str, route: str
+) -> None:
+    """Frameworks with no launcher hook of their own are covered by the server hook, with the
+    framework's own route template (unknown paths stay `<unmatched>`)."""
+    write(tmp_path, {"app.py": source})
+    with launch(command(SERVERS[server_name], port), tmp_path, port) as server:
+        assert server.get("/users/5").text == "user 5"
+        assert server.get("/nowhere/5").status_code == 404
+        assert requests_by_label(server) == {
+            (route, "200", "app"): 1,
+            ("<unmatched>", "404", "app"): 1,
+        }

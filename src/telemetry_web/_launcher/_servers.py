@@ -145,12 +145,30 @@ def _wrap_uvicorn_app(config: Any) -> None:
     while type(app).__name__ in _UVICORN_OUTER and _top_module(app) == "uvicorn":
         holder, attribute, app = app, "app", app.app
     import_string = config.app if isinstance(config.app, str) else None
-    if type(app).__name__ == "WSGIMiddleware" and _top_module(app) == "uvicorn":
+    if config.interface == "wsgi":  # uvicorn's (or a2wsgi's) adapter around the WSGI app
         from ._hooks import wrap_wsgi_app
 
-        app.app = wrap_wsgi_app(app.app)
+        inner = wrap_wsgi_app(app.app)
+        app.app = _closing(inner) if type(app).__module__.startswith("uvicorn.") else inner
         return
     setattr(holder, attribute, instrument_asgi_app("uvicorn", app, import_string))
+
+
+def _closing(app: Any) -> Any:
+    """uvicorn's own (deprecated) WSGI adapter never calls ``close()`` on the response, which
+    PEP 3333 requires and which ends our request (and Flask's teardown): close it after the
+    last chunk."""
+
+    def closing_app(environ: Any, start_response: Any) -> Any:
+        iterable = app(environ, start_response)
+        try:
+            yield from iterable
+        finally:
+            close = getattr(iterable, "close", None)
+            if close is not None:
+                close()
+
+    return closing_app
 
 
 # --- hypercorn -------------------------------------------------------------------------------
