@@ -118,6 +118,7 @@ class Normalizer:
                 cookie, _, rest = value.partition("=")
                 if cookie in self.cookies:
                     value = cookie + "=<varies>;" + rest.partition(";")[2]
+                    value = re.sub(r"(?i)expires=[^;]+", "expires=<clock>", value)
             items.append((name, value))
         return sorted(items)
 
