@@ -105,6 +105,8 @@ class Normalizer:
     headers: frozenset[str] = frozenset()
     #: cookie names whose values are per-session or per-request (CSRF tokens, session ids)
     cookies: frozenset[str] = frozenset()
+    #: headers whose comma-separated items come in an order the app does not fix
+    unordered: frozenset[str] = frozenset()
     #: (regex, replacement) applied to bodies (timestamps, tokens, timings)
     body: Sequence[tuple[str, str]] = ()
 
@@ -114,6 +116,8 @@ class Normalizer:
             if name in ALWAYS_EXCLUDED_HEADERS or name in self.headers:
                 continue
             value = _LOOPBACK.sub("127.0.0.1:<port>", value)
+            if name in self.unordered:
+                value = ", ".join(sorted(item.strip() for item in value.split(",")))
             if name == "set-cookie":
                 cookie, _, rest = value.partition("=")
                 if cookie in self.cookies:
