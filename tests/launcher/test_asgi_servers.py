@@ -319,3 +319,49 @@ def test_quart_and_litestar_apps_get_their_own_route_templates(
             (route, "200", "app"): 1,
             ("<unmatched>", "404", "app"): 1,
         }
+
+
+def test_django_project_keeps_its_installed_apps_and_gets_readiness(
+    tmp_path: Path, port: int
+) -> None:
+    """Under `run -- uvicorn mysite.asgi:application` the project's INSTALLED_APPS are left as
+    written (apps such as Wagtail hash them into URLs the user sees), and the health runner the
+    telemetry_web.django app would start is started anyway: /ready turns 200."""
+    import time
+
+    project = dict(DJANGO_PROJECT)
+    project["mysite/urls.py"] = """
+        from django.conf import settings
+        from django.http import JsonResponse
+        from django.urls import path
+
+
+        def installed(request):
+            return JsonResponse({"apps": list(settings.INSTALLED_APPS),
+                                 "middleware": list(settings.MIDDLEWARE)})
+
+
+        urlpatterns = [path("installed", installed)]
+    """
+    # A check on the server's own port: /ready is 503 until the runner's first round.
+    project["health.yaml"] = f"""
+        health:
+          checks:
+            - {{name: self, check: {{tcp: {{host: 127.0.0.1, port: {port}}}}}, interval: 1s}}
+    """
+    write(tmp_path, project)
+    args = ["uvicorn", "mysite.asgi:application", "--port", "{port}", "--no-access-log"]
+    env = {"TELEMETRY_CONFIG": str(tmp_path / "health.yaml")}
+    with launch(command(args, port), tmp_path, port, env=env) as server:
+        assert server.get("/installed").json() == {
+            "apps": ["django.contrib.contenttypes"],
+            "middleware": [
+                "telemetry_web.django.TelemetryMiddleware",
+                "django.middleware.common.CommonMiddleware",
+            ],
+        }
+        deadline = time.monotonic() + 10
+        while server.get("/ready").status_code != 200 and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert server.get("/ready").status_code == 200
+        assert requests_by_label(server) == {("/installed", "200", "mysite"): 1}

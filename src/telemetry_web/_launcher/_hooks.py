@@ -5,8 +5,10 @@ instrumentor, when the app imports it.
   ``user_middleware`` (the outermost user middleware) unless the app lists it already.
 - Flask: the first ``Flask.__call__`` of each app wraps its ``wsgi_app`` as ``init_app`` does,
   unless the app was instrumented by hand (``app.extensions["telemetry_web"]``).
-- Django: when the settings are loaded, the middleware goes first in ``MIDDLEWARE`` and the app
-  into ``INSTALLED_APPS`` (each unless present).
+- Django: when the settings are loaded, the middleware goes first in ``MIDDLEWARE`` (unless
+  present); once the app registry is ready, the project's Telemetry is built and its health
+  checks started, as the ``telemetry_web.django`` app's ``ready()`` does. ``INSTALLED_APPS`` is
+  left alone: apps such as Wagtail derive values the user sees from it (static URL hashes).
 - uvicorn, hypercorn, granian, daphne: the app they serve is wrapped whole (:mod:`._servers`);
   the Starlette/FastAPI hooks then add nothing inside it.
 - gunicorn: the master imports :mod:`telemetry_web.gunicorn` (multiprocess directory) and gets
@@ -35,6 +37,7 @@ __all__ = ["register", "wrap_wsgi_app"]
 _MARK = "_telemetry_web_launched"
 _DJANGO_MIDDLEWARE = "telemetry_web.django.TelemetryMiddleware"
 _DJANGO_APP = "telemetry_web.django"
+_django_ready_done = False
 _flask_lock = threading.Lock()
 _wrapped: set[tuple[type, str]] = set()  # (class, method) this process has wrapped
 
@@ -211,6 +214,29 @@ def _instrument_flask(app: Any) -> None:
 def _hook_django(module: Any) -> None:
     _wrap_once(module, "LazySettings._setup", _django_settings_loaded)
     _wrap_once(module, "LazySettings.configure", _django_settings_loaded)
+    wrapt.register_post_import_hook(_guarded("django", _hook_django_apps), "django.apps.registry")
+
+
+def _hook_django_apps(module: Any) -> None:
+    _wrap_once(module, "Apps.populate", _django_apps_populated)
+
+
+def _django_apps_populated(wrapped: Any, instance: Any, args: Any, kwargs: Any) -> Any:
+    result = wrapped(*args, **kwargs)
+    if _bootstrap.django_active and instance.ready:
+        safely("django", _django_ready, instance)
+    return result
+
+
+def _django_ready(apps: Any) -> None:
+    """What ``TelemetryWebConfig.ready()`` does, for a project that does not install the app."""
+    global _django_ready_done
+    if _django_ready_done or apps.is_installed(_DJANGO_APP):
+        return
+    _django_ready_done = True
+    from ..django import get_telemetry
+
+    get_telemetry().start_health_checks(thread=True)
 
 
 def _django_settings_loaded(wrapped: Any, instance: Any, args: Any, kwargs: Any) -> Any:
@@ -230,9 +256,6 @@ def _instrument_django(settings: Any) -> None:
     middleware = list(getattr(settings, "MIDDLEWARE", None) or ())
     if not any(str(entry).startswith("telemetry_web.django") for entry in middleware):
         settings.MIDDLEWARE = [_DJANGO_MIDDLEWARE, *middleware]
-    apps = list(getattr(settings, "INSTALLED_APPS", None) or ())
-    if not any(str(entry).startswith(_DJANGO_APP) for entry in apps):
-        settings.INSTALLED_APPS = [*apps, _DJANGO_APP]
     _bootstrap.django_active = True
 
 
