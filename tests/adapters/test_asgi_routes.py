@@ -109,7 +109,7 @@ STARLETTE_CASES = [
     (("GET", "/deep/er/users/1"), "/deep/er/users/{user_id}", 200),
     (("POST", "/gz/users/1"), "/gz/users/{user_id}", 405),
     (("POST", "/tenants/acme/users/1"), "/tenants/{tid}/users/{user_id}", 405),
-    (("GET", "/gz/nothing"), "/gz/{path}", 404),
+    (("GET", "/gz/nothing"), "<unmatched>", 404),
     (("GET", "/nothing"), "<unmatched>", 404),
 ]
 
@@ -134,7 +134,11 @@ async def test_every_layout_twice_cached(tel: Telemetry, wrapped: bool) -> None:
         app.add_middleware(TelemetryMiddleware, telemetry=tel)
     requests = [case[0] for case in STARLETTE_CASES] * 2
     found = await _counted(app, requests)
-    assert found == {(r[0], route, str(status)): 2 for r, route, status in STARLETTE_CASES}
+    expected: dict[tuple[str, str, str], int] = {}
+    for r, route, status in STARLETTE_CASES:
+        key = (r[0], route, str(status))
+        expected[key] = expected.get(key, 0) + 2
+    assert found == expected
 
 
 async def test_redirect_slashes_stays_unmatched(tel: Telemetry) -> None:
@@ -284,12 +288,12 @@ async def test_routes_added_after_the_first_request(tel: Telemetry) -> None:
     app = Starlette(routes=[Mount("/api", app=GZipMiddleware(sub))])
     app.add_middleware(TelemetryMiddleware, telemetry=tel)
     first = await _labels(app, [("GET", "/api/late/1")])
-    assert first == [("GET", "/api/{path}", "404")]
+    assert first == [("GET", "<unmatched>", "404")]
     sub.add_route("/late/{n}", _ok)
     app.add_route("/top/{n}", _ok)
     found = await _counted(app, [("GET", "/api/late/1"), ("GET", "/top/1")])
     assert found == {
-        ("GET", "/api/{path}", "404"): 1,
+        ("GET", "<unmatched>", "404"): 1,
         ("GET", "/api/late/{n}", "200"): 1,
         ("GET", "/top/{n}", "200"): 1,
     }

@@ -120,7 +120,7 @@ async def test_quart_rules(
     [
         ("/lit/users/3", "/lit/users/{user_id}"),
         ("/q/acme/users/3", "/q/{tenant}/users/<int:user_id>"),
-        ("/lit/nothing", "/lit/{path}"),
+        ("/lit/nothing", "<unmatched>"),
     ],
 )
 async def test_frameworks_mounted_under_starlette(tel: Telemetry, path: str, route: str) -> None:

@@ -161,16 +161,15 @@ class StarletteRoutes(RouteSource):
             return None
         inner_routes = _inner_routes(route)
         if inner_routes is not None:
+            # A router we can read matched nothing inside the mount: the framework answers 404
+            # (or redirects a slash), and the request is <unmatched> like one at the top.
             found = self._match(inner_routes, scope, here, depth + 1)
-            if found is not None and found[1] is not None:
-                return found[1]
-        else:
-            other = self._other(route)
-            if other is not None:
-                template = other.before(scope)[0]
-                if template is not None:
-                    return Resolution(here + template, route, _gained(scope))
-        # Matched the mount, nothing inside it (or an app we cannot read): the mount's template.
+            return found[1] if found is not None else None
+        other = self._other(route)
+        if other is not None:
+            template = other.before(scope)[0]
+            return None if template is None else Resolution(here + template, route, _gained(scope))
+        # An app we cannot read (static files, a WSGI app): the mount's template.
         if getattr(route, "path", None) is None:
             return None
         return Resolution(here + "/{path}", route, _gained(scope))
@@ -205,6 +204,8 @@ class StarletteRoutes(RouteSource):
             return None  # the router did what we expected
         if not final_root.startswith(root_path):
             return None
+        if _is_mount(leaf) and self._other(leaf) is not None:
+            return None  # a Litestar/Quart sub-app that matched nothing: keep <unmatched>
         relative = _relative(leaf)
         if relative is None:
             return None
@@ -299,9 +300,12 @@ def _resolution(
 
 
 def _relative(leaf: Any) -> str | None:
-    """The template a recorded route adds below the mounts' root path (None for a host)."""
+    """The template a recorded route adds below the mounts' root path (None for a host, and
+    for a mount whose router matched nothing inside it: that request is unmatched)."""
     if not _is_mount(leaf):
         return _declared(leaf)
+    if _inner_routes(leaf) is not None:
+        return None
     return "/{path}" if isinstance(getattr(leaf, "path", None), str) else None
 
 
