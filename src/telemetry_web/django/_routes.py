@@ -14,6 +14,7 @@ from typing import Any
 from django.urls import Resolver404, get_urlconf, resolve
 
 from .. import semconv as sc
+from .._regex import group_end
 
 __all__ = ["RouteLabels", "route_label"]
 
@@ -111,33 +112,8 @@ def _readable_regex(route: str) -> str:
                 out.append(route[i:])
                 break
             out.append(f"<{route[i + 4 : close]}>")
-            i = _group_end(route, i)
+            i = group_end(route, i)
         else:
             out.append(char)
             i += 1
     return "".join(out)
-
-
-def _group_end(pattern: str, start: int) -> int:
-    """The index just after the group opening at ``start`` (escapes and classes skipped)."""
-    depth = 0
-    in_class = False
-    i, n = start, len(pattern)
-    while i < n:
-        char = pattern[i]
-        if char == "\\":
-            i += 2
-            continue
-        if in_class:
-            if char == "]":
-                in_class = False
-        elif char == "[":
-            in_class = True
-        elif char == "(":
-            depth += 1
-        elif char == ")":
-            depth -= 1
-            if depth == 0:
-                return i + 1
-        i += 1
-    return n

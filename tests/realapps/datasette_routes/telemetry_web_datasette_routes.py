@@ -21,6 +21,8 @@ import re
 from collections.abc import Callable, Iterator
 from typing import Any
 
+from telemetry_web._regex import group_end
+
 __all__ = ["find_router", "resolver_for", "template_for_pattern"]
 
 _MAX_DEPTH = 12
@@ -112,7 +114,7 @@ def _render(body: str) -> str:
             out.append(following if not following.isalnum() else body[i : i + 2])
             i += 2
         elif char == "(":
-            end = _group_end(body, i)
+            end = group_end(body, i)
             inner = body[i + 1 : end - 1]
             optional = end < n and body[end] == "?"
             named = re.match(r"\?P<(\w+)>", inner)
@@ -127,28 +129,3 @@ def _render(body: str) -> str:
             out.append(char)
             i += 1
     return "".join(out)
-
-
-def _group_end(pattern: str, start: int) -> int:
-    """The index just after the group opening at ``start`` (escapes and classes skipped)."""
-    depth = 0
-    in_class = False
-    i, n = start, len(pattern)
-    while i < n:
-        char = pattern[i]
-        if char == "\\":
-            i += 2
-            continue
-        if in_class:
-            if char == "]":
-                in_class = False
-        elif char == "[":
-            in_class = True
-        elif char == "(":
-            depth += 1
-        elif char == ")":
-            depth -= 1
-            if depth == 0:
-                return i + 1
-        i += 1
-    return n
