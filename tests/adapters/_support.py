@@ -129,6 +129,21 @@ def client_for(app: Any, *, base_url: str = "http://testserver") -> httpx.AsyncC
     return httpx.AsyncClient(transport=transport, base_url=base_url)
 
 
+async def count_requests(
+    app: Any, requests: list[tuple[str, str]]
+) -> dict[tuple[str, str, str], float]:
+    """Send ``requests`` ((method, path), redirects not followed) to ``app``, then scrape it:
+    ``http_requests_total`` by (method, route, status)."""
+    async with client_for(app) as client:
+        for method, path in requests:
+            await client.request(method, path, follow_redirects=False)
+        metrics = await scrape(client)
+    return {
+        (s.labels["method"], s.labels["route"], s.labels["status"]): s.value
+        for s in metrics.named("http_requests_total")
+    }
+
+
 @dataclass
 class RawResponse:
     status: int

@@ -20,7 +20,7 @@ from starlette.routing import Host, Mount, Route, Router
 
 from telemetry_web import Telemetry, TelemetryMiddleware
 
-from ._support import client_for, scrape
+from ._support import client_for, count_requests, scrape
 
 pytestmark = pytest.mark.asyncio
 
@@ -133,7 +133,7 @@ async def test_every_layout_twice_cached(tel: Telemetry, wrapped: bool) -> None:
     else:
         app.add_middleware(TelemetryMiddleware, telemetry=tel)
     requests = [case[0] for case in STARLETTE_CASES] * 2
-    found = await _counted(app, requests)
+    found = await count_requests(app, requests)
     expected: dict[tuple[str, str, str], int] = {}
     for r, route, status in STARLETTE_CASES:
         key = (r[0], route, str(status))
@@ -275,7 +275,7 @@ async def test_rewritten_path_uses_the_recorded_route(
     if not readable:
         inner = _opaque(inner)
     app = TelemetryMiddleware(inner, telemetry=tel)
-    found = await _counted(app, [("GET", path)] * 2)
+    found = await count_requests(app, [("GET", path)] * 2)
     assert list(found) == [("GET", route, "307" if path.endswith("/") else "200")]
     spans = finished_spans(tel)
     assert {span.name for span in spans} == {"GET" if route == "<unmatched>" else f"GET {route}"}
@@ -291,7 +291,7 @@ async def test_routes_added_after_the_first_request(tel: Telemetry) -> None:
     assert first == [("GET", "<unmatched>", "404")]
     sub.add_route("/late/{n}", _ok)
     app.add_route("/top/{n}", _ok)
-    found = await _counted(app, [("GET", "/api/late/1"), ("GET", "/top/1")])
+    found = await count_requests(app, [("GET", "/api/late/1"), ("GET", "/top/1")])
     assert found == {
         ("GET", "<unmatched>", "404"): 1,
         ("GET", "/api/late/{n}", "200"): 1,
@@ -311,24 +311,13 @@ async def test_fastapi_route_added_after_the_first_request(tel: Telemetry) -> No
     async def later(n: int) -> dict[str, int]:
         return {"n": n}
 
-    found = await _counted(app, [("GET", "/sub/later/1")])
+    found = await count_requests(app, [("GET", "/sub/later/1")])
     assert found[("GET", "/sub/later/{n}", "200")] == 1
 
 
 # --- helpers -------------------------------------------------------------------------------------
 
 
-async def _counted(app: Any, requests: list[Request_]) -> dict[tuple[str, str, str], float]:
-    async with client_for(app, base_url="http://testserver") as client:
-        for method, path in requests:
-            await client.request(method, path, follow_redirects=False)
-        metrics = await scrape(client)
-    return {
-        (s.labels["method"], s.labels["route"], s.labels["status"]): s.value
-        for s in metrics.named("http_requests_total")
-    }
-
-
 async def _labels(app: Any, requests: list[Request_]) -> list[tuple[str, str, str]]:
     """The (method, route, status) label sets recorded for ``requests``."""
-    return sorted(await _counted(app, requests))
+    return sorted(await count_requests(app, requests))

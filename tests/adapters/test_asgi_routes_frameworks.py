@@ -17,7 +17,7 @@ from starlette.routing import Mount
 from telemetry_web import Telemetry, TelemetryMiddleware
 from telemetry_web.adapters._routes import resolver_for
 
-from ._support import client_for, scrape
+from ._support import client_for, count_requests
 
 pytestmark = pytest.mark.asyncio
 
@@ -65,7 +65,7 @@ async def test_litestar_templates(
     app: Any = litestar_app()
     if layers:
         app = GZipMiddleware(app)
-    counted = await _counted(TelemetryMiddleware(app, telemetry=tel), [request_] * 2)
+    counted = await count_requests(TelemetryMiddleware(app, telemetry=tel), [request_] * 2)
     assert counted == {(request_[0], route, str(status)): 2}
 
 
@@ -111,7 +111,7 @@ async def test_quart_rules(
 ) -> None:
     """Quart apps are labelled with their werkzeug rule, as Flask apps are."""
     app = TelemetryMiddleware(quart_app(), telemetry=tel)
-    counted = await _counted(app, [request_] * 2)
+    counted = await count_requests(app, [request_] * 2)
     assert counted == {(request_[0], route, str(status)): 2}
 
 
@@ -132,7 +132,7 @@ async def test_frameworks_mounted_under_starlette(tel: Telemetry, path: str, rou
         ]
     )
     app.add_middleware(TelemetryMiddleware, telemetry=tel)
-    counted = await _counted(app, [("GET", path)])
+    counted = await count_requests(app, [("GET", path)])
     assert [key[1] for key in counted] == [route]
 
 
@@ -145,17 +145,6 @@ async def test_litestar_span_name_and_log_line(
         assert (await client.get("/v1/acme/users/3")).status_code == 200
     assert [span.name for span in finished_spans(tel)] == ["GET /v1/{tenant}/users/{user_id}"]
     assert [line["route"] for line in log_sink.request_lines()] == ["/v1/{tenant}/users/{user_id}"]
-
-
-async def _counted(app: Any, requests: list[tuple[str, str]]) -> dict[tuple[str, str, str], float]:
-    async with client_for(app) as client:
-        for method, path in requests:
-            await client.request(method, path, follow_redirects=False)
-        metrics = await scrape(client)
-    return {
-        (s.labels["method"], s.labels["route"], s.labels["status"]): s.value
-        for s in metrics.named("http_requests_total")
-    }
 
 
 @pytest.mark.parametrize(
