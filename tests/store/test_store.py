@@ -222,3 +222,42 @@ def test_tracing_manager_get_span_and_filters(tmp_path: Path) -> None:
         assert fetched is not None
         assert fetched.events[0]["attributes"]["exception.type"] == "RuntimeError"
     telemetry.shutdown()
+
+
+def _first_writes_at_once(path: Path, writers: int) -> list[BaseException]:
+    """``writers`` stores on ``path`` each write one log line at the same moment."""
+    import threading
+
+    stores = [SQLiteStore(str(path), retention=3600) for _ in range(writers)]
+    barrier = threading.Barrier(writers)
+    failures: list[BaseException] = []
+
+    def write(store: SQLiteStore, n: int) -> None:
+        barrier.wait()
+        try:
+            row = (time.time(), "info", 20, "race", "svc", f"line {n}", None, None, None, "{}")
+            store.write(logs=[row])
+        except BaseException as exc:
+            failures.append(exc)
+
+    threads = [threading.Thread(target=write, args=(s, n)) for n, s in enumerate(stores)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    for store in stores:
+        store.close()
+    return failures
+
+
+def test_writers_opening_a_new_store_at_once_all_succeed(tmp_path: Path) -> None:
+    """Six writers (the span and log writers of several workers) open a store file that does
+    not exist yet at the same moment: none is refused ("database is locked" while another
+    creates the schema) and every row is kept; repeated on 40 fresh files."""
+    import sqlite3
+
+    for round_ in range(40):
+        path = tmp_path / f"round-{round_}" / "telemetry.db"
+        assert _first_writes_at_once(path, 6) == []
+        with sqlite3.connect(path) as db:
+            assert db.execute("SELECT count(*) FROM logs").fetchone()[0] == 6
