@@ -19,7 +19,8 @@ import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 VENV_BIN = Path(sys.executable).parent
-LAUNCHER = [sys.executable, "-m", "telemetry_web.cli.run", "--"]
+#: The installed `telemetry run --`, as a user types it.
+LAUNCHER = [str(VENV_BIN / "telemetry"), "run", "--"]
 
 
 def free_port() -> int:
@@ -63,8 +64,14 @@ class Server:
                 return lines
             time.sleep(0.1)
 
+    def metrics_text(self) -> str:
+        """One /metrics scrape (failing with the server's output when it is not answered)."""
+        response = self.get("/metrics")
+        assert response.status_code == 200, f"/metrics {response.status_code}:\n{self.text()}"
+        return response.text
+
     def requests_total(self, route: str, status: str = "200") -> float:
-        text = self.get("/metrics").text
+        text = self.metrics_text()
         return sum(
             sample.value
             for family in text_string_to_metric_families(text)

@@ -62,7 +62,7 @@ def requests_by_label(server: Server) -> dict[tuple[str, str, str], float]:
     from prometheus_client.parser import text_string_to_metric_families
 
     counts: dict[tuple[str, str, str], float] = {}
-    for family in text_string_to_metric_families(server.get("/metrics").text):
+    for family in text_string_to_metric_families(server.metrics_text()):
         for sample in family.samples:
             if sample.name == "http_requests_total":
                 key = (sample.labels["route"], sample.labels["status"], sample.labels["service"])

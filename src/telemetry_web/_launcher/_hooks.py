@@ -28,6 +28,7 @@ from typing import Any
 import wrapt
 
 from . import _bootstrap
+from ._access import take_over_access_logs
 from ._bootstrap import process_telemetry, safely, when_telemetry_exists
 from ._notice import claim
 from ._servers import SERVER_HOOKS, service_hint
@@ -77,6 +78,7 @@ def register(disabled: set[str]) -> list[str]:
 def _hook_engine(module: Any) -> None:
     def created(wrapped: Any, instance: Any, args: Any, kwargs: Any) -> None:
         wrapped(*args, **kwargs)
+        safely("access-log", take_over_access_logs, instance)
         safely("launcher", _bootstrap.telemetry_created, instance)
 
     _wrap_once(module, "Telemetry.__init__", created)

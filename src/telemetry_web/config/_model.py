@@ -93,6 +93,9 @@ def _label_names(value: dict[str, str]) -> bool:
 
 
 POSITIVE = _meta(check=_positive, expect="a positive number")
+POSITIVE_SIZE = _meta(
+    unit="size", check=_positive, expect="a positive size such as '4MiB', '512KB' or bytes"
+)
 PORT = _meta(check=_port, expect="a port number from 1 to 65535")
 URL_PATH = _meta(check=_url_path, expect="a URL path starting with '/'")
 
@@ -223,6 +226,8 @@ class BatchSettings:
     """The bounded queue between the request path and every span exporter."""
 
     max_queue_size: int = field(default=2048, metadata=POSITIVE)
+    # Estimated bytes of queued spans (and the batch being exported); past this, dropped.
+    max_queue_bytes: int = field(default=4 * 1024 * 1024, metadata=POSITIVE_SIZE)
     max_export_batch_size: int = field(default=512, metadata=POSITIVE)
     schedule_delay: float = field(default=1.0, metadata=_meta(unit="duration"))
     export_timeout: float = field(default=30.0, metadata=_meta(unit="duration"))
@@ -334,6 +339,8 @@ class ElasticsearchSink:
     flush_interval: float = field(default=5.0, metadata=_meta(unit="duration"))
     # Events held while Elasticsearch is slow or away; past this new ones are dropped.
     max_buffer: int = field(default=10000, metadata=POSITIVE)
+    # The same buffer by its rendered bytes (events being sent included).
+    max_buffer_bytes: int = field(default=8 * 1024 * 1024, metadata=POSITIVE_SIZE)
     timeout: float = field(default=10.0, metadata=_meta(unit="duration"))
     # First wait after a failed request, doubled per failure up to max_backoff.
     backoff: float = field(default=1.0, metadata=_meta(unit="duration"))
@@ -384,8 +391,15 @@ class LoggingSettings:
     sinks: LoggingSinks = field(default_factory=LoggingSinks)
     processors: tuple[LogProcessor, ...] = ()
     request_log: bool = True
+    # The server's own access line under the launcher (uvicorn, gunicorn, hypercorn,
+    # werkzeug): "drop" it, or "json" (one line through the pipeline, query secrets redacted);
+    # "auto" drops it while request_log covers the request. (Not "off": YAML reads that as
+    # false.)
+    server_access_log: Literal["auto", "drop", "json"] = "auto"
     # Events waiting for the writer thread; past this they are dropped and counted.
     queue_size: int = field(default=10000, metadata=POSITIVE)
+    # The same queue by the events' estimated size (from their fields); past this, dropped.
+    queue_bytes: int = field(default=8 * 1024 * 1024, metadata=POSITIVE_SIZE)
 
 
 # --- health ----------------------------------------------------------------------------------
@@ -454,15 +468,37 @@ class HealthSettings:
 # --- HTTP request handling -------------------------------------------------------------------
 
 
+_HEADER_NAME = re.compile(r"^[!#$%&'*+.^_`|~0-9A-Za-z-]+$")
+
+
+def _header_names(value: tuple[str, ...]) -> bool:
+    return all(_HEADER_NAME.match(name) for name in value)
+
+
+HEADER_NAMES = _meta(check=_header_names, expect="HTTP header names such as 'X-Tenant'")
+
+
+@dataclass(frozen=True, kw_only=True)
+class CaptureHeaders:
+    """Headers recorded on server spans, as OpenTelemetry names them: ``request`` values in
+    ``http.request.header.<lower-case name>``, ``response`` values in
+    ``http.response.header.<lower-case name>`` (lists of strings). Credentials (and
+    ``http.redact_headers``) are recorded as ``REDACTED``."""
+
+    request: tuple[str, ...] = field(default=(), metadata=HEADER_NAMES)
+    response: tuple[str, ...] = field(default=(), metadata=HEADER_NAMES)
+
+
 @dataclass(frozen=True, kw_only=True)
 class HttpSettings:
     # Paths (exact, or prefixes ending in '*') kept out of spans, request metrics and request logs,
     # in addition to the metrics and health endpoints, which are always excluded.
     exclude_paths: tuple[str, ...] = ()
     # Header names and query parameters redacted on top of the built-in sensitive ones.
-    redact_headers: tuple[str, ...] = ()
+    redact_headers: tuple[str, ...] = field(default=(), metadata=HEADER_NAMES)
     redact_query_params: tuple[str, ...] = ()
     request_id_header: str = "X-Request-ID"
+    capture_headers: CaptureHeaders = field(default_factory=CaptureHeaders)
 
 
 # --- the embedded store ----------------------------------------------------------------------

@@ -5,7 +5,9 @@ What keeps every line whole, written once and never lost across a rotation:
 
 - Each batch is one ``write()`` of complete lines to a descriptor opened with ``O_APPEND``, made
   while holding an exclusive ``flock`` on ``<path>.lock`` (a file that is never removed, so every
-  process always locks the same inode).
+  process always locks the same inode). A batch the disk had room for only in part is cut off
+  again (the file truncated to its size before the batch): a full disk loses whole batches,
+  counted, and never leaves half a line for the next batch to run into.
 - Under that lock the writer ``stat()``-s the path and compares it with its open descriptor: when
   another process has rotated (the inode differs, or the path is gone) it reopens first. Nobody
   can write to a file after it was renamed, so a batch lands entirely in exactly one file.
@@ -117,11 +119,11 @@ class FileSink:
         fcntl.flock(self._lock_fd, fcntl.LOCK_EX)
         try:
             st = self._current()
-            if st.st_size > 0 and st.st_size + len(data) > self.max_size:
+            size = st.st_size
+            if size > 0 and size + len(data) > self.max_size:
                 rotated = self._rotate()
-            view = memoryview(data)
-            while view:
-                view = view[os.write(self._fd, view) :]
+                size = 0
+            self._append(data, size)
         finally:
             fcntl.flock(self._lock_fd, fcntl.LOCK_UN)
         if rotated is not None and self.compress:
@@ -131,6 +133,21 @@ class FileSink:
             self._compressing = [t for t in self._compressing if t.is_alive()]
             self._compressing.append(thread)
             thread.start()
+
+    def _append(self, data: bytes, size: int) -> None:
+        """Write the whole batch or none of it (lock held): a write cut short by a full disk is
+        cut off again, so the file never keeps a torn line for the next batch to run into."""
+        view = memoryview(data)
+        try:
+            while view:
+                view = view[os.write(self._fd, view) :]
+        except OSError:
+            if len(view) < len(data):
+                try:
+                    os.ftruncate(self._fd, size)
+                except OSError:
+                    pass
+            raise
 
     def _rotate(self) -> str:
         """Rename the current file aside, open a new one, delete the oldest (lock held)."""
