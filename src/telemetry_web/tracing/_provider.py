@@ -3,14 +3,18 @@
 from __future__ import annotations
 
 import logging
+import os
 import time
+import uuid
 from collections.abc import Sequence
 from typing import Any
 
+from opentelemetry.attributes import BoundedAttributes
 from opentelemetry.sdk.resources import (
     TELEMETRY_SDK_LANGUAGE,
     TELEMETRY_SDK_NAME,
     TELEMETRY_SDK_VERSION,
+    Attributes,
     Resource,
 )
 from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
@@ -19,12 +23,19 @@ from opentelemetry.sdk.version import __version__ as _SDK_VERSION
 from opentelemetry.trace import NoOpTracer, Tracer
 
 from .. import __version__
+from .._forksafe import register_at_fork
 from ..config import TelemetrySettings
 from ..errors import MissingExtraError
 from ._batch import BoundedBatchProcessor, ExporterFactory
+from ._environment import span_limits
 from ._sampling import build_sampler
 
-__all__ = ["TelemetryTracerProvider", "build_resource", "build_tracer_provider"]
+__all__ = [
+    "ProcessResource",
+    "TelemetryTracerProvider",
+    "build_resource",
+    "build_tracer_provider",
+]
 
 _log = logging.getLogger("telemetry_web.tracing")
 
@@ -81,7 +92,9 @@ def build_tracer_provider(
 ) -> TelemetryTracerProvider:
     tracing = settings.tracing
     provider = TelemetryTracerProvider(
-        resource=build_resource(settings), sampler=build_sampler(tracing.sampling)
+        resource=build_resource(settings),
+        sampler=build_sampler(tracing.sampling),
+        span_limits=span_limits(),  # a bad OTEL_*_LIMIT variable gives the default, not a crash
     )
     batch = tracing.batch
     exporters: list[tuple[str, SpanExporter | ExporterFactory]] = [
@@ -100,6 +113,7 @@ def build_tracer_provider(
                 name,
                 dropped,
                 max_queue_size=batch.max_queue_size,
+                max_queue_bytes=batch.max_queue_bytes,
                 max_export_batch_size=batch.max_export_batch_size,
                 schedule_delay=batch.schedule_delay,
             )
@@ -140,7 +154,44 @@ def build_resource(settings: TelemetrySettings) -> Resource:
         environment = settings.environment
     for key in _ENVIRONMENT_KEYS:
         attributes[key] = environment
-    return Resource(attributes)
+    return ProcessResource(attributes, instance_id=given.get(INSTANCE_ID) or None)
+
+
+PID = "process.pid"
+INSTANCE_ID = "service.instance.id"
+
+
+class ProcessResource(Resource):
+    """A resource naming the process that exports the span: ``process.pid``, and a
+    ``service.instance.id`` that is a new UUID per process (as OpenTelemetry recommends) unless
+    the configuration gives one.
+
+    Both are set again in a process forked after the resource was built (a gunicorn
+    ``--preload`` worker): the tracers, the request span factory and the spans hold this one
+    object, so it is updated in place, by a fork hook and, for a fork the hook missed (one made
+    in C code), on the first read in the new process.
+    """
+
+    def __init__(self, attributes: dict[str, Any], *, instance_id: str | None = None) -> None:
+        super().__init__(attributes)
+        self._fixed_instance_id = instance_id
+        self._pid = 0
+        self._refresh()
+        register_at_fork(after_in_child=self._refresh)
+
+    def _refresh(self) -> None:
+        pid = os.getpid()
+        attributes = dict(self._attributes)
+        attributes[PID] = pid
+        attributes[INSTANCE_ID] = self._fixed_instance_id or str(uuid.uuid4())
+        self._attributes = BoundedAttributes(attributes=attributes, immutable=True)
+        self._pid = pid
+
+    @property
+    def attributes(self) -> Attributes:
+        if self._pid != os.getpid():
+            self._refresh()
+        return self._attributes
 
 
 def _configured_exporters(
@@ -149,26 +200,27 @@ def _configured_exporters(
     """A factory per configured exporter (called again in a forked worker); a missing extra
     is reported here, at configure time."""
     found: list[tuple[str, ExporterFactory]] = []
+    # `batch.export_timeout` bounds one export: no exporter's request may wait longer (a hanging
+    # collector holds the export thread for this long at most).
+    limit = settings.tracing.batch.export_timeout
     otlp = settings.tracing.exporters.otlp
     if otlp is not None:
         _otlp_class(otlp.protocol)  # a missing extra is reported now
+        timeout = min(otlp.timeout, limit)
         found.append(
-            (
-                "otlp",
-                lambda: _otlp_exporter(otlp.endpoint, otlp.protocol, otlp.headers, otlp.timeout),
-            )
+            ("otlp", lambda: _otlp_exporter(otlp.endpoint, otlp.protocol, otlp.headers, timeout))
         )
     zipkin = settings.tracing.exporters.zipkin
     if zipkin is not None:
         from ._zipkin import zipkin_exporter_factory
 
-        found.append(("zipkin", zipkin_exporter_factory(zipkin, settings.service)))
+        found.append(("zipkin", zipkin_exporter_factory(zipkin, settings.service, limit)))
     jaeger = settings.tracing.exporters.jaeger
     if jaeger is not None:
         from .jaeger import jaeger_exporter_factory
 
         too_large = dropped.labels("jaeger", "too_large")
-        found.append(("jaeger", jaeger_exporter_factory(jaeger, too_large.inc)))
+        found.append(("jaeger", jaeger_exporter_factory(jaeger, too_large.inc, limit)))
     return found
 
 

@@ -16,8 +16,14 @@ from ._batch import ExporterFactory
 __all__ = ["zipkin_exporter_factory"]
 
 
-def zipkin_exporter_factory(settings: ZipkinSettings, service: str) -> ExporterFactory:
-    """A factory of Zipkin exporters; raises MissingExtraError now when the extra is missing."""
+def zipkin_exporter_factory(
+    settings: ZipkinSettings, service: str, export_timeout: float | None = None
+) -> ExporterFactory:
+    """A factory of Zipkin exporters; raises MissingExtraError now when the extra is missing.
+
+    ``export_timeout`` caps the request timeout (the exporter's own is 10 s, or
+    ``OTEL_EXPORTER_ZIPKIN_TIMEOUT``).
+    """
     try:
         from opentelemetry.exporter.zipkin.json import ZipkinExporter
     except ImportError:
@@ -55,10 +61,13 @@ def zipkin_exporter_factory(settings: ZipkinSettings, service: str) -> ExporterF
             return SpanExportResult.SUCCESS
 
     def build() -> SpanExporter:
-        return _Exporter(
+        exporter = _Exporter(
             endpoint=settings.endpoint,
             local_node_ipv4=local.ipv4 if local else None,
             local_node_port=local.port if local else None,
         )
+        if export_timeout is not None:
+            exporter.timeout = min(exporter.timeout, export_timeout)  # type: ignore[assignment]
+        return exporter
 
     return build

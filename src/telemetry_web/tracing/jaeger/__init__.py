@@ -37,16 +37,25 @@ except ImportError:
     raise MissingExtraError("tracing.exporters.jaeger", "thrift", "jaeger") from None
 
 from .._batch import ExporterFactory
-from ._exporters import MAX_UDP_PAYLOAD, JaegerAgentExporter, JaegerCollectorExporter, collector_url
+from ._exporters import (
+    COLLECTOR_TIMEOUT,
+    MAX_UDP_PAYLOAD,
+    JaegerAgentExporter,
+    JaegerCollectorExporter,
+    collector_url,
+)
 
 __all__ = ["JaegerAgentExporter", "JaegerCollectorExporter", "jaeger_exporter_factory"]
 
 
 def jaeger_exporter_factory(
-    settings: JaegerSettings, too_large: Callable[[int], None] | None = None
+    settings: JaegerSettings,
+    too_large: Callable[[int], None] | None = None,
+    export_timeout: float | None = None,
 ) -> ExporterFactory:
     """A factory of collector exporters when ``endpoint`` is set, of agent exporters otherwise
-    (``agent`` or its defaults); ``too_large`` counts spans the agent drops as too large.
+    (``agent`` or its defaults); ``too_large`` counts spans the agent drops as too large;
+    ``export_timeout`` caps the collector's request timeout (10 s).
 
     Raises:
         ConfigError: the endpoint is not an http(s) URL, or max_packet_size exceeds a UDP
@@ -58,7 +67,8 @@ def jaeger_exporter_factory(
             url = collector_url(endpoint)
         except ValueError as exc:
             raise ConfigError([f"tracing.exporters.jaeger.endpoint: {exc}"]) from None
-        return lambda: JaegerCollectorExporter(url)
+        timeout = min(COLLECTOR_TIMEOUT, export_timeout or COLLECTOR_TIMEOUT)
+        return lambda: JaegerCollectorExporter(url, timeout=timeout)
     agent = settings.agent or JaegerAgent()
     if agent.max_packet_size > MAX_UDP_PAYLOAD:
         raise ConfigError(

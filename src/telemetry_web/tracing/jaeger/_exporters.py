@@ -26,6 +26,7 @@ __all__ = ["JaegerAgentExporter", "JaegerCollectorExporter", "collector_url"]
 _log = logging.getLogger("telemetry_web.tracing")
 
 COLLECTOR_PATH = "/api/traces"
+COLLECTOR_TIMEOUT = 10.0  # seconds, unless tracing.batch.export_timeout is shorter
 # The largest UDP payload over IPv4 (65535 - 8 byte UDP header - 20 byte IP header).
 MAX_UDP_PAYLOAD = 65507
 
@@ -61,7 +62,7 @@ class JaegerCollectorExporter(SpanExporter):
     connection never fails on a keep-alive the collector has already closed.
     """
 
-    def __init__(self, endpoint: str, *, timeout: float = 10.0) -> None:
+    def __init__(self, endpoint: str, *, timeout: float = COLLECTOR_TIMEOUT) -> None:
         url = collector_url(endpoint)
         parts = urlsplit(url)
         self._https = parts.scheme == "https"
