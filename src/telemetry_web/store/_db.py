@@ -94,6 +94,20 @@ def stored_route(kind: str, attributes: dict[str, Any]) -> str | None:
     return None
 
 
+_HEADER = b"SQLite format 3\x00"
+
+
+def _identity_of(st: os.stat_result) -> tuple[int, int]:
+    return st.st_dev, st.st_ino
+
+
+def _identity(path: str) -> tuple[int, int] | None:
+    try:
+        return _identity_of(os.stat(path))
+    except OSError:
+        return None
+
+
 class StoreUnavailable(Exception):
     """The store file cannot be written now (read-only, locked, disk full, not a directory)."""
 
@@ -145,6 +159,10 @@ def describe(exc: BaseException) -> str:
 class SQLiteStore:
     """A writer for one store file: lazily opened per process, one transaction per batch.
 
+    Before each batch the path is checked: a file removed or replaced (a corrupted store moved
+    away) is opened afresh instead of writing on into the unlinked one, and a header another
+    program wrote over makes the store unavailable until the file is replaced.
+
     After a failure, writes are skipped for a growing pause (1 s doubling to 30 s) so that a
     broken store costs nothing per batch; each skipped or failed batch raises
     :class:`StoreUnavailable` for the caller to count.
@@ -156,6 +174,7 @@ class SQLiteStore:
         self.busy_timeout = busy_timeout
         self._lock = threading.Lock()
         self._conn: sqlite3.Connection | None = None
+        self._identity: tuple[int, int] | None = None  # the file the connection writes
         self._pid = 0
         self._last_prune = float("-inf")
         self._backoff = 0.0
@@ -164,7 +183,9 @@ class SQLiteStore:
 
     def _connect(self) -> sqlite3.Connection:
         if self._conn is not None and self._pid == os.getpid():
-            return self._conn
+            if self._same_file():
+                return self._conn
+            self._close_quietly()  # removed or replaced: write to the file now at the path
         # A forked worker never uses its parent's connection (SQLite forbids it): a new one.
         self._conn = None
         directory = os.path.dirname(self.path) or "."
@@ -182,7 +203,23 @@ class SQLiteStore:
             conn.close()
             raise
         self._conn, self._pid = conn, os.getpid()
+        self._identity = _identity(self.path)
         return conn
+
+    def _same_file(self) -> bool:
+        """Whether the path still holds the file our connection writes (an operator may have
+        moved a broken store away); raises when another program wrote over its header."""
+        try:
+            with open(self.path, "rb") as f:
+                identity = _identity_of(os.fstat(f.fileno()))
+                header = f.read(len(_HEADER))
+        except FileNotFoundError:
+            return False
+        if identity != self._identity:
+            return False
+        if header and header != _HEADER[: len(header)]:
+            raise sqlite3.DatabaseError("file is not a database")
+        return True
 
     def _set_up(self, conn: sqlite3.Connection) -> None:
         """WAL mode and the schema. Several writers may open a new file at once: switching the
