@@ -337,3 +337,22 @@ def test_nonstandard_method_and_credentials(
     assert attributes["http.request.method_original"] == "PURGE"
     assert attributes["url.full"] == f"http://REDACTED:REDACTED@127.0.0.1:{echo.port}/echo"
     assert _count(captured, "200", method="_OTHER") == 1
+
+
+def test_url_full_redacts_the_widened_and_encoded_names(
+    captured: CapturedTelemetry,
+    make_instrumentor: MakeInstrumentor,
+    client: httpx.Client,
+    echo: EchoServer,
+) -> None:
+    """``url.full`` follows the server's query rules: the widened names, names containing
+    ``token``/``secret``/``password`` and percent-encoded names, case-insensitively."""
+    make_instrumentor().instrument(client=client)
+    query = "apikey=a&%74oken=b&api%5Fkey=c&X-Refresh-Token=d&SIG=e&jwt=f&tokens=3&page=2"
+    with captured.telemetry.get_tracer("test").start_as_current_span("request"):
+        client.get(echo.url(f"/echo?{query}"))
+    full = dict(only(captured.spans(), "GET").attributes or {})["url.full"]
+    assert full == (
+        f"http://127.0.0.1:{echo.port}/echo?apikey=REDACTED&%74oken=REDACTED&api%5Fkey=REDACTED"
+        "&X-Refresh-Token=REDACTED&SIG=REDACTED&jwt=REDACTED&tokens=3&page=2"
+    )

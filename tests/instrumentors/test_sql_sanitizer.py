@@ -69,3 +69,23 @@ def test_long_statements_are_truncated_and_not_cached() -> None:
     assert text.endswith("...")
     assert "secret" not in text
     assert set(text.removeprefix("INSERT INTO t VALUES ").rstrip(".")) <= set("(?, )")
+
+
+def test_recorded_parameters_keep_credentials_out() -> None:
+    """Parameters named like credentials are ``REDACTED``; card numbers and bearer credentials
+    in other values are scrubbed; positional parameters are scrubbed by value."""
+    from telemetry_web.instrumentors._sql import parameter_attributes, parameters_for_log
+
+    named = {
+        "user_password": "hunter2",
+        "api_token": "t-1",
+        "name": "ada",
+        "pan": "4111111111111111",
+    }
+    assert parameter_attributes(named) == {
+        "db.query.parameter.user_password": "REDACTED",
+        "db.query.parameter.api_token": "REDACTED",
+        "db.query.parameter.name": "ada",
+        "db.query.parameter.pan": "REDACTED",
+    }
+    assert parameters_for_log(["Bearer abcdefgh123", 7]) == ["Bearer REDACTED", "7"]

@@ -207,3 +207,47 @@ def test_bad_processor_configuration(
     with pytest.raises(ConfigError) as info:
         make_telemetry(logging={"processors": [processor]})
     assert any(p.startswith(problem) for p in info.value.problems), info.value.problems
+
+
+def test_value_patterns_scrub_strings_and_exceptions_by_default(
+    make_telemetry: MakeTelemetry, memory: InMemoryLogSink
+) -> None:
+    """Without configuration, card numbers, bearer credentials, ``password=`` pairs and
+    database echoes are scrubbed from string values and from exception messages and stacks."""
+    tel = make_telemetry()
+    statement_error = (
+        "(psycopg.errors.UniqueViolation) duplicate key\n"
+        "DETAIL:  Key (pan)=(card=4111111111111111) already exists.\n"
+        "[SQL: INSERT INTO t (pan) VALUES ('card=4111111111111111')]\n"
+        "[parameters: {'pan': 'zz-param-zz'}]"
+    )
+    try:
+        raise RuntimeError(statement_error)
+    except RuntimeError:
+        tel.get_logger("api").exception(
+            "failed", note="Authorization: Bearer abcdef123456 with password=hunter2"
+        )
+    (event,) = logged_json(memory, tel)
+    assert event["note"] == "Authorization: REDACTED REDACTED with password=REDACTED"
+    message = event["exception"]["message"]
+    assert "Key (pan)=(REDACTED) already exists." in message
+    assert "[SQL: INSERT INTO t (pan) VALUES (?)]" in message
+    assert "[parameters: REDACTED]" in message
+    text = json.dumps(event)
+    for secret in ("4111111111111111", "zz-param-zz", "abcdef123456", "hunter2"):
+        assert secret not in text
+
+
+def test_default_key_rules_match_the_query_rules(
+    make_telemetry: MakeTelemetry, memory: InMemoryLogSink
+) -> None:
+    """The widened names redact log fields too; ``key`` and ``code`` (URL-only names) and words
+    merely starting with ``token`` stay."""
+    tel = make_telemetry()
+    fields = {"jwt": "j", "sessionId": "s", "credentials": "c", "my_secret_thing": "m",
+              "status_code": 200, "cache_key": "k", "tokens_used": 3}  # fmt: skip
+    tel.get_logger("api").info("fields", **fields)
+    (event,) = logged_json(memory, tel)
+    for name in ("jwt", "sessionId", "credentials", "my_secret_thing"):
+        assert event[name] == "REDACTED", name
+    assert (event["status_code"], event["cache_key"], event["tokens_used"]) == (200, "k", 3)

@@ -24,6 +24,7 @@ from opentelemetry import trace
 from opentelemetry.trace import Span, SpanKind, Status, StatusCode
 
 from .. import semconv as sc
+from .._redaction import describe_exception, exception_attributes
 from ..errors import MissingExtraError, TelemetryError
 from ..metrics import Metric
 
@@ -273,6 +274,7 @@ def end_span(span: Span, exception: BaseException | None, end_time: int | None =
     """End a client span, recording ``exception`` as its error."""
     if exception is not None and span.is_recording():
         span.set_attribute(sc.ATTR_ERROR_TYPE, sc.exception_type(type(exception)))
-        span.record_exception(exception)
-        span.set_status(Status(StatusCode.ERROR, f"{type(exception).__name__}: {exception}"))
+        # What record_exception adds, scrubbed: a database's error echoes statement literals.
+        span.add_event("exception", exception_attributes(exception))
+        span.set_status(Status(StatusCode.ERROR, describe_exception(exception)))
     span.end(end_time)

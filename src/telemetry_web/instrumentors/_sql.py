@@ -12,7 +12,10 @@ Statements repeat, so results are cached (short statements only: an ``INSERT`` w
 inline values is sanitized each time and never kept).
 
 Bound parameters are recorded only when asked for (``record_parameters=True``):
-:func:`parameter_attributes` and :func:`parameters_for_log` shorten each value.
+:func:`parameter_attributes` and :func:`parameters_for_log` shorten each value, record the
+value of a parameter whose name names a credential (``password``, ``api_token``: the rules of
+``telemetry_web._redaction``) as ``REDACTED`` and scrub the others (card numbers, bearer
+credentials).
 """
 
 from __future__ import annotations
@@ -23,12 +26,14 @@ from functools import lru_cache
 from typing import Any
 
 from .. import semconv as sc
+from .._redaction import REDACTED, NameRule, scrub_text
 
 __all__ = ["MAX_QUERY_TEXT", "parameter_attributes", "parameters_for_log", "sanitize"]
 
 MAX_QUERY_TEXT = 2048  # characters of sanitized text kept on spans and log lines
 _CACHEABLE = 4096  # statements longer than this are not cached
 _MAX_PARAMETER = 256  # characters of one recorded parameter value
+_SENSITIVE_NAME = NameRule()
 
 # The operation names kept as such; anything else is OTHER (the metric label stays bounded).
 _OPERATIONS = frozenset({
@@ -119,9 +124,12 @@ def _operation(text: str) -> str:
 # --- bound parameters, recorded only when asked for ------------------------------------------
 
 
-def _short(value: Any) -> str:
+def _short(value: Any, name: Any = None) -> str:
+    if isinstance(name, str) and _SENSITIVE_NAME(name):
+        return REDACTED
     text = value if isinstance(value, str) else repr(value)
-    return text if len(text) <= _MAX_PARAMETER else text[: _MAX_PARAMETER - 3] + "..."
+    text = text if len(text) <= _MAX_PARAMETER else text[: _MAX_PARAMETER - 3] + "..."
+    return scrub_text(text)
 
 
 def parameter_attributes(parameters: Any) -> dict[str, str]:
@@ -131,12 +139,12 @@ def parameter_attributes(parameters: Any) -> dict[str, str]:
         items = enumerate(parameters)
     else:
         return {}
-    return {f"{sc.ATTR_DB_QUERY_PARAMETER}{key}": _short(value) for key, value in items}
+    return {f"{sc.ATTR_DB_QUERY_PARAMETER}{key}": _short(value, key) for key, value in items}
 
 
 def parameters_for_log(parameters: Any) -> Any:
     if isinstance(parameters, dict):
-        return {str(k): _short(v) for k, v in parameters.items()}
+        return {str(k): _short(v, str(k)) for k, v in parameters.items()}
     if isinstance(parameters, (list, tuple)):
         return [parameters_for_log(p) if isinstance(p, (dict, list, tuple)) else _short(p)
                 for p in parameters[:100]]  # fmt: skip

@@ -25,7 +25,10 @@ What is recorded:
   raised or a result of ``execute(raise_on_error=False)`` is an error.
 
 Argument values (keys and values: user data) appear in ``db.query.text`` only with
-``record_arguments=True``. Cluster clients are wrapped the same way (not yet tested against a
+``record_arguments=True``; even then credentials are ``REDACTED`` (the arguments of ``AUTH``,
+``HELLO``, ``MIGRATE``, ``ACL``, ``CONFIG SET``; the value after a key or field whose name
+names a credential, ``SET api_token …``, ``HSET user:1 password …``) and card numbers and the
+like are scrubbed. Cluster clients are wrapped the same way (not yet tested against a
 real cluster).
 """
 
@@ -41,6 +44,7 @@ from typing import TYPE_CHECKING, Any
 from opentelemetry.trace import Status, StatusCode
 
 from .. import semconv as sc
+from .._redaction import REDACTED, NameRule, scrub_text
 from ._base import BaseInstrumentor, Patch, Switch, end_span, missing, require_version, wrap
 
 try:
@@ -66,6 +70,9 @@ _SYSTEM = "redis"
 _MAX_ARGUMENT = 128  # characters of one recorded argument
 _MAX_TEXT = 2048  # characters of db.query.text
 _MAX_COMMANDS = 128  # command names kept in db.redis.commands
+# Commands whose arguments are (or carry) credentials: none recorded.
+_CREDENTIAL_COMMANDS = frozenset({"AUTH", "HELLO", "MIGRATE", "ACL SETUSER", "CONFIG SET", "ACL"})
+_SENSITIVE_NAME = NameRule()
 
 # How many keys a command names, for db.redis.key_count (commands not listed: the first argument).
 _ALL_KEYS = frozenset({
@@ -107,6 +114,19 @@ def _argument(value: Any) -> str:
         value = value.decode("utf-8", "replace")
     text = value if isinstance(value, str) else str(value)
     return text if len(text) <= _MAX_ARGUMENT else text[: _MAX_ARGUMENT - 3] + "..."
+
+
+def _arguments(name: str, args: tuple[Any, ...]) -> list[str]:
+    """The recorded arguments: credentials as ``REDACTED`` (every argument of ``AUTH`` and the
+    like; the value after a key or field the name rule calls sensitive: ``SET api_token …``,
+    ``HSET user:1 password …``), card numbers and the like scrubbed."""
+    if name in _CREDENTIAL_COMMANDS:
+        return [REDACTED] * len(args)
+    texts = [_argument(a) for a in args]
+    for index, text in enumerate(texts[:-1]):
+        if _SENSITIVE_NAME(text):
+            texts[index + 1] = REDACTED
+    return [scrub_text(t) if t is not REDACTED else t for t in texts]
 
 
 def _stack(pipeline: Any) -> list[tuple[Any, ...]]:
@@ -289,7 +309,7 @@ class RedisInstrumentor(BaseInstrumentor):
 
     def _text(self, name: str, args: tuple[Any, ...]) -> str:
         if self.record_arguments:
-            text = " ".join([name, *(_argument(a) for a in args[1:])])
+            text = " ".join([name, *_arguments(name, args[1:])])
             return text if len(text) <= _MAX_TEXT else text[: _MAX_TEXT - 3] + "..."
         key = (name, len(args))
         cached = self._texts.get(key)

@@ -24,6 +24,15 @@ What is recorded for each statement:
 Bound parameters are recorded (``db.query.parameter.<name>`` attributes, ``parameters`` in the
 slow-query line) only with ``record_parameters=True``.
 
+Without it, instrumented engines get SQLAlchemy's own ``hide_parameters=True`` (restored by
+``uninstrument``), so its error messages carry no ``[parameters: …]`` wherever they end up,
+the app's own logs and error trackers included. That switch changes only text: what
+SQLAlchemy puts in exception messages and in its ``echo`` log (which then says "SQL parameters
+hidden"); statements run exactly as before. With ``record_parameters=True`` engines are left
+as they are. Either way, exception messages and stack traces on spans and log lines are
+scrubbed (``[parameters: …]``, the literals of ``[SQL: …]``, PostgreSQL's ``LINE n:`` echo and
+``DETAIL`` values: ``telemetry_web._redaction``).
+
 Each checkout from an engine's pool is timed in ``db_client_connection_wait_time_seconds``;
 one that took ``checkout_event_threshold`` (1 ms) or more, waiting for a free connection or
 opening one, adds a ``db.client.connection.checkout`` event (pool name, wait time) to the
@@ -198,6 +207,8 @@ class SQLAlchemyInstrumentor(BaseInstrumentor):
         self._infos: weakref.WeakKeyDictionary[Engine, _EngineInfo] = weakref.WeakKeyDictionary()
         self._pools: weakref.WeakKeyDictionary[Pool, _PoolGauges] = weakref.WeakKeyDictionary()
         self._gauges: dict[tuple[str, str], _PoolGauges] = {}
+        # Engines given hide_parameters=True, with the value they had.
+        self._hidden: weakref.WeakKeyDictionary[Engine, bool] = weakref.WeakKeyDictionary()
         self._return_patches: list[Patch] = []
         self._info_lock = threading.Lock()
         # Where a statement's start is kept on its ExecutionContext between the before and after
@@ -229,6 +240,7 @@ class SQLAlchemyInstrumentor(BaseInstrumentor):
                     _warn(f"{sync_engine!r} is already instrumented; nothing more to do")
                     continue
                 self._listen(sync_engine)
+                self._hide_parameters(sync_engine)
                 patch = wrap(sync_engine, "raw_connection", self._traced_raw_connection)
                 self._engines[sync_engine] = [patch]
                 self._ensure_return_patch()
@@ -252,6 +264,9 @@ class SQLAlchemyInstrumentor(BaseInstrumentor):
                         self._detach(sync_engine)
             if not self._global and not self._engines:
                 self._unwrap_all(self._return_patches)
+                for hidden, previous in list(self._hidden.items()):
+                    hidden.hide_parameters = previous
+                self._hidden.clear()
 
     # --- hooks ----------------------------------------------------------------------------------
 
@@ -266,6 +281,9 @@ class SQLAlchemyInstrumentor(BaseInstrumentor):
                 event.remove(target, name, fn)
 
     def _detach(self, engine: Engine) -> None:
+        previous = self._hidden.pop(engine, None)
+        if previous is not None:
+            engine.hide_parameters = previous
         self._unlisten(engine)
         self._unwrap_all(self._engines.pop(engine, []))
 
@@ -287,7 +305,17 @@ class SQLAlchemyInstrumentor(BaseInstrumentor):
                 info = self._infos.get(engine)
                 if info is None:
                     info = self._infos[engine] = _EngineInfo(engine)
+                    self._hide_parameters(engine)
         return info
+
+    def _hide_parameters(self, engine: Engine) -> None:
+        """Keep parameters out of the engine's error messages (see the module docstring)."""
+        if self.record_parameters or engine in self._hidden:
+            return
+        previous = getattr(engine, "hide_parameters", None)
+        if isinstance(previous, bool):
+            self._hidden[engine] = previous
+            engine.hide_parameters = True
 
     # --- statements -----------------------------------------------------------------------------
 

@@ -2,9 +2,12 @@
 fields, exception fields), then the configured ``add_fields``/``filter``/``sample``/``redact``
 steps as listed; ``redact`` runs last when the list does not place it.
 
-Redaction is always on: the values of keys naming a credential (``authorization``, ``cookie``,
-``password``, ``secret``, ``token``, ``api_key``, as a whole key or as words of one:
-``db_password``, ``X-Api-Key``, ``refreshToken``) are replaced at any depth, with the
+Redaction is always on: the values of keys naming a credential (the rules of
+``telemetry_web._redaction``: ``authorization``, ``cookie``, ``password``, ``secret``,
+``token``, ``api_key``, ``jwt``, ``sessionid``, ... as a whole key or as words of one:
+``db_password``, ``X-Api-Key``, ``refreshToken``) are replaced at any depth, and so are card
+numbers, bearer credentials, JWTs, ``password=...`` pairs and the literals databases echo in
+their error messages, in every string value, exception message and stack trace; then the
 configured ``keys`` (names or globs) and ``patterns`` (regular expressions on string values).
 """
 
@@ -17,6 +20,7 @@ import traceback
 from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
+from .._redaction import SENSITIVE_NAMES, NameRule, needs_scrub, scrub_text
 from ..config._model import LogProcessor
 from ..semconv import exception_type
 
@@ -32,15 +36,17 @@ __all__ = [
 
 Processor = Callable[[dict[str, Any]], "dict[str, Any] | None"]
 
-# Key names, or runs of words in a key, whose values are credentials.
-SENSITIVE_WORDS = (
-    "authorization", "cookie", "cookies", "password", "passwd", "secret", "token", "api_key",
-    "apikey",
-)  # fmt: skip
+# Key names, or runs of words in a key, whose values are credentials (see _redaction.py).
+SENSITIVE_WORDS = tuple(sorted(SENSITIVE_NAMES))
 REDACTED = "REDACTED"
 _MAX_DEPTH = 20
-_CAMEL = re.compile(r"(?<=[a-z0-9])(?=[A-Z])")
-_SEPARATORS = re.compile(r"[\s.\-]+")
+# Values we make ourselves (ids, times, labels) and the user agent, also a span attribute as
+# is: never searched for secrets.
+_UNSCANNED = frozenset({
+    "timestamp", "level", "logger", "method", "route", "status", "duration_ms", "trace_id",
+    "span_id", "request_id", "service", "environment", "user_agent", "client",
+})  # fmt: skip
+_CLEAN_CACHE = 4096  # short strings known to hold nothing to scrub (event names, paths)
 
 _second: list[Any] = [None, ""]  # (whole second, its ISO prefix): one strftime per second
 
@@ -81,8 +87,8 @@ def exception_fields(exc_info: Any) -> dict[str, Any] | None:
     exc_type, exc, tb = exc_info
     return {
         "type": exception_type(exc_type),
-        "message": str(exc),
-        "stack": "".join(traceback.format_exception(exc_type, exc, tb)),
+        "message": scrub_text(str(exc)),
+        "stack": scrub_text("".join(traceback.format_exception(exc_type, exc, tb))),
     }
 
 
@@ -154,27 +160,28 @@ def sample(every: int, events: Iterable[str] = ()) -> Processor:
 class Redactor:
     """Replaces sensitive values at any depth of dicts, lists and tuples.
 
-    A key is sensitive when it is, or contains as whole words (``_``, ``-``, ``.`` or camelCase
-    separated), one of :data:`SENSITIVE_WORDS`, or matches one of ``keys`` (case-insensitive
-    globs). Parts of string values matching one of ``patterns`` become ``REDACTED``. Verdicts
-    are cached per key, so the common event (known keys, no patterns) costs a few lookups.
+    A key is sensitive when the name rule of ``telemetry_web._redaction`` says so (one of its
+    credential names as the whole key or as ``_``, ``-``, ``.`` or camelCase separated words,
+    or ``token``/``secret``/``password`` inside it), or matches one of ``keys``
+    (case-insensitive globs). String values are scrubbed (card numbers, bearer credentials,
+    database echoes: ``scrub_text``), then parts matching one of ``patterns`` become
+    ``REDACTED``. Verdicts are cached per key and clean short strings are remembered, so the
+    common event (known keys, repeated values) costs a few lookups.
     """
 
     def __init__(self, keys: Iterable[str] = (), patterns: Iterable[str] = ()) -> None:
-        self._words = tuple(f"_{w}_" for w in SENSITIVE_WORDS)
+        self._rule = NameRule()
         self._globs = tuple(k.lower() for k in keys)
         self._patterns = tuple(re.compile(p) for p in patterns)
         self._verdicts: dict[str, bool] = {}
         self._safe: set[str] = set()  # keys known not to be sensitive
+        self._clean: set[str] = set()  # short strings known to hold nothing to scrub
 
     def sensitive(self, key: str) -> bool:
         verdict = self._verdicts.get(key)
         if verdict is None:
             lowered = key.lower()
-            words = "_" + _SEPARATORS.sub("_", _CAMEL.sub("_", key)).lower() + "_"
-            verdict = any(w in words for w in self._words) or any(
-                fnmatch.fnmatchcase(lowered, g) for g in self._globs
-            )
+            verdict = self._rule(key) or any(fnmatch.fnmatchcase(lowered, g) for g in self._globs)
             if len(self._verdicts) < 10_000:
                 self._verdicts[key] = verdict
                 if not verdict:
@@ -185,11 +192,20 @@ class Redactor:
         result: dict[str, Any] = self._value(event, 0)
         return result
 
+    def _text(self, value: str) -> str:
+        if value in self._clean:
+            return value
+        if needs_scrub(value):
+            value = scrub_text(value)
+        elif len(value) <= 256 and len(self._clean) < _CLEAN_CACHE:
+            self._clean.add(value)
+        for pattern in self._patterns:
+            value = pattern.sub(REDACTED, value)
+        return value
+
     def _value(self, value: Any, depth: int) -> Any:
         if isinstance(value, str):
-            for pattern in self._patterns:
-                value = pattern.sub(REDACTED, value)
-            return value
+            return self._text(value)
         if depth > _MAX_DEPTH:
             return value
         if isinstance(value, dict):
@@ -199,6 +215,8 @@ class Redactor:
             for key, item in value.items():
                 if isinstance(key, str) and self.sensitive(key):
                     result[key] = REDACTED
+                elif key in _UNSCANNED and depth == 0:
+                    result[key] = item
                 else:
                     result[key] = self._value(item, depth + 1)
             return result
@@ -207,11 +225,21 @@ class Redactor:
         return value
 
     def _untouched(self, value: dict[Any, Any]) -> bool:
-        """Whether every key is known harmless and every value a plain scalar (the common
-        event): two C-level checks, no per-key Python work."""
-        return value.keys() <= self._safe and all(
-            map(_SCALARS.__contains__, map(type, value.values()))
-        )
+        """Whether every key is known harmless and every value a plain scalar that holds
+        nothing to scrub (the common event): C-level checks and set lookups."""
+        if not (
+            value.keys() <= self._safe
+            and all(map(_SCALARS.__contains__, map(type, value.values())))
+        ):
+            return False
+        clean = self._clean
+        for key, item in value.items():
+            if type(item) is str and item not in clean and key not in _UNSCANNED:
+                if needs_scrub(item):
+                    return False
+                if len(item) <= 256 and len(clean) < _CLEAN_CACHE:
+                    clean.add(item)
+        return True
 
 
 _SCALARS = frozenset({str, int, float, bool, type(None)})

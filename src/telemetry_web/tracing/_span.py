@@ -6,12 +6,15 @@ middleware together. This span keeps the same contract: the provider's sampler, 
 resource and span processors decide and receive everything, exporters get an SDK
 :class:`ReadableSpan`, and application code can still ``set_attribute``/``add_event``/
 ``record_exception`` on ``trace.get_current_span()``.
+
+Exception events and error descriptions are scrubbed as they are recorded (statement literals
+and parameters a database echoes, card numbers, credentials: ``telemetry_web._redaction``), so
+no exporter, the store included, ever receives them.
 """
 
 from __future__ import annotations
 
 import time
-import traceback
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -33,7 +36,7 @@ from opentelemetry.trace import (
 )
 from opentelemetry.util.types import Attributes, AttributeValue
 
-from ..semconv import exception_type
+from .._redaction import exception_attributes, scrub_text
 
 __all__ = ["SpanFactory"]
 
@@ -123,6 +126,8 @@ class RequestSpan(Span):
             return  # OK is final, as in the SDK
         if isinstance(status, StatusCode):
             status = Status(status, description)
+        if status.description:
+            status = Status(status.status_code, scrub_text(status.description))
         if status.status_code is not StatusCode.UNSET:
             self._status = status
 
@@ -133,12 +138,7 @@ class RequestSpan(Span):
         timestamp: int | None = None,
         escaped: bool = False,
     ) -> None:
-        event: dict[str, Any] = {
-            "exception.type": exception_type(type(exception)),
-            "exception.message": str(exception),
-            "exception.stacktrace": "".join(traceback.format_exception(exception)),
-            "exception.escaped": str(escaped),
-        }
+        event: dict[str, Any] = exception_attributes(exception, escaped)
         if attributes:
             event.update(attributes)
         self.add_event("exception", event, timestamp)

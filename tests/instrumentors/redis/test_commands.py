@@ -221,3 +221,20 @@ async def test_asyncio_commands_pipelines_and_errors(
     assert dict(spans[2].attributes or {})["db.redis.commands"] == ("GET", "EXISTS")
     assert spans[-1].status.status_code is StatusCode.ERROR
     assert _count(captured, "LPUSH", "error") == 1
+
+
+def test_recorded_arguments_keep_credentials_out(
+    captured: CapturedTelemetry, make_instrumentor: MakeInstrumentor, client: redis.Redis, key: Key
+) -> None:
+    """With ``record_arguments=True``, the value after a key or field naming a credential, and
+    card numbers, are ``REDACTED``; other arguments are recorded as they are."""
+    make_instrumentor(record_arguments=True).instrument()
+    with captured.telemetry.get_tracer("test").start_as_current_span("request"):
+        client.set(key("api_token"), "tok-123")
+        client.hset(key("user"), mapping={"password": "pw-456", "name": "ada"})
+        client.set(key("note"), "paid with 4111 1111 1111 1111")
+    texts = [dict(s.attributes or {}).get("db.query.text") for s in captured.spans()]
+    assert f"SET {key('api_token')} REDACTED" in texts
+    assert f"HSET {key('user')} password REDACTED name ada" in texts
+    assert f"SET {key('note')} paid with REDACTED" in texts
+    assert not any("tok-123" in str(t) or "pw-456" in str(t) for t in texts)

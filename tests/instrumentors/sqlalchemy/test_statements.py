@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import pytest
 from opentelemetry.trace import SpanKind, StatusCode
 from sqlalchemy import Column, Engine, Integer, MetaData, String, Table, insert, select, text
@@ -211,3 +213,29 @@ def test_a_negative_threshold_is_refused(captured: CapturedTelemetry) -> None:
 
     with pytest.raises(ValueError, match="slow_query_threshold: expected a number of seconds"):
         SQLAlchemyInstrumentor(telemetry=captured.telemetry, slow_query_threshold=-1)
+
+
+def test_hide_parameters_while_instrumented(
+    make_instrumentor: MakeInstrumentor, make_engine: Callable[..., Engine]
+) -> None:
+    """Instrumented engines get SQLAlchemy's ``hide_parameters`` (its errors then carry no
+    ``[parameters: ...]``), restored by ``uninstrument``; ``record_parameters=True`` leaves
+    engines as they are."""
+    engine = make_engine()
+    instrumentor = make_instrumentor()
+    instrumentor.instrument(engine=engine)
+    assert engine.hide_parameters is True
+    error = _error_of_with(engine, "SELECT * FROM no_such_table_tw WHERE id = :id", {"id": 7})
+    assert "[parameters:" not in str(error)
+    instrumentor.uninstrument()
+    assert engine.hide_parameters is False
+    recording = make_instrumentor(record_parameters=True)
+    recording.instrument(engine=engine)
+    assert engine.hide_parameters is False
+    recording.uninstrument()
+
+
+def _error_of_with(engine: Engine, sql: str, parameters: dict[str, object]) -> DBAPIError:
+    with pytest.raises(DBAPIError) as caught, engine.connect() as conn:
+        conn.execute(text(sql), parameters)
+    return caught.value
