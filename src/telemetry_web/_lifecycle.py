@@ -4,6 +4,11 @@
 binds the request id and counts the request in progress. ``finish`` records status, sizes,
 duration and exception on the span, in the RED metrics and in one structured request log line.
 Nothing here does I/O: spans and log events go to bounded queues drained by other threads.
+
+Captured headers (``http.capture_headers``): the request ones are among ``wanted_headers``, so
+adapters decode them with the others and ``begin`` records them; adapters that see
+``response_header_names`` pick those from the response and call
+:meth:`ActiveRequest.capture_response_headers`. Credentials are recorded as ``REDACTED``.
 """
 
 from __future__ import annotations
@@ -12,7 +17,7 @@ import logging
 import random
 import re
 import time
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from typing import Any
 
 from opentelemetry import context as otel_context
@@ -20,7 +25,7 @@ from opentelemetry import trace
 from opentelemetry.trace import SpanKind, Status, StatusCode
 
 from . import semconv as sc
-from ._redaction import QueryRedactor
+from ._redaction import QueryRedactor, describe_exception, header_redactor
 from .logging import CURRENT_REQUEST, LogPipeline
 from .metrics import HttpMetrics
 from .tracing import Extractor, SpanFactory
@@ -31,6 +36,8 @@ _log = logging.getLogger("telemetry_web")
 _VALID_REQUEST_ID = re.compile(r"^[A-Za-z0-9._:/+=@-]{1,128}$")
 _perf = time.perf_counter
 _getrandbits = random.getrandbits
+_REQUEST_HEADER = "http.request.header."
+_RESPONSE_HEADER = "http.response.header."
 
 
 class RequestLifecycle:
@@ -45,6 +52,9 @@ class RequestLifecycle:
         request_log_level: int,
         redact_query: QueryRedactor,
         request_id_header: str,
+        capture_request_headers: Iterable[str] = (),
+        capture_response_headers: Iterable[str] = (),
+        redact_headers: Iterable[str] = (),
     ) -> None:
         self.spans = spans
         self.extractor = extractor
@@ -53,10 +63,25 @@ class RequestLifecycle:
         self.log_threshold = request_log_level
         self.redact_query = redact_query
         self.request_id_header = request_id_header.lower()
+        redacted = header_redactor(redact_headers)
+        # (header name, attribute, recorded as REDACTED); the request id is recorded already.
+        self.captured_request = tuple(
+            (name, _REQUEST_HEADER + name, redacted(name))
+            for name in dict.fromkeys(n.lower() for n in capture_request_headers)
+            if name != self.request_id_header
+        )
+        # header name -> (attribute, recorded as REDACTED)
+        self.captured_response = {
+            name: (_RESPONSE_HEADER + name, redacted(name))
+            for name in (n.lower() for n in capture_response_headers)
+        }
+        # The response headers an adapter should hand to `capture_response_headers` (if any).
+        self.response_header_names = frozenset(self.captured_response)
         # The request headers an adapter should hand to `begin` (everything else is never read).
         self.wanted_headers = frozenset(
             {"host", "user-agent", "content-length", self.request_id_header}
             | extractor.header_names
+            | {name for name, _, _ in self.captured_request}
         )
 
     def begin(
@@ -195,9 +220,24 @@ class ActiveRequest:
             attributes[sc.ATTR_NETWORK_PROTOCOL_VERSION] = protocol_version
         if kind == "websocket":
             attributes["network.protocol.name"] = "websocket"
+        for name, attribute, redacted in life.captured_request:
+            value = headers.get(name)
+            if value is not None:
+                attributes[attribute] = (sc.REDACTED if redacted else value,)
         span = life.spans.start(self._span_name(), parent, SpanKind.SERVER, attributes, links)  # type: ignore[union-attr]
         self.span = span
         self._context_token = otel_context.attach(trace.set_span_in_context(span, parent))
+
+    def capture_response_headers(self, headers: Mapping[str, str]) -> None:
+        """Record the captured response headers among ``headers`` (lower-case names)."""
+        span = self.span
+        if span is None or not span.is_recording():
+            return
+        captured = self.life.captured_response
+        for name, value in headers.items():
+            entry = captured.get(name)
+            if entry is not None:
+                span.set_attribute(entry[0], (sc.REDACTED if entry[1] else value,))
 
     def _span_name(self) -> str:
         method = "HTTP" if self.method == "_OTHER" else self.method
@@ -249,9 +289,8 @@ class ActiveRequest:
             if exception is not None:
                 span.record_exception(exception)
                 span.set_attribute(sc.ATTR_ERROR_TYPE, sc.exception_type(type(exception)))
-                span.set_status(
-                    Status(StatusCode.ERROR, f"{type(exception).__name__}: {exception}")
-                )
+                # Scrubbed: a database error's text may carry statement literals.
+                span.set_status(Status(StatusCode.ERROR, describe_exception(exception)))
             elif status >= 500:
                 span.set_attribute(sc.ATTR_ERROR_TYPE, str(status))
                 span.set_status(Status(StatusCode.ERROR))

@@ -9,7 +9,15 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from typing import Any
 
-__all__ = ["decode", "header_keys", "pick_headers", "protocol", "query", "server"]
+__all__ = [
+    "decode",
+    "header_keys",
+    "pick_headers",
+    "pick_response_headers",
+    "protocol",
+    "query",
+    "server",
+]
 
 
 def header_keys(names: Iterable[str]) -> dict[str, str]:
@@ -46,6 +54,24 @@ def pick_headers(environ: Mapping[str, Any], keys: Mapping[str, str]) -> dict[st
             value = decode(raw)
             if value is not None:
                 found[name] = value
+    return found
+
+
+def pick_response_headers(
+    headers: Iterable[tuple[str, str]], names: frozenset[str], *, latin1: bool = True
+) -> dict[str, str]:
+    """The response headers among ``names`` (lower-case), repeated ones joined by commas.
+
+    ``latin1``: values are latin-1 decoded bytes (PEP 3333), recovered as UTF-8; Django's are
+    text already.
+    """
+    found: dict[str, str] = {}
+    for raw_name, raw_value in headers:
+        name = raw_name.lower()
+        if name in names:
+            value = decode(raw_value) if latin1 else raw_value
+            if isinstance(value, str):
+                found[name] = f"{found[name]},{value}" if name in found else value
     return found
 
 

@@ -139,6 +139,7 @@ class TelemetryMiddleware:
         ended: float | None = None
         id_name = life.request_id_header.encode("latin-1")
         id_header = (id_name, active.request_id.encode("latin-1"))
+        capture = self._response_headers(life)
 
         async def receive_counted() -> Message:
             nonlocal request_size, received, disconnected
@@ -158,6 +159,8 @@ class TelemetryMiddleware:
                 status = message["status"]
                 response_started = True
                 headers = message.get("headers") or []
+                if capture is not None:
+                    _capture_response(active, headers, capture)
                 if not any(name.lower() == id_name for name, _ in headers):
                     message = {**message, "headers": [*headers, id_header]}
             elif kind == "http.response.body":
@@ -228,6 +231,17 @@ class TelemetryMiddleware:
         except KeyError:
             source = self._routers[id(app)] = resolver_for(app) or _RECORDED
             return source
+
+    def _response_headers(self, life: RequestLifecycle) -> dict[bytes, str] | None:
+        """The response headers to capture, by raw name; None (the usual case) for none."""
+        if not life.response_header_names:
+            return None
+        key = -id(life)
+        wanted = self._header_maps.get(key)
+        if wanted is None:
+            wanted = {name.encode("latin-1"): name for name in life.response_header_names}
+            self._header_maps[key] = wanted
+        return wanted
 
     def _headers(self, scope: Scope, life: RequestLifecycle) -> dict[str, str]:
         wanted = self._header_maps.get(id(life))
@@ -377,6 +391,24 @@ def _pick_headers(scope: Scope, wanted: dict[bytes, str]) -> dict[str, str]:
     return found
 
 
+def _capture_response(active: Any, headers: Any, wanted: dict[bytes, str]) -> None:
+    """Hand the wanted response headers (repeated ones joined by commas) to the request."""
+    found: dict[str, str] = {}
+    try:
+        for raw_name, raw_value in headers:
+            name = wanted.get(raw_name) or wanted.get(raw_name.lower())
+            if name is not None:
+                try:
+                    value = raw_value.decode("utf-8")
+                except UnicodeDecodeError:
+                    continue
+                found[name] = f"{found[name]},{value}" if name in found else value
+        if found:
+            active.capture_response_headers(found)
+    except Exception:
+        _log.exception("telemetry-web could not capture response headers")
+
+
 def _resolved(resolver: RouteResolver, scope: Scope) -> str:
     """The label from the user's ``route_resolver``."""
     try:
@@ -483,6 +515,10 @@ class _ErrorResponseObserver:
                 if kind == "http.response.start":
                     deferred.status = message["status"]
                     headers = message.get("headers") or []
+                    names = deferred.active.life.response_header_names
+                    if names:
+                        wanted = {name.encode("latin-1"): name for name in names}
+                        _capture_response(deferred.active, headers, wanted)
                     if not any(name.lower() == deferred.id_header[0] for name, _ in headers):
                         message = {**message, "headers": [*headers, deferred.id_header]}
                 elif kind == "http.response.body":

@@ -39,7 +39,15 @@ from .. import semconv as sc
 from .._engine import Endpoint, Telemetry, default_telemetry
 from .._lifecycle import ActiveRequest, RequestLifecycle
 from ..health import QUERY_KEY
-from ._environ import ENDPOINT_KEYS, header_keys, pick_headers, protocol, query, server
+from ._environ import (
+    ENDPOINT_KEYS,
+    header_keys,
+    pick_headers,
+    pick_response_headers,
+    protocol,
+    query,
+    server,
+)
 
 if TYPE_CHECKING:
     from _typeshed import OptExcInfo
@@ -208,6 +216,8 @@ class _Exchange:
                 has_id = True
             elif lower == "content-length":
                 content_length = value
+        if self.active.life.response_header_names:
+            self._capture(headers)
         if not has_id:
             headers = [*headers, self.id_header]
         if exc_info is not None:
@@ -222,6 +232,13 @@ class _Exchange:
         self.status = int(code) if code.isdigit() else 0
         self.content_length = content_length
         return self.write
+
+    def _capture(self, headers: list[tuple[str, str]]) -> None:
+        try:
+            names = self.active.life.response_header_names
+            self.active.capture_response_headers(pick_response_headers(headers, names))
+        except Exception:
+            _log.exception("telemetry-web could not capture response headers")
 
     def write(self, data: bytes) -> None:
         """The legacy ``write()`` callable: counted, then passed to the server's."""

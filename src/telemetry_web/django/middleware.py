@@ -30,7 +30,7 @@ from asgiref.sync import iscoroutinefunction, markcoroutinefunction
 
 from .._engine import Telemetry
 from .._lifecycle import ActiveRequest, RequestLifecycle
-from ..adapters._environ import header_keys, pick_headers, query, server
+from ..adapters._environ import header_keys, pick_headers, pick_response_headers, query, server
 from ._request import builtin_response, protocol
 from ._routes import RouteLabels
 from ._state import get_telemetry
@@ -146,6 +146,10 @@ class TelemetryMiddleware:
             name = active.life.request_id_header
             if name not in response:
                 response[name] = active.request_id
+            names = active.life.response_header_names
+            if names:
+                headers = pick_response_headers(response.items(), names, latin1=False)
+                active.capture_response_headers(headers)
             streamed = getattr(response, "streaming", False)
             if not (streamed and _finish_at_close(recording, response, request.META)):
                 _finish(recording, response.status_code, _body_size(response), None)
