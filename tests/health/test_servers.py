@@ -48,6 +48,8 @@ def test_gunicorn_workers_each_run_their_checks(tmp_path: Path, preload: bool) -
     with serve(args, port, env={"HEALTH_TEST_PIDS": str(pids)}):
         # two workers, plus the master that imported the app with --preload
         wait_for(lambda: len(recorded(pids)) >= (3 if preload else 2))
+        # A worker records its pid when its first run starts; /ready follows when it ends.
+        wait_for(lambda: all(get(port, "/ready")[0] == 200 for _ in range(6)))
         for _ in range(10):
             status, body = get(port, "/ready")
             assert status == 200

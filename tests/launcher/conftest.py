@@ -52,15 +52,15 @@ class Server:
     def text(self) -> str:
         return self.output.read_text(errors="replace")
 
-    def request_lines(self, timeout: float = 10.0) -> list[dict[str, object]]:
-        """The JSON request log lines written so far (waiting for the first one)."""
+    def request_lines(self, timeout: float = 10.0, count: int = 1) -> list[dict[str, object]]:
+        """The JSON request log lines written so far (waiting for ``count`` of them)."""
         deadline = time.monotonic() + timeout
         while True:
             lines = []
             for line in self.text().splitlines():
                 if line.startswith("{") and '"event": "request"' in line:
                     lines.append(json.loads(line))
-            if lines or time.monotonic() > deadline:
+            if len(lines) >= count or time.monotonic() > deadline:
                 return lines
             time.sleep(0.1)
 
