@@ -141,7 +141,8 @@ def header_redactor(extra_names: Iterable[str] = ()) -> NameRule:
 _HINTS = (
     "bearer", "basic", "token", "digest", "eyj", "@", "[sql", "[parameters", "line ", "detail:",
     "query:", "context:", "statement:", "duplicate entry", "invalid input", "at or near",
-    "passw", "passwd", "secret", "api", "jwt", "session", "credential", "auth", "://",
+    "passw", "secret", "apikey", "api_key", "api-key", "jwt", "sessionid", "session_id",
+    "credential", "auth", "://",
 )  # fmt: skip
 _DIGIT_RUN = re.compile(r"[2-6][\d -]{11,}\d")
 # 13 to 19 digits, spaces or dashes between them, starting as card numbers do (2 to 6).

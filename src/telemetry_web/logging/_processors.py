@@ -193,12 +193,8 @@ class Redactor:
         return result
 
     def _text(self, value: str) -> str:
-        if value in self._clean:
-            return value
-        if needs_scrub(value):
-            value = scrub_text(value)
-        elif len(value) <= 256 and len(self._clean) < _CLEAN_CACHE:
-            self._clean.add(value)
+        if value not in self._clean:
+            value = self._scrub(value)
         for pattern in self._patterns:
             value = pattern.sub(REDACTED, value)
         return value
@@ -224,6 +220,13 @@ class Redactor:
             return [self._value(v, depth + 1) for v in value]
         return value
 
+    def _scrub(self, value: str) -> str:
+        """``value`` scrubbed; a short one found clean is remembered."""
+        scrubbed = scrub_text(value) if needs_scrub(value) else value
+        if scrubbed == value and len(value) <= 256 and len(self._clean) < _CLEAN_CACHE:
+            self._clean.add(value)
+        return scrubbed
+
     def _untouched(self, value: dict[Any, Any]) -> bool:
         """Whether every key is known harmless and every value a plain scalar that holds
         nothing to scrub (the common event): C-level checks and set lookups."""
@@ -234,11 +237,13 @@ class Redactor:
             return False
         clean = self._clean
         for key, item in value.items():
-            if type(item) is str and item not in clean and key not in _UNSCANNED:
-                if needs_scrub(item):
-                    return False
-                if len(item) <= 256 and len(clean) < _CLEAN_CACHE:
-                    clean.add(item)
+            if (
+                type(item) is str
+                and item not in clean
+                and key not in _UNSCANNED
+                and self._scrub(item) != item
+            ):
+                return False
         return True
 
 
