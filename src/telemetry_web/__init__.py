@@ -17,6 +17,7 @@ import importlib
 from typing import TYPE_CHECKING, Any
 
 from ._multiprocess_env import prepare as _prepare_multiprocess
+from ._otel_env import guard_imports as _guard_imports
 
 __version__ = "0.1.0"
 
@@ -64,3 +65,8 @@ def __getattr__(name: str) -> Any:
 
 def __dir__() -> list[str]:
     return sorted(set(globals()) | set(__all__))
+
+
+# Before anything of ours imports OpenTelemetry: a bad OTEL_PROPAGATORS (or span attribute
+# limit) must not fail the import (see _otel_env).
+_guard_imports()
