@@ -161,10 +161,23 @@ PID = "process.pid"
 INSTANCE_ID = "service.instance.id"
 
 
+_instance: tuple[int, str] = (0, "")
+
+
+def process_instance_id() -> str:
+    """This process's ``service.instance.id``: a UUID made on first use in each process, so a
+    reconfigured provider keeps it and a forked worker gets its own."""
+    global _instance
+    pid = os.getpid()
+    if _instance[0] != pid:
+        _instance = (pid, str(uuid.uuid4()))
+    return _instance[1]
+
+
 class ProcessResource(Resource):
     """A resource naming the process that exports the span: ``process.pid``, and a
-    ``service.instance.id`` that is a new UUID per process (as OpenTelemetry recommends) unless
-    the configuration gives one.
+    ``service.instance.id`` that is a UUID per process (as OpenTelemetry recommends, and the
+    same for every provider the process builds) unless the configuration gives one.
 
     Both are set again in a process forked after the resource was built (a gunicorn
     ``--preload`` worker): the tracers, the request span factory and the spans hold this one
@@ -183,7 +196,7 @@ class ProcessResource(Resource):
         pid = os.getpid()
         attributes = dict(self._attributes)
         attributes[PID] = pid
-        attributes[INSTANCE_ID] = self._fixed_instance_id or str(uuid.uuid4())
+        attributes[INSTANCE_ID] = self._fixed_instance_id or process_instance_id()
         self._attributes = BoundedAttributes(attributes=attributes, immutable=True)
         self._pid = pid
 
