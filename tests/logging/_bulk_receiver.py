@@ -116,6 +116,7 @@ class BulkReceiver:
             self.requests.append(Bulk(time.monotonic(), headers, pairs))
             mode = self.mode
         if mode == "hang":
+            self._notify()  # wait_requests() sees the request that is now hanging
             time.sleep(self.hang)
             return 0, None
         if mode == "500":

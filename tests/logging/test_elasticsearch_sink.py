@@ -253,3 +253,27 @@ def test_bad_elasticsearch_settings(settings: dict[str, Any], problem: str) -> N
             {"logging": {"sinks": {"console": False, "elasticsearch": settings}}}, use_env=False
         )
     assert any(p.startswith(problem) for p in info.value.problems), info.value.problems
+
+
+def test_the_buffer_is_bounded_by_bytes_while_elasticsearch_is_away(
+    make_telemetry: MakeTelemetry, receiver: BulkReceiver
+) -> None:
+    """With Elasticsearch away, ``max_buffer_bytes`` stops the buffer (and the batch being
+    retried) long before ``max_buffer`` events; the rest is counted as ``buffer_full``, and
+    what was kept is shipped on recovery."""
+    receiver.stop()
+    bounded = {**OUTAGE, "max_buffer": 10_000, "max_buffer_bytes": "32KB"}
+    tel = make_telemetry(**es_config(receiver.url, **bounded))
+    log = tel.get_logger("outage")
+    for n in range(100):
+        log.info("line", n=n, payload="y" * 1000)
+    time.sleep(0.5)  # delivered to the sink, refused at least once
+    (sink,) = [s for s in tel.pipeline.sinks if getattr(s, "name", "") == "elasticsearch"]
+    assert 0 < sink._bytes <= 32_000
+    full = dropped(tel, "elasticsearch", "buffer_full")
+    assert 60 <= full < 100
+    receiver.start()
+    kept = int(100 - full)
+    assert numbers(receiver.wait_for(kept, timeout=5)) == list(range(kept))
+    assert tel.pipeline.flush(5)
+    assert sink._bytes == 0

@@ -158,8 +158,8 @@ def test_recovers_after_the_backend_returns(make_telemetry: MakeTelemetry) -> No
 
 
 def test_shutdown_is_bounded_and_counts_what_is_left(make_telemetry: MakeTelemetry) -> None:
-    """A collector that never answers cannot hold shutdown past its budget; spans still queued
-    are counted as dropped at `shutdown`."""
+    """A collector that never answers cannot hold shutdown past its budget; spans still queued,
+    and the batch still in flight, are counted as dropped at `shutdown`."""
     with OtlpReceiver() as receiver:
         receiver.hold()
         telemetry = make_telemetry(receiver.url, max_export_batch_size=5)
@@ -169,7 +169,8 @@ def test_shutdown_is_bounded_and_counts_what_is_left(make_telemetry: MakeTelemet
         started = time.monotonic()
         telemetry.shutdown(timeout=0.5)
         assert time.monotonic() - started < 1.5
-        assert dropped(telemetry, "shutdown") == 7
+        assert dropped(telemetry, "shutdown") == 7 + 5
+        assert receiver.count() == 0
 
 
 @pytest.mark.skipif(not hasattr(os, "fork"), reason="fork() only")
@@ -193,3 +194,45 @@ def test_a_forked_child_exports_its_own_spans_and_not_the_parents(
         telemetry.flush(timeout=5)
         names = sorted(span.name for _, span in receiver.spans())
         assert names == ["in-child", "in-parent"]
+
+
+def test_the_queue_is_bounded_by_bytes_as_well(make_telemetry: MakeTelemetry) -> None:
+    """Big spans fill ``max_queue_bytes`` long before ``max_queue_size``: the estimated bytes
+    held (the batch in flight included) stay within it, the rest is counted as `queue_full`,
+    and every span is received or counted once the collector answers again."""
+    with OtlpReceiver() as receiver:
+        receiver.hold()
+        telemetry = make_telemetry(receiver.url, max_queue_bytes="64KB", max_export_batch_size=5)
+        tracer = telemetry.get_tracer("test")
+        for i in range(100):
+            tracer.start_span(f"big-{i}", attributes={"payload": "x" * 4000}).end()
+        assert telemetry.tracer_provider is not None
+        (processor,) = telemetry.tracer_provider.batch_processors
+        assert 0 < processor.queued_bytes <= 64 * 1024
+        full = dropped(telemetry, "queue_full")
+        assert full >= 80  # about 4.7 KB each: at most 13 fit
+        receiver.release()
+        telemetry.flush(5)
+        assert receiver.count() + full == 100
+        assert processor.queued_bytes == 0
+
+
+@pytest.mark.parametrize(
+    ("value", "expected"), [("4MiB", 4 * 1024 * 1024), ("512KB", 512_000), (65536, 65536)]
+)
+def test_max_queue_bytes_takes_sizes(value: object, expected: int) -> None:
+    """``tracing.batch.max_queue_bytes`` is a size, like the other size keys."""
+    from telemetry_web.config import load_settings
+
+    settings = load_settings({"tracing": {"batch": {"max_queue_bytes": value}}}, use_env=False)
+    assert settings.tracing.batch.max_queue_bytes == expected
+
+
+@pytest.mark.parametrize("value", [0, -1, "lots"])
+def test_max_queue_bytes_must_be_a_positive_size(value: object) -> None:
+    """Zero, negative and unreadable sizes are configuration errors naming the key."""
+    from telemetry_web.config import load_settings
+    from telemetry_web.errors import ConfigError
+
+    with pytest.raises(ConfigError, match=r"tracing\.batch\.max_queue_bytes: expected a positive"):
+        load_settings({"tracing": {"batch": {"max_queue_bytes": value}}}, use_env=False)

@@ -53,6 +53,7 @@ def build_sinks(settings: LoggingSettings, *, dropped: Any) -> list[LogSink]:
                     buffer_size=es.buffer_size,
                     flush_interval=es.flush_interval,
                     max_buffer=es.max_buffer,
+                    max_buffer_bytes=es.max_buffer_bytes,
                     timeout=es.timeout,
                     api_key=es.api_key,
                     backoff=es.backoff,

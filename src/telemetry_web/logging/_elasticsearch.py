@@ -13,9 +13,12 @@ Failures, and what becomes of the events:
   ``telemetry-web: Log shipping failed: ...``, so there is one line per backoff period.
 - Other 4xx answers and items (a mapping conflict, a bad index name) will not get better:
   those events are dropped, counted with reason ``rejected``.
-- While Elasticsearch is away the buffer fills up to ``max_buffer`` events; past that, new
-  events are dropped, counted with reason ``buffer_full``. What is buffered is shipped when it
-  comes back. Events still buffered when the sink is closed are counted as ``shutdown``.
+- While Elasticsearch is away the buffer fills up to ``max_buffer`` events or
+  ``max_buffer_bytes`` bytes (the rendered bulk items; the batch being sent, which is also the
+  retry buffer, counts in both); past that, new events are dropped, counted with reason
+  ``buffer_full``. What is buffered is shipped when it comes back. Events still buffered, or
+  still being sent, when the sink is closed are counted as ``shutdown`` (an answer arriving
+  later for a batch so counted is ignored).
 
 Index names come from ``index_pattern`` (``logs-%Y.%m.%d``) and each event's own timestamp. Each
 document also carries ``@timestamp`` (the same value), the field Kibana and ECS expect.
@@ -26,6 +29,7 @@ from __future__ import annotations
 import base64
 import http.client
 import json
+import socket
 import sys
 import threading
 import time
@@ -71,6 +75,7 @@ class ElasticsearchSink:
         buffer_size: int = 1000,
         flush_interval: float = 5.0,
         max_buffer: int = 10_000,
+        max_buffer_bytes: int = 8 * 1024 * 1024,
         timeout: float = 10.0,
         api_key: str | None = None,
         backoff: float = 1.0,
@@ -101,6 +106,7 @@ class ElasticsearchSink:
         self.buffer_size = buffer_size
         self.flush_interval = flush_interval
         self.max_buffer = max_buffer
+        self.max_buffer_bytes = max_buffer_bytes
         self.timeout = timeout
         self.backoff = backoff
         self.max_backoff = max_backoff
@@ -118,6 +124,8 @@ class ElasticsearchSink:
         self._changed = threading.Condition(self._lock)  # buffer emptied, batch sent or failed
         self._wake = threading.Event()
         self._in_flight = 0
+        self._bytes = 0  # of the buffer and the batch in flight
+        self._abandoned = False  # close() counted the batch in flight as dropped
         self._failures = 0  # consecutive failed attempts
         self._retry_at = 0.0  # monotonic time before which no attempt is made
         self._closing = False
@@ -137,12 +145,26 @@ class ElasticsearchSink:
     # --- the log writer thread ----------------------------------------------------------------
 
     def write(self, events: Sequence[dict[str, Any]]) -> None:
+        if self._stopped:  # the log writer outlived close(): nothing will ship these
+            self._dropped.labels(self.name, "shutdown").inc(len(events))
+            return
         lines = json_lines(events)
         items = [self._item(event, line) for event, line in zip(events, lines, strict=True)]
         with self._lock:
             room = self.max_buffer - len(self._buffer) - self._in_flight
             accepted = items if len(items) <= room else items[: max(0, room)]
+            room_bytes = self.max_buffer_bytes - self._bytes
+            size = sum(len(item) for item in accepted)
+            if size > room_bytes:
+                size, count = 0, 0
+                for item in accepted:
+                    if size + len(item) > room_bytes:
+                        break
+                    size += len(item)
+                    count += 1
+                accepted = accepted[:count]
             self._buffer.extend(accepted)
+            self._bytes += size
             ready = len(self._buffer) >= self.buffer_size
         if len(accepted) < len(items):
             self._dropped.labels(self.name, "buffer_full").inc(len(items) - len(accepted))
@@ -211,16 +233,18 @@ class ElasticsearchSink:
             try:
                 retry = self._send(batch)
             except _Retry as exc:
-                self._requeue(batch)
-                self._failed(str(exc))
+                if self._requeue(batch, batch):
+                    self._failed(str(exc))
                 return
             if retry:
-                self._requeue(retry)
-                self._failed(f"{len(retry)} of {len(batch)} events refused for now")
+                if self._requeue(retry, batch):
+                    self._failed(f"{len(retry)} of {len(batch)} events refused for now")
                 return
             self._succeeded()
             with self._lock:
                 self._in_flight = 0
+                if not self._abandoned:
+                    self._bytes -= sum(len(item) for item in batch)
                 self._changed.notify_all()
             if final and self._past_deadline():
                 return
@@ -279,11 +303,18 @@ class ElasticsearchSink:
             self._drop(rejected, "rejected", f"{self.url}: events rejected: {reason}")
         return retry
 
-    def _requeue(self, events: list[bytes]) -> None:
+    def _requeue(self, events: list[bytes], batch: list[bytes]) -> bool:
+        """Put ``events`` (of the ``batch`` sent) back in front; False when close() has counted
+        the batch as dropped meanwhile."""
         with self._lock:
-            self._buffer.extendleft(reversed(events))
             self._in_flight = 0
             self._changed.notify_all()
+            if self._abandoned:
+                return False
+            self._bytes -= sum(len(item) for item in batch)
+            self._buffer.extendleft(reversed(events))
+            self._bytes += sum(len(item) for item in events)
+            return True
 
     def _failed(self, what: str) -> None:
         delay = min(self.max_backoff, self.backoff * 2**self._failures)
@@ -363,6 +394,17 @@ class ElasticsearchSink:
         with self._lock:
             left = len(self._buffer) + self._in_flight
             self._buffer.clear()
+            self._abandoned = self._in_flight > 0
+            self._bytes = 0
+        # A send blocked on a hung Elasticsearch: shut the socket so it fails now instead of
+        # at its timeout, and so no answer can arrive for a batch counted as dropped.
+        conn = self._conn
+        sock = getattr(conn, "sock", None)
+        if sock is not None:
+            try:
+                sock.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
         if left:
             self._dropped.labels(self.name, "shutdown").inc(left)
             self._report(
