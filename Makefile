@@ -6,7 +6,7 @@ STAMP   = $(VENV)/.installed-stamp
 HOST   ?= 127.0.0.1
 PORT   ?= 8765
 
-.PHONY: test demo bench lint typecheck check services clean realapps
+.PHONY: test demo bench soak lint typecheck check services clean realapps
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -47,6 +47,11 @@ bench: $(STAMP) services
 	$(PY) -m benchmarks.tracing $(filter --quick,$(BENCH_ARGS))
 	$(PY) -m benchmarks.logs $(filter --quick,$(BENCH_ARGS))
 	$(PY) -m benchmarks.db $(filter --quick,$(BENCH_ARGS))
+
+## soak: RSS growth over SOAK_REQUESTS (default 200,000) requests with a working, a hanging and
+## a refusing OTLP collector on loopback (benchmarks/soak.py)
+soak: $(STAMP)
+	$(PY) -m benchmarks.soak
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check src tests benchmarks sample_apps scripts
