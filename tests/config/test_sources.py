@@ -8,6 +8,7 @@ from typing import Any
 
 import pytest
 
+from telemetry_web import _otel_env
 from telemetry_web.config import (
     Sampling,
     TelemetrySettings,
@@ -19,6 +20,13 @@ from telemetry_web.errors import ConfigError
 
 WriteConfig = Callable[..., Path]
 SAMPLERS = "'always_on', 'always_off', 'ratio', 'rate_limiting', 'parent_based'"
+DEFAULTS = TelemetrySettings()
+
+
+@pytest.fixture(autouse=True)
+def fresh_warnings() -> None:
+    """Each test sees the one warning per bad variable that a new process would print."""
+    _otel_env._warned.clear()
 
 
 @pytest.fixture
@@ -330,16 +338,22 @@ def test_otel_traces_sampler(sampler: str, arg: str | None, expected: Sampling) 
         ),
         pytest.param(
             {"OTEL_PROPAGATORS": "xray"},
-            "tracing.propagation[0]: expected one of 'w3c', 'b3', 'b3multi', 'baggage', got 'xray'",
+            "ignoring 'xray' in OTEL_PROPAGATORS='xray': telemetry-web reads tracecontext, "
+            "baggage, b3, b3multi (or none); using the configured ones",
             id="unknown-propagator",
         ),
     ],
 )
-def test_bad_otel_variable_names_the_key(environ: dict[str, str], problem: str) -> None:
-    """A bad OTEL_* value is reported at the configuration key it maps to."""
-    with pytest.raises(ConfigError) as info:
-        load_settings(environ=environ)
-    assert info.value.problems == [problem]
+def test_bad_otel_variable_is_a_warning_naming_the_key(
+    environ: dict[str, str], problem: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A bad OTEL_* value is ignored with one warning naming the variable and the problem at
+    the key it maps to; the configuration keeps its default."""
+    assert load_settings(environ=environ) == DEFAULTS
+    warnings = [r.getMessage() for r in caplog.records if r.levelname == "WARNING"]
+    assert len(warnings) == 1
+    assert problem in warnings[0]
+    assert next(iter(environ)) in warnings[0]
 
 
 def test_otel_sampler_replaces_sampling_from_code() -> None:
@@ -535,11 +549,15 @@ def test_telemetry_variables_build_a_tagged_section() -> None:
         ),
     ],
 )
-def test_bad_telemetry_variable_names_the_key(environ: dict[str, str], problem: str) -> None:
-    """A bad TELEMETRY_* variable is reported at its configuration key path."""
-    with pytest.raises(ConfigError) as info:
-        load_settings(environ=environ)
-    assert info.value.problems == [problem]
+def test_bad_telemetry_variable_is_a_warning_naming_the_key(
+    environ: dict[str, str], problem: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A bad TELEMETRY_* variable is ignored with one warning naming it and the problem at its
+    configuration key path; the configuration keeps its default."""
+    assert load_settings(environ=environ) == DEFAULTS
+    warnings = [r.getMessage() for r in caplog.records if r.levelname == "WARNING"]
+    assert len(warnings) == 1
+    assert f"ignoring {next(iter(environ))}: {problem}; using " in warnings[0]
 
 
 def test_variables_outside_the_prefix_are_ignored() -> None:

@@ -11,20 +11,29 @@ Precedence, lowest first (each later source overrides keys of the earlier ones):
 5. ``TELEMETRY_<KEY>`` overrides, ``__`` separating sections: ``TELEMETRY_LOGGING__LEVEL=debug``.
 
 The environment wins over code so that one image runs unchanged in every deployment.
+
+A bad file or code value raises :class:`ConfigError` naming its key path. A bad variable never
+does: the environment belongs to the deployment, and one wrong value there must not stop the
+app. A variable (``OTEL_TRACES_SAMPLER`` with its ``_ARG``) that adds a problem is ignored with
+one warning naming it, the problem and the value used instead (the file's, the code's or the
+default); the others still apply.
 """
 
 from __future__ import annotations
 
+import copy
 import dataclasses
 import os
 import typing
-from collections.abc import Mapping
+import urllib.parse
+from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import yaml
 
 from .. import semconv
+from .._otel_env import warn_variable
 from ..errors import ConfigError
 from . import _model as m
 from ._parse import _fields, normalise, parse_settings
@@ -32,6 +41,14 @@ from ._parse import _fields, normalise, parse_settings
 __all__ = ["load_settings", "read_yaml", "settings_to_mapping"]
 
 _RESERVED_ENV = {semconv.ENV_CONFIG, semconv.ENV_DISABLED_INSTRUMENTATIONS}
+
+
+class EnvVariable(NamedTuple):
+    """What one variable (or a pair read together) adds to the configuration."""
+
+    names: tuple[str, ...]
+    layer: dict[str, Any]
+    raw: str
 
 
 def load_settings(
@@ -68,14 +85,120 @@ def load_settings(
             [f"<root>: expected a YAML path, a mapping or TelemetrySettings, got {config!r}"]
         )
     layers.append({k: v for k, v in overrides.items() if v is not None})
-    layers.append(otel_env_layer(env))
-    layers.append(telemetry_env_layer(env))
-    merged: dict[str, Any] = {}
-    for layer in layers:
-        _deep_merge(merged, normalise(m.TelemetrySettings, layer))
-    if source is not None and any(layers[1:]):
+    variables = [*otel_env_variables(env), *telemetry_env_variables(env)]
+    if source is not None and (any(layers[1:]) or variables):
         source = f"{source} (with overrides from code or the environment)"
-    return parse_settings(merged, source=source)
+    base: dict[str, Any] = {}
+    for layer in layers:
+        _deep_merge(base, normalise(m.TelemetrySettings, layer))
+    try:
+        return parse_settings(_with_variables(base, variables), source=source)
+    except ConfigError:
+        if not variables:
+            raise
+    return parse_settings(_without_bad_variables(base, variables), source=source)
+
+
+def _with_variables(base: dict[str, Any], variables: Sequence[EnvVariable]) -> dict[str, Any]:
+    """``base`` overridden by the ``OTEL_*`` variables, then by the ``TELEMETRY_*`` ones (the
+    variables of one kind add up into one layer, so ``__TYPE`` and ``__RATE`` go together)."""
+    merged = copy.deepcopy(base)
+    for prefix in ("OTEL_", semconv.ENV_PREFIX):
+        layer: dict[str, Any] = {}
+        for variable in variables:
+            if variable.names[0].startswith(prefix):
+                _add_up(layer, variable.layer)
+        _deep_merge(merged, normalise(m.TelemetrySettings, layer))
+    return merged
+
+
+def _add_up(into: dict[str, Any], layer: Mapping[str, Any]) -> None:
+    for key, value in layer.items():
+        current = into.get(key)
+        if isinstance(value, Mapping) and isinstance(current, dict):
+            _add_up(current, value)
+        else:
+            into[key] = _plain(value) if isinstance(value, Mapping) else value
+
+
+def _problems(data: Mapping[str, Any]) -> frozenset[str]:
+    try:
+        parse_settings(data)
+    except ConfigError as exc:
+        return frozenset(exc.problems)
+    return frozenset()
+
+
+def _without_bad_variables(
+    base: dict[str, Any], variables: Sequence[EnvVariable]
+) -> dict[str, Any]:
+    """``base`` with the variables, less the ones that add problems (each warned about).
+
+    While the variables add a problem, the one whose removal leaves the fewest problems is
+    left out (on a tie, the last one read); so ``__TYPE=ratio`` and ``__RATE=0.5`` stay
+    together, and a variable that repairs a bad file value is kept.
+    """
+    known = _problems(base)
+    kept = list(variables)
+    problems = _problems(_with_variables(base, kept))
+    while kept and not problems <= known:
+        options = []
+        for index, variable in enumerate(kept):
+            rest = [v for v in kept if v is not variable]
+            options.append((len(_problems(_with_variables(base, rest))), -index, rest, variable))
+        _, _, rest, variable = min(options, key=lambda o: (o[0], o[1]))
+        left = _problems(_with_variables(base, rest))
+        added = sorted(problems - left) or sorted(problems - known)
+        kept, problems = rest, left
+        current = _with_variables(base, kept)
+        using = ", ".join(f"{p}={_shown(current, p)}" for p in _leaf_paths(variable.layer))
+        warn_variable(
+            variable.names[0],
+            variable.raw,
+            f"ignoring {'/'.join(variable.names)}: {'; '.join(added)}; using {using}",
+        )
+    return _with_variables(base, kept)
+
+
+def _leaf_paths(layer: Mapping[str, Any], prefix: str = "") -> list[str]:
+    paths: list[str] = []
+    for key, value in layer.items():
+        path = f"{prefix}.{key}" if prefix else key
+        if isinstance(value, Mapping) and value and key != "resource_attributes":
+            paths += _leaf_paths(value, path)
+        else:
+            paths.append(path)
+    return paths
+
+
+def _shown(data: Mapping[str, Any], path: str) -> str:
+    """The value at ``path`` once parsed (the default when unset), never a secret's."""
+    node: Any = data
+    cls: Any = m.TelemetrySettings
+    try:
+        settings: Any = parse_settings(data)
+    except ConfigError:
+        settings = None
+    for key in path.split("."):
+        fields = _fields(cls) if isinstance(cls, type) and dataclasses.is_dataclass(cls) else {}
+        field_info = fields.get(key)
+        if field_info is None:
+            return "(unknown key, ignored)"
+        if field_info[1].metadata.get("secret"):
+            return "'***'"
+        node = node.get(key) if isinstance(node, Mapping) else None
+        settings = getattr(settings, key, None) if settings is not None else None
+        cls = next(
+            (a for a in (field_info[0], *typing.get_args(field_info[0]))
+             if dataclasses.is_dataclass(a)),
+            None,
+        )  # fmt: skip
+    value = settings if settings is not None else node
+    if dataclasses.is_dataclass(value):
+        value = {k: v for k, v in settings_to_mapping(value).items() if v is not False}
+    if isinstance(value, tuple):
+        value = list(value)
+    return "the default" if value is None else repr(value)
 
 
 def read_yaml(path: str) -> dict[str, Any]:
@@ -103,20 +226,27 @@ def read_yaml(path: str) -> dict[str, Any]:
 def telemetry_env_layer(env: Mapping[str, str]) -> dict[str, Any]:
     """``TELEMETRY_LOGGING__LEVEL=debug`` → ``{"logging": {"level": "debug"}}``."""
     layer: dict[str, Any] = {}
+    for variable in telemetry_env_variables(env):
+        _deep_merge(layer, variable.layer)
+    return layer
+
+
+def telemetry_env_variables(env: Mapping[str, str]) -> list[EnvVariable]:
+    """One :class:`EnvVariable` per ``TELEMETRY_*`` configuration variable."""
+    found: list[EnvVariable] = []
     for name, raw in env.items():
         if not name.startswith(semconv.ENV_PREFIX) or name in _RESERVED_ENV:
             continue
         keys = [k.lower() for k in name[len(semconv.ENV_PREFIX) :].split("__")]
         if not all(keys):
             continue
+        layer: dict[str, Any] = {}
         node = layer
         for key in keys[:-1]:
             node = node.setdefault(key, {})
-            if not isinstance(node, dict):
-                break
-        else:
-            node[keys[-1]] = _env_value(raw)
-    return layer
+        node[keys[-1]] = _env_value(raw)
+        found.append(EnvVariable((name,), layer, raw))
+    return found
 
 
 def _env_value(raw: str) -> Any:
@@ -142,10 +272,21 @@ _OTEL_PROPAGATORS = {"tracecontext": "w3c", "baggage": "baggage", "b3": "b3", "b
 def otel_env_layer(env: Mapping[str, str]) -> dict[str, Any]:
     """The standard ``OTEL_*`` variables, translated to our keys."""
     layer: dict[str, Any] = {}
-    tracing: dict[str, Any] = {}
-    resource = _pairs(env.get("OTEL_RESOURCE_ATTRIBUTES", ""))
+    for variable in otel_env_variables(env):
+        _deep_merge(layer, variable.layer)
+    return layer
+
+
+def otel_env_variables(env: Mapping[str, str]) -> list[EnvVariable]:
+    """The standard ``OTEL_*`` variables, each translated to our keys on its own."""
+    found: list[EnvVariable] = []
+
+    def add(names: tuple[str, ...], layer: dict[str, Any]) -> None:
+        found.append(EnvVariable(names, layer, env.get(names[0], "")))
+
+    resource = _resource_attributes(env.get("OTEL_RESOURCE_ATTRIBUTES", ""))
     if resource:
-        tracing["resource_attributes"] = resource
+        layer: dict[str, Any] = {"tracing": {"resource_attributes": resource}}
         if "service.name" in resource:
             layer["service"] = resource["service.name"]
         env_name = resource.get("deployment.environment.name") or resource.get(
@@ -153,34 +294,72 @@ def otel_env_layer(env: Mapping[str, str]) -> dict[str, Any]:
         )
         if env_name:
             layer["environment"] = env_name
-    if env.get("OTEL_SERVICE_NAME"):
-        layer["service"] = env["OTEL_SERVICE_NAME"]
+        add(("OTEL_RESOURCE_ATTRIBUTES",), layer)
+    if env.get("OTEL_SERVICE_NAME", "").strip():
+        add(("OTEL_SERVICE_NAME",), {"service": env["OTEL_SERVICE_NAME"].strip()})
     sampler = env.get("OTEL_TRACES_SAMPLER", "").strip().lower()
     if sampler:
-        tracing["sampling"] = _otel_sampler(sampler, env.get("OTEL_TRACES_SAMPLER_ARG"))
-    propagators = env.get("OTEL_PROPAGATORS", "").strip()
-    if propagators == "none":
-        tracing["propagation"] = []
-    elif propagators:
-        tracing["propagation"] = [
-            _OTEL_PROPAGATORS.get(p.strip(), p.strip()) for p in propagators.split(",") if p.strip()
-        ]
-    otlp: dict[str, Any] = {}
-    endpoint = env.get("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT") or env.get(
-        "OTEL_EXPORTER_OTLP_ENDPOINT"
-    )
-    if endpoint:
-        otlp["endpoint"] = endpoint
-    protocol = env.get("OTEL_EXPORTER_OTLP_TRACES_PROTOCOL") or env.get(
-        "OTEL_EXPORTER_OTLP_PROTOCOL"
-    )
-    if protocol:
-        otlp["protocol"] = protocol
-    if otlp:
-        tracing["exporters"] = {"otlp": otlp}
-    if tracing:
-        layer["tracing"] = tracing
-    return layer
+        names = ("OTEL_TRACES_SAMPLER", "OTEL_TRACES_SAMPLER_ARG")
+        add(names, {"tracing": {"sampling": _otel_sampler(sampler, env.get(names[1]))}})
+    propagation = _otel_propagators(env.get("OTEL_PROPAGATORS", ""))
+    if propagation is not None:
+        add(("OTEL_PROPAGATORS",), {"tracing": {"propagation": propagation}})
+    for suffix, check in (("ENDPOINT", _endpoint_problem), ("PROTOCOL", None)):
+        otlp_name = next(
+            (n for n in (f"OTEL_EXPORTER_OTLP_TRACES_{suffix}", f"OTEL_EXPORTER_OTLP_{suffix}")
+             if env.get(n, "").strip()),
+            None,
+        )  # fmt: skip
+        if otlp_name is None:
+            continue
+        value = env[otlp_name].strip()
+        problem = check(value) if check is not None else None
+        if problem is not None:
+            warn_variable(otlp_name, value, f"ignoring {otlp_name}={value!r}: {problem}")
+            continue
+        add((otlp_name,), {"tracing": {"exporters": {"otlp": {suffix.lower(): value}}}})
+    return found
+
+
+# The OTEL_PROPAGATORS names telemetry-web reads, and its own names for them.
+_OTEL_PROPAGATORS = {
+    "tracecontext": "w3c",
+    "baggage": "baggage",
+    "b3": "b3",
+    "b3multi": "b3multi",
+}
+
+
+def _otel_propagators(value: str) -> list[str] | None:
+    """``OTEL_PROPAGATORS`` as our propagation names; unknown names are left out (warned)."""
+    names = [n.strip().lower() for n in value.split(",") if n.strip()]
+    if not names:
+        return None
+    if "none" in names:
+        return []
+    known = [_OTEL_PROPAGATORS[n] for n in names if n in _OTEL_PROPAGATORS]
+    unknown = [n for n in names if n not in _OTEL_PROPAGATORS]
+    if unknown:
+        using = ",".join(n for n in names if n in _OTEL_PROPAGATORS) or "the configured ones"
+        warn_variable(
+            "OTEL_PROPAGATORS",
+            value,
+            f"ignoring {', '.join(map(repr, unknown))} in OTEL_PROPAGATORS={value!r}: "
+            f"telemetry-web reads {', '.join(_OTEL_PROPAGATORS)} (or none); using {using}",
+        )
+    return list(dict.fromkeys(known)) or None
+
+
+def _endpoint_problem(value: str) -> str | None:
+    """Why ``value`` cannot be a collector address (``http[s]://host[:port][/path]``)."""
+    try:
+        url = urllib.parse.urlsplit(value)
+        url.port  # noqa: B018  (raises on a port that is not a number in range)
+    except ValueError as exc:
+        return f"not a URL ({exc})"
+    if url.scheme not in ("http", "https") or not url.hostname:
+        return "expected a URL such as 'http://collector:4318'"
+    return None
 
 
 def _otel_sampler(name: str, arg: str | None) -> Any:
@@ -204,12 +383,26 @@ def _number(text: str) -> Any:
         return text
 
 
-def _pairs(text: str) -> dict[str, str]:
+def _resource_attributes(text: str) -> dict[str, str]:
+    """``key=value,key=value`` with percent-encoded values, as the specification writes them;
+    entries that are not ``key=value`` are left out with one warning."""
     pairs: dict[str, str] = {}
+    bad: list[str] = []
     for part in text.split(","):
+        if not part.strip():
+            continue
         key, sep, value = part.partition("=")
-        if sep and key.strip():
-            pairs[key.strip()] = value.strip()
+        if not sep or not key.strip():
+            bad.append(part.strip())
+            continue
+        pairs[urllib.parse.unquote(key.strip())] = urllib.parse.unquote(value.strip())
+    if bad:
+        warn_variable(
+            "OTEL_RESOURCE_ATTRIBUTES",
+            text,
+            f"ignoring {', '.join(map(repr, bad))} in OTEL_RESOURCE_ATTRIBUTES: expected "
+            f"key=value pairs separated by commas; using {pairs or 'no attributes from it'}",
+        )
     return pairs
 
 
