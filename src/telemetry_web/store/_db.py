@@ -21,7 +21,8 @@ from .. import semconv as sc
 
 __all__ = ["ROUTE_SQL", "SCHEMA_VERSION", "SQLiteStore", "StoreUnavailable", "stored_route"]
 
-SCHEMA_VERSION = 1
+# 2: the metric history (metric_series, metric_points, metric_snapshots; store/_metrics.py).
+SCHEMA_VERSION = 2
 PRUNE_EVERY = 60.0  # seconds between two retention prunes by one writer
 REPORT_EVERY = 30.0  # seconds between two "Log store unavailable" lines per store file
 FIRST_BACKOFF = 1.0
@@ -66,6 +67,26 @@ CREATE TABLE IF NOT EXISTS logs (
 CREATE INDEX IF NOT EXISTS logs_trace ON logs (trace_id);
 CREATE INDEX IF NOT EXISTS logs_service_ts ON logs (service, ts);
 CREATE INDEX IF NOT EXISTS logs_ts ON logs (ts);
+CREATE TABLE IF NOT EXISTS metric_series (
+    id INTEGER PRIMARY KEY,
+    family TEXT NOT NULL,
+    name TEXT NOT NULL,
+    type TEXT NOT NULL,
+    labels TEXT NOT NULL,
+    help TEXT NOT NULL,
+    UNIQUE (name, labels)
+);
+CREATE INDEX IF NOT EXISTS metric_series_family ON metric_series (family);
+CREATE TABLE IF NOT EXISTS metric_points (
+    series_id INTEGER NOT NULL,
+    ts INTEGER NOT NULL,
+    value REAL NOT NULL,
+    PRIMARY KEY (series_id, ts)
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS metric_snapshots (
+    ts INTEGER PRIMARY KEY,
+    samples INTEGER NOT NULL
+);
 """
 
 SPAN_COLUMNS = (
