@@ -291,6 +291,8 @@ class MetricHistory:
         step = step or default_step(since, self.interval())
         end = min(self.latest(), now)
         start = now - since
+        if end <= start:  # nothing snapshotted in the last `since`
+            return kind, step, []
         count = max(1, math.ceil((end - start) / step - 1e-9))
         windows = [(end - (k + 1) * step, end - k * step) for k in reversed(range(count))]
         first = windows[0][0]
