@@ -10,7 +10,8 @@ fail() {
 }
 
 apt_install() {
-  # Debian package names: wrk (load generator for `make bench`), prometheus (promtool).
+  # Debian package names: wrk (load generator for `make bench`), prometheus (promtool, and the
+  # server tests/metrics/test_remote_write.py starts).
   if [ "$(id -u)" != "0" ]; then
     fail "missing $*; install them with: sudo apt-get install $*"
     return
@@ -24,7 +25,10 @@ apt_install() {
 
 missing=()
 command -v wrk >/dev/null 2>&1 || missing+=(wrk)
-command -v promtool >/dev/null 2>&1 || missing+=(prometheus)
+# prometheus: promtool, and the server the remote-write tests start
+if ! command -v promtool >/dev/null 2>&1 || ! command -v prometheus >/dev/null 2>&1; then
+  missing+=(prometheus)
+fi
 if [ ${#missing[@]} -gt 0 ]; then
   echo "ensure-services: installing ${missing[*]}"
   apt_install "${missing[@]}"

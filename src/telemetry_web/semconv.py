@@ -50,6 +50,10 @@ LOG_DROP_REASONS: Final = (
     "queue_full", "processor_error", "sink_error", "buffer_full", "rejected", "shutdown",
 )  # fmt: skip
 SPANS_DROPPED: Final = "telemetry_spans_dropped_total"
+# Samples a metric output (remote write, StatsD, Datadog, OTLP) collected and did not deliver,
+# by `exporter` (the output's name) and `reason`.
+METRICS_DROPPED: Final = "telemetry_metrics_dropped_total"
+METRIC_DROP_REASONS: Final = ("export_failed", "rejected", "shutdown")
 
 # --- health checks (health/) -----------------------------------------------------------------
 HEALTH_CHECK_STATUS: Final = "health_check_status"  # gauge: 1 healthy, 0 pending or unhealthy

@@ -1,0 +1,81 @@
+"""Metric outputs: the registry pushed to a backend every ``interval`` (``metrics.exporters``).
+
+Each output is a :class:`PushOutput` (``_push.py``: thread, fork safety, one pusher among
+workers, backoff, drops, reports, final flush); :func:`build_outputs` makes them from the
+configuration. To add one: subclass ``PushOutput``, set ``kind`` (its ``type``) and ``merged``,
+implement ``export(snapshot, timeout)``, and add a case to :func:`_build`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping, Sequence
+from typing import TYPE_CHECKING, Any
+
+from prometheus_client import REGISTRY
+from prometheus_client.registry import Collector, CollectorRegistry
+
+from .._exposition import _Combined
+from .._multiprocess import MultiprocessCollector
+from ._push import ExportError, PushOutput, Snapshot
+from ._remote_write import RemoteWriteOutput
+
+if TYPE_CHECKING:
+    from ...config._model import MetricsExporter
+
+__all__ = [
+    "ExportError",
+    "PushOutput",
+    "RemoteWriteOutput",
+    "Snapshot",
+    "build_outputs",
+    "metrics_source",
+]
+
+
+def metrics_source(
+    registry: CollectorRegistry,
+    shared_dir: str | None,
+    before_collect: Callable[[], object] | None = None,
+) -> Collector:
+    """What ``/metrics`` shows: the Telemetry's registry and prometheus-client's default one,
+    or, in multiprocess mode, every worker's files merged (dead workers retired first)."""
+    if shared_dir is not None:
+        return MultiprocessCollector(shared_dir, before_collect=before_collect)
+    return _Combined([registry, REGISTRY] if registry is not REGISTRY else [registry])
+
+
+def build_outputs(
+    exporters: Sequence[MetricsExporter],
+    *,
+    source: Collector,
+    dropped: Any,
+    constant_labels: Mapping[str, str],
+    shared_dir: str | None,
+) -> list[PushOutput]:
+    """One started output per ``metrics.exporters`` entry, named by its type (``prometheus``;
+    a second entry of the same type is ``prometheus-2``)."""
+    outputs: list[PushOutput] = []
+    seen: dict[str, int] = {}
+    for entry in exporters:
+        seen[entry.type] = seen.get(entry.type, 0) + 1
+        name = entry.type if seen[entry.type] == 1 else f"{entry.type}-{seen[entry.type]}"
+        push = {"name": name, "interval": entry.interval, "timeout": entry.timeout,
+                "source": source, "dropped": dropped, "shared_dir": shared_dir}  # fmt: skip
+        output = _build(entry, push, constant_labels)
+        output.start()
+        outputs.append(output)
+    return outputs
+
+
+def _build(
+    entry: MetricsExporter, push: dict[str, Any], constant_labels: Mapping[str, str]
+) -> PushOutput:
+    if entry.type == "prometheus" and entry.endpoint is not None:
+        auth = entry.basic_auth
+        return RemoteWriteOutput(
+            entry.endpoint, constant_labels=constant_labels, headers=entry.headers,
+            basic_auth=(auth.username, auth.password) if auth is not None else None,
+            bearer_token=entry.bearer_token, **push,
+        )  # fmt: skip
+    # config/_availability.py rejects the types not built yet before we get here
+    raise ValueError(f"no metric output for type {entry.type!r}")
