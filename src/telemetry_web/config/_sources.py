@@ -7,7 +7,8 @@ Precedence, lowest first (each later source overrides keys of the earlier ones):
 3. a mapping or keyword arguments given in code;
 4. the standard OpenTelemetry variables (``OTEL_SERVICE_NAME``, ``OTEL_RESOURCE_ATTRIBUTES``,
    ``OTEL_TRACES_SAMPLER``/``_ARG``, ``OTEL_EXPORTER_OTLP_ENDPOINT``/``_PROTOCOL``,
-   ``OTEL_PROPAGATORS``);
+   ``OTEL_PROPAGATORS``, ``OTEL_INSTRUMENTATION_HTTP_CAPTURE_HEADERS_SERVER_REQUEST``/
+   ``_RESPONSE``);
 5. ``TELEMETRY_<KEY>`` overrides, ``__`` separating sections: ``TELEMETRY_LOGGING__LEVEL=debug``.
 
 The environment wins over code so that one image runs unchanged in every deployment.
@@ -304,6 +305,11 @@ def otel_env_variables(env: Mapping[str, str]) -> list[EnvVariable]:
     propagation = _otel_propagators(env.get("OTEL_PROPAGATORS", ""))
     if propagation is not None:
         add(("OTEL_PROPAGATORS",), {"tracing": {"propagation": propagation}})
+    for direction in ("request", "response"):
+        name = f"OTEL_INSTRUMENTATION_HTTP_CAPTURE_HEADERS_SERVER_{direction.upper()}"
+        headers = _capture_headers(name, env.get(name, ""))
+        if headers:
+            add((name,), {"http": {"capture_headers": {direction: headers}}})
     for suffix, check in (("ENDPOINT", _endpoint_problem), ("PROTOCOL", None)):
         otlp_name = next(
             (n for n in (f"OTEL_EXPORTER_OTLP_TRACES_{suffix}", f"OTEL_EXPORTER_OTLP_{suffix}")
@@ -328,6 +334,17 @@ _OTEL_PROPAGATORS = {
     "b3": "b3",
     "b3multi": "b3multi",
 }
+
+
+def _capture_headers(name: str, value: str) -> list[str]:
+    """A comma-separated list of header names; names that cannot be headers are left out."""
+    names = [n.strip() for n in value.split(",") if n.strip()]
+    bad = [n for n in names if not m._header_names((n,))]
+    if bad:
+        warn_variable(
+            name, value, f"ignoring {', '.join(map(repr, bad))} in {name}: not header names"
+        )
+    return [n for n in names if n not in bad]
 
 
 def _otel_propagators(value: str) -> list[str] | None:
