@@ -89,9 +89,22 @@ class _Absorb(logging.Filter):
 _ABSORB = _Absorb()
 
 
+# Libraries an exporter calls that log each failed attempt on the export thread themselves.
+_TRANSPORT_LOGGERS = {"grpc": ("grpc._common", "grpc._channel")}
+
+
 def _absorb_logs_of(exporter: SpanExporter) -> None:
-    module = type(exporter).__module__
-    names = {module, module.rpartition(".")[0] + "._common"}
+    # A logger's filters see only the records logged on it (not its children's): name each
+    # module the exporter's classes come from (the gRPC exporter logs from its mixin's module).
+    names: set[str] = set()
+    for cls in type(exporter).__mro__:
+        module = cls.__module__
+        if module.startswith(("builtins", "abc", "typing", "opentelemetry.sdk.")):
+            continue
+        names.update((module, module.rpartition(".")[0] + "._common"))
+        for marker, loggers in _TRANSPORT_LOGGERS.items():
+            if f".{marker}" in module or module.startswith(marker):
+                names.update(loggers)
     for name in names:
         logger = logging.getLogger(name)
         if _ABSORB not in logger.filters:
