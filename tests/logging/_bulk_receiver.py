@@ -34,6 +34,8 @@ class BulkReceiver:
     # "items": per-item errors for documents whose `n` matches `reject_if` (400, never
     # stored) or `retry_if` (429, stored when sent again after `retry_if` is cleared).
     mode: str = "ok"
+    # The Retry-After header of "429" answers (seconds or an HTTP date), if any.
+    retry_after: str | None = None
     hang: float = 2.0
     reject_if: Any = None
     retry_if: Any = None
@@ -78,6 +80,8 @@ class BulkReceiver:
                     return  # hung up without answering
                 payload = json.dumps(answer).encode()
                 self.send_response(status)
+                if status == 429 and receiver.retry_after is not None:
+                    self.send_header("Retry-After", receiver.retry_after)
                 self.send_header("Content-Type", "application/json")
                 self.send_header("Content-Length", str(len(payload)))
                 self.end_headers()
@@ -122,6 +126,9 @@ class BulkReceiver:
         if mode == "500":
             self._notify()
             return 500, {"error": "simulated outage", "status": 500}
+        if mode == "429":
+            self._notify()
+            return 429, {"error": "too many requests", "status": 429}
         items, errors = [], False
         for index, document in pairs:
             n = document.get("n")

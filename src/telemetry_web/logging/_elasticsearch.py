@@ -9,8 +9,10 @@ Failures, and what becomes of the events:
 
 - Connection errors, timeouts, HTTP 408/429/5xx, and items answered 429/5xx are retried: the
   events go back to the front of the buffer and the next attempt waits a backoff period that
-  doubles from ``backoff`` up to ``max_backoff``. Each failed attempt prints one line on stderr,
-  ``telemetry-web: Log shipping failed: ...``, so there is one line per backoff period.
+  doubles from ``backoff`` up to ``max_backoff`` (or longer, when a 429/503 says
+  ``Retry-After``). A failure prints one line on stderr, ``telemetry-web: Log shipping failed:
+  ...``, then at most one every 30 s (with the number of failed attempts since the last line),
+  and one line when shipping recovers.
 - Other 4xx answers and items (a mapping conflict, a bad index name) will not get better:
   those events are dropped, counted with reason ``rejected``.
 - While Elasticsearch is away the buffer fills up to ``max_buffer`` events or
@@ -27,6 +29,7 @@ document also carries ``@timestamp`` (the same value), the field Kibana and ECS 
 from __future__ import annotations
 
 import base64
+import email.utils
 import http.client
 import json
 import socket
@@ -52,7 +55,26 @@ _STALE_CONNECTION = (http.client.RemoteDisconnected, ConnectionResetError, Broke
 
 
 class _Retry(Exception):
-    """A bulk attempt failed in a way another attempt may fix."""
+    """A bulk attempt failed in a way another attempt may fix (``retry_after``: what the
+    server asked for, in seconds)."""
+
+    def __init__(self, message: str, retry_after: float | None = None) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after
+
+
+def _retry_after(value: str | None) -> float | None:
+    """``Retry-After`` in seconds (delta-seconds or an HTTP date), or None."""
+    if not value:
+        return None
+    value = value.strip()
+    if value.isdigit():
+        return float(value)
+    try:
+        when = email.utils.parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return None
+    return max(0.0, when.timestamp() - time.time())
 
 
 class ElasticsearchSink:
@@ -132,6 +154,8 @@ class ElasticsearchSink:
         self._flush_now = False  # flush() asked for the partial batch to go now
         self._unreported = 0  # rejected events not yet reported on stderr
         self._next_drop_report = 0.0
+        self._unreported_failures = 0  # failed attempts not yet reported on stderr
+        self._next_failure_report = 0.0
         self._close_deadline = float("inf")
         self._conn: http.client.HTTPConnection | None = None
         self._thread = threading.Thread(target=self._run, name="telemetry-logs-es", daemon=True)
@@ -234,7 +258,7 @@ class ElasticsearchSink:
                 retry = self._send(batch)
             except _Retry as exc:
                 if self._requeue(batch, batch):
-                    self._failed(str(exc))
+                    self._failed(str(exc), exc.retry_after)
                 return
             if retry:
                 if self._requeue(retry, batch):
@@ -271,7 +295,10 @@ class ElasticsearchSink:
                 raise _Retry(f"{self.url}: {type(exc).__name__}: {exc}") from None
         status = response.status
         if status in _RETRY_STATUSES:
-            raise _Retry(f"{self.url}: HTTP {status} {_snippet(payload)}")
+            raise _Retry(
+                f"{self.url}: HTTP {status} {_snippet(payload)}",
+                _retry_after(response.getheader("Retry-After")),
+            )
         if not 200 <= status < 300:
             self._drop(len(batch), "rejected", f"{self.url}: HTTP {status} {_snippet(payload)}")
             return []
@@ -316,15 +343,25 @@ class ElasticsearchSink:
             self._bytes += sum(len(item) for item in events)
             return True
 
-    def _failed(self, what: str) -> None:
+    def _failed(self, what: str, retry_after: float | None = None) -> None:
         delay = min(self.max_backoff, self.backoff * 2**self._failures)
+        if retry_after is not None:  # the server's word, within reason
+            delay = min(max(delay, retry_after), max(self.max_backoff, _REPORT_EVERY))
         self._failures += 1
-        self._retry_at = time.monotonic() + delay
+        self._unreported_failures += 1
+        now = time.monotonic()
+        self._retry_at = now + delay
+        if now < self._next_failure_report:
+            return  # said already in this period; counted for the next line
+        self._next_failure_report = now + _REPORT_EVERY
         with self._lock:
             waiting = len(self._buffer)
+        attempts = self._unreported_failures
+        self._unreported_failures = 0
+        since = f" ({attempts} failed attempts since the last report)" if attempts > 1 else ""
         self._report(
             f"telemetry-web: Log shipping failed: elasticsearch {what}; {waiting} events "
-            f"buffered, next attempt in {delay:g}s"
+            f"buffered, next attempt in {delay:g}s{since}"
         )
 
     def _succeeded(self) -> None:
@@ -334,6 +371,8 @@ class ElasticsearchSink:
                 f"{self._failures} failed attempts"
             )
         self._failures = 0
+        self._unreported_failures = 0
+        self._next_failure_report = 0.0
         self._retry_at = 0.0
 
     def _drop(self, count: int, reason: str, what: str) -> None:
