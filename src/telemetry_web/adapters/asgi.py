@@ -74,6 +74,7 @@ class TelemetryMiddleware:
         self.route_resolver = route_resolver
         self._routers: dict[int, RouteSource] = {}
         self._header_maps: dict[int, dict[bytes, str]] = {}
+        self._joined: frozenset[str] = _LISTS  # headers whose repeated lines are joined
         self._silenced: set[int] = set()
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
@@ -249,7 +250,9 @@ class TelemetryMiddleware:
             self._header_maps.clear()
             wanted = {name.encode("latin-1"): name for name in life.wanted_headers}
             self._header_maps[id(life)] = wanted
-        return _pick_headers(scope, wanted)
+            # Captured headers sent on several lines are joined, as WSGI servers join them.
+            self._joined = _LISTS | {name for name, _, _ in life.captured_request}
+        return _pick_headers(scope, wanted, self._joined)
 
     # --- websockets ---------------------------------------------------------------------------
 
@@ -365,7 +368,9 @@ _SINGLE_VALUED = frozenset({"traceparent", "b3", "x-b3-traceid", "x-b3-spanid", 
 _LISTS = frozenset({"tracestate", "baggage"})
 
 
-def _pick_headers(scope: Scope, wanted: dict[bytes, str]) -> dict[str, str]:
+def _pick_headers(
+    scope: Scope, wanted: dict[bytes, str], joined: frozenset[str] = _LISTS
+) -> dict[str, str]:
     """The wanted headers, decoded; one that is not valid UTF-8 counts as absent."""
     found: dict[str, str] = {}
     conflicting: set[str] | None = None
@@ -379,7 +384,7 @@ def _pick_headers(scope: Scope, wanted: dict[bytes, str]) -> dict[str, str]:
             previous = found.get(name)
             if previous is None or previous == value:
                 found[name] = value
-            elif name in _LISTS:
+            elif name in joined:
                 found[name] = f"{previous},{value}"
             elif name in _SINGLE_VALUED:
                 conflicting = (conflicting or set()) | {name}
