@@ -8,10 +8,12 @@ from __future__ import annotations
 
 import atexit
 import contextlib
+import functools
 import logging
 import os
 import signal
 import threading
+import time
 import weakref
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any, TypeVar
@@ -142,10 +144,18 @@ class Telemetry:
             .with_label_keys("sink", "reason")
             .register()
         )
+        self._metrics_dropped = (
+            self.metrics.builder("counter", sc.METRICS_DROPPED)
+            .with_description("Metric samples not delivered by a metric output, by reason.")
+            .with_label_keys("exporter", "reason")
+            .register()
+        )
+        self._metric_outputs: list[Any] = []  # metrics.outputs.PushOutput, one per exporter
         self.http_metrics: HttpMetrics | None = None
         self.metrics_endpoint: MetricsEndpoint | None = None
         self._metrics_server: Any = None
         self._process_metrics: ProcessMetrics | None = None
+        self._metric_history: Any = None  # store.MetricSnapshotter, when the store keeps one
         self.tracer_provider: TelemetryTracerProvider | None = None
         self.tracer: trace.Tracer | None = None
         self.span_factory: SpanFactory | None = None
@@ -198,7 +208,39 @@ class Telemetry:
                     )
             else:
                 self.metrics_endpoint = None
+            self._configure_metric_history(shared_dir)
+            self._configure_metric_outputs(settings, shared_dir)
             self._rebuild_lifecycle()
+
+    def _configure_metric_outputs(self, settings: MetricsSettings, shared_dir: str | None) -> None:
+        """The pushers of ``metrics.exporters`` (remote write, ...), over the same metrics as
+        ``/metrics`` (all workers' in multiprocess mode)."""
+        old, self._metric_outputs = self._metric_outputs, []
+        for output in old:
+            output.shutdown(1.0)
+        if not settings.enabled or not settings.exporters:
+            return
+        from .metrics.outputs import build_outputs, metrics_source
+
+        refresh = self._process_metrics.refresh if self._process_metrics is not None else None
+        self._metric_outputs = build_outputs(
+            settings.exporters,
+            source=metrics_source(self.registry, shared_dir, refresh),
+            dropped=self._metrics_dropped,
+            constant_labels=dict(self.metrics.constant_labels),
+            shared_dir=shared_dir,
+        )
+
+    def _configure_metric_history(self, shared_dir: str | None) -> None:
+        """Snapshots of every family in the store, when no metric backend is configured."""
+        from .store import metric_history
+
+        old, self._metric_history = self._metric_history, None
+        if old is not None:
+            old.stop()
+        self._metric_history = metric_history(
+            self.settings, self.registry, multiprocess_dir=shared_dir, metrics=self.metrics
+        )
 
     def configure_tracing(self, section: TracingSettings | Mapping[str, Any] | None = None) -> None:
         """(Re)build the tracer provider, sampler, exporters and propagators from ``tracing``."""
@@ -254,6 +296,7 @@ class Telemetry:
                 static_fields={"service": self.settings.service,
                                "environment": self.settings.environment},
                 max_queue=settings.queue_size,
+                max_queue_bytes=settings.queue_bytes,
                 dropped=self._logs_dropped,
             )  # fmt: skip
             if old is not None:
@@ -313,6 +356,9 @@ class Telemetry:
             request_log_level=LEVELS[self._level_for("telemetry_web.request")],
             redact_query=QueryRedactor(s.http.redact_query_params),
             request_id_header=s.http.request_id_header,
+            capture_request_headers=s.http.capture_headers.request,
+            capture_response_headers=s.http.capture_headers.response,
+            redact_headers=s.http.redact_headers,
         )
         serves_own_port = self._metrics_server is not None
         endpoints: dict[str, Endpoint] = {
@@ -476,35 +522,72 @@ class Telemetry:
         return self.get_logger("telemetry_web.health")
 
     def flush(self, timeout: float = 5.0) -> None:
-        """Deliver every span and log event queued so far (lifespan shutdown calls this)."""
-        if self.tracer_provider is not None:
-            self.tracer_provider.force_flush(int(timeout * 1000))
-        if self.pipeline is not None:
-            self.pipeline.flush(timeout)
+        """Deliver every span and log event queued so far (lifespan shutdown calls this).
+
+        Each exporter's queue and the log pipeline flush at once, in threads of their own, all
+        within ``timeout`` (a hung backend uses up its own share only)."""
+        inner = _inner_budget(timeout)
+        tasks: list[tuple[str, Callable[[], object]]] = []
+        provider = self.tracer_provider
+        if provider is not None:
+            millis = int(inner * 1000)
+            for processor in provider.batch_processors:
+                tasks.append((f"spans {processor.name}",
+                              functools.partial(processor.force_flush, millis)))  # fmt: skip
+        pipeline = self.pipeline
+        if pipeline is not None:
+            tasks.append(("logs", functools.partial(pipeline.flush, inner)))
+        for output in self._metric_outputs:  # a push of the registry as it is now
+            tasks.append((f"metrics {output.name}", functools.partial(output.flush, inner)))
+        _in_parallel(tasks, timeout)
 
     def shutdown(self, timeout: float = 5.0) -> None:
-        """Flush and stop everything; the object cannot record afterwards."""
+        """Flush and stop everything, within ``timeout`` seconds in all; the object cannot record
+        afterwards.
+
+        Health checks, each span exporter's queue, the application's own exporters, the log
+        pipeline (and its sinks) and the metrics server stop in parallel, each in a thread of
+        its own joined against one deadline; whatever is still queued or in flight when a
+        component's share runs out is counted as dropped with reason ``shutdown``.
+        """
         with self._lock:
             if self._closed:
                 return
             self._closed = True
-            self.health.shutdown(timeout)
-            if self.tracer_provider is not None:
-                self.tracer_provider.shutdown(timeout)  # flushes, within `timeout` in all
-            for exporter in self._span_exporters:  # the application's own, kept open until now
-                try:
-                    exporter.shutdown()
-                except Exception:
-                    _log.debug("span exporter failed to shut down", exc_info=True)
+            inner = _inner_budget(timeout)
+            tasks: list[tuple[str, Callable[[], object]]] = [
+                ("health", functools.partial(self.health.shutdown, inner))
+            ]
+            provider = self.tracer_provider
+            # The application's own exporters, kept open until now, are shut down after the
+            # queue in front of them (in the same thread), or alone when no queue is.
+            own = list(self._span_exporters)
+            for processor in provider.batch_processors if provider is not None else ():
+                borrowed = getattr(processor.exporter, "exporter", None)
+                mine = next((e for e in own if e is borrowed), None)
+                if mine is not None:
+                    own.remove(mine)
+                stop = functools.partial(_stop_processor, processor, inner, mine)
+                tasks.append((f"spans {processor.name}", stop))
+            for exporter in own:
+                tasks.append((f"exporter {type(exporter).__name__}", exporter.shutdown))
             if self.pipeline is not None:
-                self.pipeline.shutdown(timeout)
+                tasks.append(("logs", functools.partial(self.pipeline.shutdown, inner)))
+            server, self._metrics_server = self._metrics_server, None
+            if server is not None:
+                tasks.append(("metrics server", functools.partial(_stop_server, server)))
+            history, self._metric_history = self._metric_history, None
+            if history is not None:  # a last snapshot, when this process writes the history
+                tasks.append(("metric history", functools.partial(history.stop, inner)))
+            outputs, self._metric_outputs = self._metric_outputs, []
+            for output in outputs:  # a last push, then the push lock is given up
+                tasks.append((f"metrics {output.name}", functools.partial(output.shutdown, inner)))
+            _in_parallel(tasks, timeout)
+            if provider is not None:
+                provider.shutdown(0.0)  # its processors are stopped: only the SDK's own part
             if self._bridge is not None:
                 logging.getLogger().removeHandler(self._bridge)
                 self._bridge = None
-            if self._metrics_server is not None:
-                self._metrics_server.shutdown()
-                self._metrics_server.server_close()
-                self._metrics_server = None
             if self._process_metrics is not None:
                 # This worker's files are retired by whoever sees it gone: gunicorn's master,
                 # or the next scrape (a process that goes on must keep writing to them).
@@ -513,6 +596,48 @@ class Telemetry:
     def __repr__(self) -> str:
         s = self.settings
         return f"<Telemetry service={s.service!r} environment={s.environment!r}>"
+
+
+def _inner_budget(timeout: float) -> float:
+    """The share of a flush or shutdown budget each component gets: a little less than the
+    whole, so that it has counted what it drops by the time the caller's deadline comes."""
+    return max(0.0, timeout - min(0.2, timeout * 0.1))
+
+
+def _in_parallel(tasks: Sequence[tuple[str, Callable[[], object]]], timeout: float) -> bool:
+    """Run each task in a daemon thread of its own and wait for them until ``timeout``; False
+    when one was still running then (it is left to finish on its own)."""
+    deadline = time.monotonic() + timeout
+    threads = [
+        threading.Thread(target=_quietly, args=task, name=f"telemetry-stop-{task[0]}", daemon=True)
+        for task in tasks
+    ]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(max(0.0, deadline - time.monotonic()))
+    stuck = [thread.name for thread in threads if thread.is_alive()]
+    if stuck:
+        _log.debug("still running at the end of the shutdown budget: %s", ", ".join(stuck))
+    return not stuck
+
+
+def _quietly(name: str, task: Callable[[], object]) -> None:
+    try:
+        task()
+    except Exception:  # one component's failure must not stop the others
+        _log.debug("%s failed to stop", name, exc_info=True)
+
+
+def _stop_processor(processor: Any, timeout: float, exporter: SpanExporter | None) -> None:
+    processor.shutdown(timeout)
+    if exporter is not None:
+        exporter.shutdown()
+
+
+def _stop_server(server: Any) -> None:
+    server.shutdown()
+    server.server_close()
 
 
 def _values_are_shared() -> bool:

@@ -199,13 +199,18 @@ def test_wrong_value_names_path_expectation_and_value(data: Any, problem: str) -
             id="rule-name-and-query",
         ),
         pytest.param(
-            {"metrics": {"exporters": {"prometheus_remote_write": {}}}},
-            ["metrics.exporters.prometheus_remote_write.endpoint: required"],
+            {"metrics": {"exporters": [{"type": "prometheus"}]}},
+            ["metrics.exporters[0].endpoint: required for type 'prometheus'"],
             id="remote-write-endpoint",
         ),
         pytest.param(
-            {"metrics": {"exporters": {"prometheus_remote_write": True}}},
-            ["metrics.exporters.prometheus_remote_write.endpoint: required"],
+            {"metrics": {"exporters": ["datadog"]}},
+            ["metrics.exporters[0].api_key: required for type 'datadog'"],
+            id="tagged-entry-by-its-type-alone",
+        ),
+        pytest.param(
+            {"metrics": {"exporters": [{"prometheus": None}]}},
+            ["metrics.exporters[0].endpoint: required for type 'prometheus'"],
             id="section-switched-on-without-required-key",
         ),
         pytest.param(
@@ -537,13 +542,13 @@ def test_config_error_is_a_value_error() -> None:
     ("data", "problem"),
     [
         pytest.param(
-            {"metrics": {"exporters": {"datadog": {"api_key": ["sk-live-123"]}}}},
-            "metrics.exporters.datadog.api_key: expected a string, got '***'",
+            {"metrics": {"exporters": [{"type": "datadog", "api_key": ["sk-live-123"]}]}},
+            "metrics.exporters[0].api_key: expected a string, got '***'",
             id="datadog-api-key",
         ),
         pytest.param(
-            {"metrics": {"exporters": {"datadog": {"api_key": {"key": "sk-live-123"}}}}},
-            "metrics.exporters.datadog.api_key: expected a string, got '***'",
+            {"metrics": {"exporters": [{"datadog": {"api_key": {"key": "sk-live-123"}}}]}},
+            "metrics.exporters[0].api_key: expected a string, got '***'",
             id="datadog-api-key-mapping",
         ),
         pytest.param(
@@ -857,24 +862,19 @@ def test_optional_section_switches(raw: object, is_on: bool) -> None:
     ("config", "problem"),
     [
         pytest.param(
-            {"metrics": {"collectors": {"prometheus": {"retention": "15d"}}}},
-            f"metrics.collectors.prometheus.retention {LATER}",
-            id="prometheus-retention",
-        ),
-        pytest.param(
             {"metrics": {"collectors": {"statsd": {}}}},
             f"metrics.collectors.statsd {LATER}",
             id="statsd",
         ),
         pytest.param(
-            {"metrics": {"exporters": {"prometheus_remote_write": {"endpoint": "http://p/write"}}}},
-            f"metrics.exporters.prometheus_remote_write {LATER}",
-            id="remote-write",
+            {"metrics": {"exporters": [{"type": "datadog", "api_key": "k"}]}},
+            f"metrics.exporters[0] (type 'datadog') {LATER}",
+            id="datadog",
         ),
         pytest.param(
-            {"metrics": {"exporters": {"datadog": {"api_key": "k"}}}},
-            f"metrics.exporters.datadog {LATER}",
-            id="datadog",
+            {"metrics": {"exporters": [{"type": "otlp", "endpoint": "http://c:4318"}]}},
+            f"metrics.exporters[0] (type 'otlp') {LATER}",
+            id="otlp-metrics",
         ),
         pytest.param(
             {"metrics": {"rules": [{"name": "r", "query": "up"}]}},
@@ -894,13 +894,19 @@ def test_section_not_built_yet_is_rejected(config: dict[str, Any], problem: str)
 def test_every_section_not_built_yet_is_listed() -> None:
     """Several sections not built yet are all listed in one error."""
     config = {
-        "metrics": {"collectors": {"statsd": {}}, "exporters": {"datadog": {"api_key": "k"}}},
+        "metrics": {
+            "collectors": {"statsd": {}},
+            "exporters": [
+                {"type": "prometheus", "endpoint": "http://p:9090/api/v1/write"},
+                {"type": "datadog", "api_key": "k"},
+            ],
+        },
     }
     with pytest.raises(ConfigError) as info:
         Telemetry(config=config, use_env=False)
     assert info.value.problems == [
         f"metrics.collectors.statsd {LATER}",
-        f"metrics.exporters.datadog {LATER}",
+        f"metrics.exporters[1] (type 'datadog') {LATER}",
     ]
 
 
@@ -908,7 +914,7 @@ def test_section_not_built_yet_switched_off_is_accepted() -> None:
     """A section not built yet that is switched off with false is no error."""
     config = {
         **QUIET,
-        "metrics": {"collectors": {"statsd": False}, "exporters": {"datadog": False}},
+        "metrics": {"collectors": {"statsd": False}, "exporters": []},
         "tracing": {"exporters": {"jaeger": False}},
     }
     telemetry = Telemetry(config=config, use_env=False)

@@ -26,6 +26,7 @@ BUILT_IN = [
     "http_requests_total",
     "http_response_size_bytes",
     "telemetry_log_events_dropped_total",
+    "telemetry_metrics_dropped_total",
     "telemetry_spans_dropped_total",
 ]
 

@@ -10,21 +10,20 @@ from . import _model as m
 
 __all__ = ["not_built_yet"]
 
+# The `metrics.exporters` types with an output behind them (telemetry_web.metrics.outputs).
+_BUILT_METRICS_EXPORTERS = frozenset({"prometheus"})
+
 _LATER = "is not supported by this version of telemetry-web yet; remove it from the configuration"
 
 
 def not_built_yet(settings: m.TelemetrySettings) -> list[str]:
     """One problem line per configured section that has no behaviour behind it."""
     problems: list[str] = []
-    prom = settings.metrics.collectors.prometheus
-    if prom is not None and prom.retention is not None:
-        problems.append(f"metrics.collectors.prometheus.retention {_LATER}")
     if settings.metrics.collectors.statsd is not None:
         problems.append(f"metrics.collectors.statsd {_LATER}")
-    if settings.metrics.exporters.prometheus_remote_write is not None:
-        problems.append(f"metrics.exporters.prometheus_remote_write {_LATER}")
-    if settings.metrics.exporters.datadog is not None:
-        problems.append(f"metrics.exporters.datadog {_LATER}")
+    for index, exporter in enumerate(settings.metrics.exporters):
+        if exporter.type not in _BUILT_METRICS_EXPORTERS:
+            problems.append(f"metrics.exporters[{index}] (type '{exporter.type}') {_LATER}")
     if settings.metrics.rules:
         problems.append(f"metrics.rules {_LATER}")
     jaeger = settings.tracing.exporters.jaeger

@@ -18,9 +18,9 @@ from typing import Any, Literal
 from ..semconv import DEFAULT_SERVICE
 
 __all__ = [
+    "BasicAuth",
     "BatchSettings",
     "ConsoleSink",
-    "DatadogExporter",
     "ElasticsearchSink",
     "FileRotation",
     "FileSink",
@@ -36,11 +36,10 @@ __all__ = [
     "LoggingSinks",
     "MetricRule",
     "MetricsCollectors",
-    "MetricsExporters",
+    "MetricsExporter",
     "MetricsSettings",
     "OtlpExporter",
     "PrometheusCollector",
-    "RemoteWriteExporter",
     "Sampling",
     "StatsdCollector",
     "StoreSettings",
@@ -113,6 +112,13 @@ class PrometheusCollector:
     host: str = "0.0.0.0"
     retention: float | None = field(default=None, metadata=_meta(unit="duration"))
     bearer_token: str | None = field(default=None, metadata=_meta(secret=True))
+    # How often the local store snapshots every family (the metric history the CLI reads).
+    scrape_interval: float = field(
+        default=15.0,
+        metadata=_meta(
+            unit="duration", check=_positive, expect="a positive duration such as '500ms' or '15s'"
+        ),
+    )
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -128,21 +134,51 @@ class MetricsCollectors:
     statsd: StatsdCollector | None = None
 
 
-@dataclass(frozen=True, kw_only=True)
-class RemoteWriteExporter:
-    endpoint: str
+def _push_url(value: str) -> bool:
+    return _http_url(value)  # defined with the log sinks, below
+
+
+PUSH_DURATION = _meta(unit="duration", check=_positive, expect="a positive duration such as '15s'")
 
 
 @dataclass(frozen=True, kw_only=True)
-class DatadogExporter:
-    api_key: str = field(metadata=_meta(secret=True))
-    site: str = "datadoghq.com"
+class BasicAuth:
+    username: str
+    password: str = field(repr=False, metadata=_meta(secret=True))
 
 
 @dataclass(frozen=True, kw_only=True)
-class MetricsExporters:
-    prometheus_remote_write: RemoteWriteExporter | None = None
-    datadog: DatadogExporter | None = None
+class MetricsExporter:
+    """One entry of ``metrics.exporters``, pushed every ``interval``: ``prometheus`` (remote
+    write to ``endpoint``), ``datadog`` (``api_key``, ``site``) or ``otlp`` (``endpoint``)."""
+
+    type: Literal["prometheus", "datadog", "otlp"]
+    endpoint: str | None = field(
+        default=None,
+        metadata=_meta(
+            check=_push_url, expect="a URL such as 'http://prometheus:9090/api/v1/write'"
+        ),
+    )
+    interval: float = field(
+        default=15.0,
+        metadata=PUSH_DURATION,
+    )
+    # Each request's limit; a hanging backend holds the output's thread no longer than this.
+    timeout: float = field(
+        default=10.0,
+        metadata=PUSH_DURATION,
+    )
+    headers: dict[str, str] = field(
+        default_factory=dict, repr=False, metadata=_meta(kinds=("prometheus", "otlp"), secret=True)
+    )
+    basic_auth: BasicAuth | None = field(default=None, metadata=_meta(kinds=("prometheus",)))
+    bearer_token: str | None = field(
+        default=None, repr=False, metadata=_meta(kinds=("prometheus",), secret=True)
+    )
+    api_key: str | None = field(
+        default=None, repr=False, metadata=_meta(kinds=("datadog",), secret=True)
+    )
+    site: str = field(default="datadoghq.com", metadata=_meta(kinds=("datadog",)))
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -159,7 +195,7 @@ class MetricsSettings:
     naming: Literal["default", "otel"] = "default"
     duration_buckets: tuple[float, ...] | None = None
     collectors: MetricsCollectors = field(default_factory=MetricsCollectors)
-    exporters: MetricsExporters = field(default_factory=MetricsExporters)
+    exporters: tuple[MetricsExporter, ...] = ()
     rules: tuple[MetricRule, ...] = ()
 
 

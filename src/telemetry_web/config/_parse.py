@@ -349,7 +349,19 @@ def _check_metrics(s: m.MetricsSettings) -> list[str]:
     return []
 
 
+def _check_metrics_exporter(e: m.MetricsExporter) -> list[str]:
+    problems = []
+    if e.type in ("prometheus", "otlp") and e.endpoint is None:
+        problems.append(f"endpoint: required for type '{e.type}'")
+    if e.type == "datadog" and not e.api_key:
+        problems.append("api_key: required for type 'datadog'")
+    if e.basic_auth is not None and e.bearer_token is not None:
+        problems.append("bearer_token: expected basic_auth or bearer_token, not both")
+    return problems
+
+
 _SEMANTIC_CHECKS: dict[type, Callable[[Any], list[str]]] = {
+    m.MetricsExporter: _check_metrics_exporter,
     m.Sampling: _check_sampling,
     m.HealthCheckTarget: _check_target,
     m.LogProcessor: _check_processor,
