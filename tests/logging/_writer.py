@@ -23,7 +23,10 @@ def main() -> None:
             "service": "rotation",
             "logging": {
                 "request_log": False,
+                # Room for every line at once (by count and by size): this test is about
+                # rotation by several processes, not about a full queue.
                 "queue_size": int(count) + 1,
+                "queue_bytes": (int(count) + 1) * 4096,
                 "sinks": {
                     "console": False,
                     "file": {
