@@ -34,6 +34,20 @@ if [ ${#missing[@]} -gt 0 ]; then
   apt_install "${missing[@]}"
 fi
 
+# The Etsy StatsD daemon (npm package `statsd`, pinned) that tests/metrics/test_statsd.py starts
+# with node, in the git-ignored .npm-statsd/ of the repository.
+STATSD_VERSION=0.9.0
+statsd_dir="$(cd "$(dirname "$0")/.." && pwd)/.npm-statsd"
+if ! grep -qs "\"version\": \"$STATSD_VERSION\"" "$statsd_dir/node_modules/statsd/package.json"; then
+  if ! command -v node >/dev/null 2>&1 || ! command -v npm >/dev/null 2>&1; then
+    echo "ensure-services: installing nodejs and npm (the StatsD daemon's runtime)"
+    apt_install nodejs npm
+  fi
+  echo "ensure-services: installing statsd@$STATSD_VERSION into $statsd_dir"
+  npm install --prefix "$statsd_dir" --no-audit --no-fund --ignore-scripts --silent \
+    "statsd@$STATSD_VERSION" >/dev/null || fail "npm install statsd@$STATSD_VERSION failed"
+fi
+
 # PostgreSQL (127.0.0.1:5432) and Redis (127.0.0.1:6379), for tests/instrumentors and
 # `python -m benchmarks.db`: a service that does not answer is started with the machine's own
 # command (the ones it was started with at boot), then waited for.
