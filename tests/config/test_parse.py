@@ -876,11 +876,6 @@ def test_optional_section_switches(raw: object, is_on: bool) -> None:
             f"metrics.exporters[0] (type 'otlp') {LATER}",
             id="otlp-metrics",
         ),
-        pytest.param(
-            {"metrics": {"rules": [{"name": "r", "query": "up"}]}},
-            f"metrics.rules {LATER}",
-            id="rules",
-        ),
     ],
 )
 def test_section_not_built_yet_is_rejected(config: dict[str, Any], problem: str) -> None:

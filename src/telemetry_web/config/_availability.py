@@ -24,8 +24,6 @@ def not_built_yet(settings: m.TelemetrySettings) -> list[str]:
     for index, exporter in enumerate(settings.metrics.exporters):
         if exporter.type not in _BUILT_METRICS_EXPORTERS:
             problems.append(f"metrics.exporters[{index}] (type '{exporter.type}') {_LATER}")
-    if settings.metrics.rules:
-        problems.append(f"metrics.rules {_LATER}")
     jaeger = settings.tracing.exporters.jaeger
     if jaeger is not None and jaeger.endpoint is not None and jaeger.agent is not None:
         problems.append(

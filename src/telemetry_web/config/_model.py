@@ -18,9 +18,13 @@ from typing import Any, Literal
 from ..semconv import DEFAULT_SERVICE
 
 __all__ = [
+    "AlertRuleSettings",
+    "AlertRules",
+    "AlertingSettings",
     "BasicAuth",
     "BatchSettings",
     "ConsoleSink",
+    "CountAlertRule",
     "ElasticsearchSink",
     "FileRotation",
     "FileSink",
@@ -30,6 +34,7 @@ __all__ = [
     "HttpSettings",
     "JaegerAgent",
     "JaegerExporter",
+    "LatencyAlertRule",
     "LogLevel",
     "LogProcessor",
     "LoggingSettings",
@@ -40,6 +45,7 @@ __all__ = [
     "MetricsSettings",
     "OtlpExporter",
     "PrometheusCollector",
+    "RatioAlertRule",
     "Sampling",
     "StatsdCollector",
     "StoreSettings",
@@ -181,11 +187,25 @@ class MetricsExporter:
     site: str = field(default="datadoghq.com", metadata=_meta(kinds=("datadog",)))
 
 
+def _metric_name(value: str) -> bool:
+    return re.fullmatch(r"[a-zA-Z_:][a-zA-Z0-9_:]*", value) is not None
+
+
 @dataclass(frozen=True, kw_only=True)
 class MetricRule:
-    name: str
-    query: str
-    interval: float = field(default=60.0, metadata=_meta(unit="duration"))
+    """One ``metrics.rules`` entry: a Prometheus recording rule (``record: name``, ``expr:
+    query``) in a group evaluated every ``interval`` (``telemetry rules export``)."""
+
+    name: str = field(
+        metadata=_meta(
+            check=_metric_name, expect="a metric name such as 'job:http_requests:rate5m'"
+        )
+    )
+    query: str = field(metadata=_meta(check=lambda v: bool(v.strip()), expect="a PromQL query"))
+    interval: float = field(
+        default=60.0,
+        metadata=_meta(unit="duration", check=_positive, expect="a positive duration such as '1m'"),
+    )
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -553,6 +573,80 @@ class StoreSettings:
     busy_timeout: float = field(default=5.0, metadata=POSITIVE_DURATION)
 
 
+# --- alert rules (alerting.rules; telemetry_web.alerting holds the catalogue) -----------------
+
+# `for` is a Python keyword: the field is `for_`, its configuration key `for`.
+_FOR = {
+    **_meta(unit="duration", check=lambda v: v >= 0, expect="a duration such as '5m' or 0"),
+    "key": "for",
+}
+_RULE_WINDOW = _meta(unit="duration", check=_positive, expect="a positive duration such as '5m'")
+
+
+@dataclass(frozen=True, kw_only=True)
+class AlertRuleSettings:
+    """One built-in alert: ``enabled``, how long the condition must hold (``for``), the window
+    rates and quantiles are computed over, and the ``severity`` label. ``None``: the
+    catalogue's default for this kind (``telemetry_web.alerting``)."""
+
+    enabled: bool = True
+    for_: float | None = field(default=None, metadata=_FOR)
+    window: float | None = field(default=None, metadata=_RULE_WINDOW)
+    severity: str | None = field(
+        default=None,
+        metadata=_meta(check=lambda v: bool(v.strip()), expect="a severity such as 'critical'"),
+    )
+
+
+@dataclass(frozen=True, kw_only=True)
+class RatioAlertRule(AlertRuleSettings):
+    threshold: float | None = field(
+        default=None,
+        metadata=_meta(check=lambda v: 0 <= v <= 1, expect="a ratio from 0 to 1 such as 0.05"),
+    )
+
+
+@dataclass(frozen=True, kw_only=True)
+class LatencyAlertRule(AlertRuleSettings):
+    threshold: float | None = field(
+        default=None,
+        metadata=_meta(unit="duration", check=_positive, expect="a latency such as '500ms'"),
+    )
+
+
+@dataclass(frozen=True, kw_only=True)
+class CountAlertRule(AlertRuleSettings):
+    threshold: float | None = field(
+        default=None,
+        metadata=_meta(check=lambda v: v >= 0, expect="a number of at least 0"),
+    )
+
+
+@dataclass(frozen=True, kw_only=True)
+class AlertRules:
+    """``alerting.rules``: the built-in alerts by kind; ``kind: false`` switches one off."""
+
+    error_ratio: RatioAlertRule | None = field(default_factory=RatioAlertRule)
+    latency_p95: LatencyAlertRule | None = field(default_factory=LatencyAlertRule)
+    latency_p99: LatencyAlertRule | None = field(default_factory=LatencyAlertRule)
+    readiness: AlertRuleSettings | None = field(default_factory=AlertRuleSettings)
+    health_check: AlertRuleSettings | None = field(default_factory=AlertRuleSettings)
+    spans_dropped: CountAlertRule | None = field(default_factory=CountAlertRule)
+    logs_dropped: CountAlertRule | None = field(default_factory=CountAlertRule)
+    metrics_dropped: CountAlertRule | None = field(default_factory=CountAlertRule)
+    # threshold: the fewest live workers that is not an alert (default 1: none left).
+    workers: CountAlertRule | None = field(default_factory=CountAlertRule)
+
+
+@dataclass(frozen=True, kw_only=True)
+class AlertingSettings:
+    """``alerting``: the built-in alert kinds (``rules``), for Prometheus rule files and the
+    embedded evaluator."""
+
+    # The built-in alert kinds: thresholds, `for` and windows (the Prometheus rules too).
+    rules: AlertRules = field(default_factory=AlertRules)
+
+
 # --- the whole configuration -----------------------------------------------------------------
 
 
@@ -578,3 +672,4 @@ class TelemetrySettings:
     health: HealthSettings = field(default_factory=HealthSettings)
     http: HttpSettings = field(default_factory=HttpSettings)
     store: StoreSettings = field(default_factory=StoreSettings)
+    alerting: AlertingSettings = field(default_factory=AlertingSettings)

@@ -226,8 +226,10 @@ def _did_you_mean(word: str, options: typing.Iterable[str]) -> str:
 
 @cache
 def _fields(cls: type) -> dict[str, tuple[Any, dataclasses.Field[Any]]]:
+    """Fields by configuration key: the field's name, or its ``key`` metadata (``for_`` is
+    ``for``)."""
     hints = typing.get_type_hints(cls)
-    return {f.name: (hints[f.name], f) for f in dataclasses.fields(cls)}
+    return {f.metadata.get("key", f.name): (hints[f.name], f) for f in dataclasses.fields(cls)}
 
 
 def _tag_choices(cls: type) -> tuple[str, ...] | None:
@@ -265,7 +267,7 @@ def _convert_dataclass(cls: type, value: object, path: str, problems: list[str])
             users = ", ".join(repr(k) for k in kinds)
             problems.append(f"{key_path}: not used by type '{kind}' (used by {users})")
             continue
-        kwargs[key] = _convert(tp, item, key_path, fld.metadata, problems)
+        kwargs[fld.name] = _convert(tp, item, key_path, fld.metadata, problems)
     for name, (_tp, fld) in fields.items():
         required = fld.default is dataclasses.MISSING and fld.default_factory is dataclasses.MISSING
         if required and name not in value:

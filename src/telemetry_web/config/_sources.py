@@ -188,7 +188,7 @@ def _shown(data: Mapping[str, Any], path: str) -> str:
         if field_info[1].metadata.get("secret"):
             return "'***'"
         node = node.get(key) if isinstance(node, Mapping) else None
-        settings = getattr(settings, key, None) if settings is not None else None
+        settings = getattr(settings, field_info[1].name, None) if settings is not None else None
         cls = next(
             (a for a in (field_info[0], *typing.get_args(field_info[0]))
              if dataclasses.is_dataclass(a)),
@@ -446,7 +446,7 @@ def settings_to_mapping(settings: Any) -> dict[str, Any]:
     kind = getattr(settings, "type", None)
     cls: Any = type(settings)
     for name, (tp, fld) in _fields(cls).items():
-        value = getattr(settings, name)
+        value = getattr(settings, fld.name)
         kinds = fld.metadata.get("kinds")
         if kinds and kind not in kinds:
             continue  # a key of another type of this tagged section
