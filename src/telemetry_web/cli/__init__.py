@@ -9,6 +9,8 @@ check a configuration file.
     telemetry logs tail --service orders --level warning --follow
     telemetry metrics list --url http://127.0.0.1:8000/metrics
     telemetry config check telemetry.yaml
+    telemetry rules export --out rules/
+    telemetry alertmanager-config --webhook http://127.0.0.1:9000/hook
 
 Every command takes ``--json``; errors are one line on stderr and a non-zero exit.
 """
@@ -22,6 +24,7 @@ from ._output import TelemetryGroup
 from .config import config
 from .logs import logs
 from .metrics import metrics
+from .rules import alertmanager_config, rules
 from .run import run
 from .traces import traces
 
@@ -39,3 +42,5 @@ main.add_command(logs)
 main.add_command(metrics)
 main.add_command(config)
 main.add_command(run)
+main.add_command(rules)
+main.add_command(alertmanager_config)
