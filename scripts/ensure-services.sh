@@ -29,6 +29,9 @@ command -v wrk >/dev/null 2>&1 || missing+=(wrk)
 if ! command -v promtool >/dev/null 2>&1 || ! command -v prometheus >/dev/null 2>&1; then
   missing+=(prometheus)
 fi
+# haproxy and nginx: the proxies tests/mesh starts in front of the app (Caddy comes from PyPI)
+command -v haproxy >/dev/null 2>&1 || missing+=(haproxy)
+command -v nginx >/dev/null 2>&1 || missing+=(nginx)
 # prometheus-alertmanager: the Alertmanager server and amtool (tests/alerting/test_end_to_end.py,
 # test_prometheus_rules.py)
 if ! command -v amtool >/dev/null 2>&1 || ! command -v prometheus-alertmanager >/dev/null 2>&1; then
