@@ -22,7 +22,8 @@ from .. import semconv as sc
 __all__ = ["ROUTE_SQL", "SCHEMA_VERSION", "SQLiteStore", "StoreUnavailable", "stored_route"]
 
 # 2: the metric history (metric_series, metric_points, metric_snapshots; store/_metrics.py).
-SCHEMA_VERSION = 2
+# 3: embedded alerting's alerts (store/_alerts.py).
+SCHEMA_VERSION = 3
 PRUNE_EVERY = 60.0  # seconds between two retention prunes by one writer
 REPORT_EVERY = 30.0  # seconds between two "Log store unavailable" lines per store file
 FIRST_BACKOFF = 1.0
@@ -87,6 +88,23 @@ CREATE TABLE IF NOT EXISTS metric_snapshots (
     ts INTEGER PRIMARY KEY,
     samples INTEGER NOT NULL
 );
+CREATE TABLE IF NOT EXISTS alerts (
+    id INTEGER PRIMARY KEY,
+    fingerprint TEXT NOT NULL,
+    name TEXT NOT NULL,
+    labels TEXT NOT NULL,
+    annotations TEXT NOT NULL,
+    state TEXT NOT NULL,
+    value REAL,
+    active_at REAL NOT NULL,
+    fired_at REAL,
+    resolved_at REAL,
+    notified_at REAL,
+    evaluated_at REAL NOT NULL
+);
+CREATE UNIQUE INDEX IF NOT EXISTS alerts_active ON alerts (fingerprint)
+    WHERE state IN ('pending', 'firing');
+CREATE INDEX IF NOT EXISTS alerts_state ON alerts (state, active_at);
 """
 
 SPAN_COLUMNS = (

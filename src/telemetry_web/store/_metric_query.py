@@ -16,14 +16,22 @@ import math
 import os
 import sqlite3
 from collections import defaultdict
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 from .. import semconv as sc
 from ._query import StoreError
 
-__all__ = ["MetricFamily", "MetricHistory", "QueryRow", "histogram_quantile"]
+__all__ = [
+    "MetricFamily",
+    "MetricHistory",
+    "QueryRow",
+    "SeriesWindow",
+    "bucket_counts",
+    "error_ratio",
+    "histogram_quantile",
+]
 
 QUANTILES = (0.5, 0.95, 0.99)
 _STATUS_LABELS = ("status", "http_response_status_code")
@@ -89,6 +97,42 @@ def histogram_quantile(q: float, buckets: Sequence[tuple[float, float]]) -> floa
     if inside <= 0:
         return end
     return start + (end - start) * (rank - below) / inside
+
+
+def bucket_counts(parts: Iterable[tuple[dict[str, str], float]]) -> list[tuple[float, float]]:
+    """(upper bound, count) of ``_bucket`` series given as (labels, increase), summed per
+    ``le``: what :func:`histogram_quantile` takes."""
+    per_bound: dict[float, float] = defaultdict(float)
+    for labels, increase in parts:
+        if "le" in labels:
+            per_bound[float(labels["le"])] += increase
+    return sorted(per_bound.items())
+
+
+def error_ratio(
+    parts: Iterable[tuple[dict[str, str], float]], status_label: str | None = None
+) -> float | None:
+    """The 5xx share of request counts given as (labels, increase): None without a status
+    label or without requests."""
+    requests = failed = 0.0
+    has_status = False
+    keys = (status_label,) if status_label else _STATUS_LABELS
+    for labels, increase in parts:
+        requests += increase
+        has_status = has_status or any(k in labels for k in keys)
+        if _is_server_error(labels, keys):
+            failed += increase
+    return failed / requests if has_status and requests > 0 else None
+
+
+@dataclass(frozen=True)
+class SeriesWindow:
+    """One series over a window: its labels, its (reset-aware) increase, and its latest value
+    in the window (None when it has no point there)."""
+
+    labels: dict[str, str]
+    increase: float
+    latest: float | None
 
 
 class _Series:
@@ -261,6 +305,15 @@ class MetricHistory:
             )  # fmt: skip
         return result
 
+    def window(self, family: str, sample: str, start: float, end: float) -> list[SeriesWindow]:
+        """Every series of ``sample`` (a counter's own name, a histogram's ``_bucket``...) in
+        ``family`` over (start, end]: the numbers alert conditions are made of."""
+        lo, hi = int(start * 1000), int(end * 1000)
+        return [
+            SeriesWindow(s.labels, s.total_at(hi) - s.total_at(lo), s.latest_in(lo, hi))
+            for s in self._series("family = ? AND name = ?", (family, sample), start, end)
+        ]
+
     def family_type(self, name: str) -> str | None:
         rows = self._query("SELECT MIN(type) FROM metric_series WHERE family = ?", (name,))
         return rows[0][0] if rows and rows[0][0] is not None else None
@@ -366,15 +419,9 @@ class MetricHistory:
         if kind != "histogram":
             return QueryRow(w_start, w_end, labels, rate=total / seconds)
         mine = [e for e in errors if tuple(e.labels.get(k, "") for k in by) == key]
-        requests = sum(increase(e) for e in mine)
-        failed = sum(increase(e) for e in mine if _is_server_error(e.labels))
-        has_status = any(any(k in e.labels for k in _STATUS_LABELS) for e in mine)
-        ratio = failed / requests if has_status and requests > 0 else None
-        per_bound: dict[float, float] = defaultdict(float)
-        for s in members:
-            if s.name == f"{name}_bucket" and "le" in s.labels:
-                per_bound[float(s.labels["le"])] += increase(s)
-        buckets = sorted(per_bound.items())
+        ratio = error_ratio((e.labels, increase(e)) for e in mine)
+        buckets = bucket_counts((s.labels, increase(s)) for s in members
+                                if s.name == f"{name}_bucket")  # fmt: skip
         quantiles = {f"p{round(q * 100)}": histogram_quantile(q, buckets) for q in QUANTILES}
         return QueryRow(
             w_start, w_end, labels, rate=total / seconds, error_ratio=ratio, quantiles=quantiles
@@ -389,8 +436,8 @@ def _is_count(sample: str, kind: str, family: str) -> bool:
     return sample == family or kind not in ("counter",)
 
 
-def _is_server_error(labels: dict[str, str]) -> bool:
-    for key in _STATUS_LABELS:
+def _is_server_error(labels: dict[str, str], keys: Sequence[str] = _STATUS_LABELS) -> bool:
+    for key in keys:
         value = labels.get(key, "")
         if value.isdigit():
             return int(value) >= 500
