@@ -146,6 +146,9 @@ def main() -> int:
         if kind not in shown:
             shown.add(kind)
             print("   " + line[:600])
+    print("\n== the same store in a browser (docs/ui.png shows the trace page)")
+    print(f"   telemetry ui --store {store}   # then open http://127.0.0.1:8321/")
+    print(f"   screenshot: {ROOT / 'docs' / 'ui.png'}")
     return 0
 
 
