@@ -32,6 +32,8 @@ fi
 # haproxy and nginx: the proxies tests/mesh starts in front of the app (Caddy comes from PyPI)
 command -v haproxy >/dev/null 2>&1 || missing+=(haproxy)
 command -v nginx >/dev/null 2>&1 || missing+=(nginx)
+# chromium: the headless browser tests/ui drives with playwright
+command -v chromium >/dev/null 2>&1 || missing+=(chromium)
 # prometheus-alertmanager: the Alertmanager server and amtool (tests/alerting/test_end_to_end.py,
 # test_prometheus_rules.py)
 if ! command -v amtool >/dev/null 2>&1 || ! command -v prometheus-alertmanager >/dev/null 2>&1; then
