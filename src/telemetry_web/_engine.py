@@ -285,7 +285,7 @@ class Telemetry:
                 sinks.append(
                     StoreLogSink(
                         store.path, retention=store.retention, busy_timeout=store.busy_timeout,
-                        dropped=self._logs_dropped,
+                        max_size=store.max_size, dropped=self._logs_dropped,
                     )
                 )  # fmt: skip
             sinks.extend(self._log_sinks)

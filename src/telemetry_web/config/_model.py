@@ -571,6 +571,8 @@ class StoreSettings:
     retention: float = field(default=15 * 86400.0, metadata=POSITIVE_DURATION)
     # How long a writer waits for another process's write lock before the batch is dropped.
     busy_timeout: float = field(default=5.0, metadata=POSITIVE_DURATION)
+    # Past this size (pages in use) the oldest spans and log lines are deleted first.
+    max_size: int = field(default=1 << 30, metadata=POSITIVE_SIZE)
 
 
 # --- alert rules (alerting.rules; telemetry_web.alerting holds the catalogue) -----------------

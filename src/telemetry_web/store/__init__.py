@@ -8,6 +8,7 @@ when no file or Elasticsearch sink is configured and no sink is passed in code::
     store:
       path: ./.telemetry/telemetry.db   # TELEMETRY_STORE__PATH
       retention: 15d                    # pruned by the writers, at most once a minute
+      max_size: 1GiB                    # past it, the oldest spans and log lines go first
       enabled: auto                     # or true / false
 
 Reading it from code::
@@ -35,6 +36,7 @@ from ._query import (
     RouteStats,
     SpanRecord,
     StoreError,
+    TracePage,
     TraceQuery,
     TraceSummary,
     TracingManager,
@@ -55,6 +57,7 @@ __all__ = [
     "StoreLogSink",
     "StoreSpanExporter",
     "StoreUnavailable",
+    "TracePage",
     "TraceQuery",
     "TraceSummary",
     "TracingManager",

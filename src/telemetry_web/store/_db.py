@@ -18,56 +18,95 @@ from collections.abc import Sequence
 from typing import Any
 
 from .. import semconv as sc
+from . import _rows
 
 __all__ = ["ROUTE_SQL", "SCHEMA_VERSION", "SQLiteStore", "StoreUnavailable", "stored_route"]
 
 # 2: the metric history (metric_series, metric_points, metric_snapshots; store/_metrics.py).
 # 3: embedded alerting's alerts (store/_alerts.py).
-SCHEMA_VERSION = 3
+# 4: span_rows/log_rows (interned strings, resources once, packed JSON, byte ids; the old
+#    spans/logs tables are copied over and become views with the old columns).
+SCHEMA_VERSION = 4
 PRUNE_EVERY = 60.0  # seconds between two retention prunes by one writer
+DEFAULT_MAX_SIZE = 1 << 30  # store.max_size: 1 GiB
 REPORT_EVERY = 30.0  # seconds between two "Log store unavailable" lines per store file
 FIRST_BACKOFF = 1.0
 MAX_BACKOFF = 30.0
 
 _SCHEMA = """
-CREATE TABLE IF NOT EXISTS spans (
+CREATE TABLE IF NOT EXISTS strings (
     id INTEGER PRIMARY KEY,
-    trace_id TEXT NOT NULL,
-    span_id TEXT NOT NULL,
-    parent_id TEXT,
-    name TEXT NOT NULL,
-    kind TEXT NOT NULL,
-    service TEXT NOT NULL,
-    route TEXT,
+    value TEXT NOT NULL UNIQUE
+);
+CREATE TABLE IF NOT EXISTS resources (
+    id INTEGER PRIMARY KEY,
+    attributes TEXT NOT NULL UNIQUE
+);
+CREATE TABLE IF NOT EXISTS span_rows (
+    id INTEGER PRIMARY KEY,
+    trace_id BLOB NOT NULL,
+    span_id BLOB NOT NULL,
+    parent_id BLOB,
+    name INTEGER NOT NULL,
+    kind INTEGER NOT NULL,
+    service INTEGER NOT NULL,
+    route INTEGER,
     http_status INTEGER,
     start_ns INTEGER NOT NULL,
     duration_ns INTEGER NOT NULL,
-    status TEXT NOT NULL,
+    status INTEGER NOT NULL,
     status_message TEXT,
-    attributes TEXT NOT NULL,
-    events TEXT NOT NULL,
-    resource TEXT NOT NULL
+    attributes BLOB,
+    events BLOB,
+    resource INTEGER NOT NULL
 );
-CREATE INDEX IF NOT EXISTS spans_trace ON spans (trace_id);
-CREATE INDEX IF NOT EXISTS spans_span ON spans (span_id);
-CREATE INDEX IF NOT EXISTS spans_service_start ON spans (service, start_ns);
-CREATE INDEX IF NOT EXISTS spans_start ON spans (start_ns);
-CREATE TABLE IF NOT EXISTS logs (
+CREATE INDEX IF NOT EXISTS span_rows_trace ON span_rows (substr(trace_id, 1, 8));
+CREATE INDEX IF NOT EXISTS span_rows_start ON span_rows (start_ns);
+CREATE INDEX IF NOT EXISTS span_rows_errors ON span_rows (start_ns) WHERE status = 2;
+CREATE INDEX IF NOT EXISTS span_rows_route
+    ON span_rows (route, service, duration_ns, status, start_ns) WHERE kind = 1;
+CREATE TABLE IF NOT EXISTS log_rows (
     id INTEGER PRIMARY KEY,
     ts REAL NOT NULL,
-    level TEXT NOT NULL,
+    level TEXT,
     level_no INTEGER NOT NULL,
-    logger TEXT,
-    service TEXT,
+    logger INTEGER,
+    service INTEGER,
     event TEXT,
-    trace_id TEXT,
-    span_id TEXT,
-    request_id TEXT,
-    fields TEXT NOT NULL
+    trace_id BLOB,
+    span_id BLOB,
+    request_id BLOB,
+    fields BLOB
 );
-CREATE INDEX IF NOT EXISTS logs_trace ON logs (trace_id);
-CREATE INDEX IF NOT EXISTS logs_service_ts ON logs (service, ts);
-CREATE INDEX IF NOT EXISTS logs_ts ON logs (ts);
+CREATE INDEX IF NOT EXISTS log_rows_trace ON log_rows (substr(trace_id, 1, 8))
+    WHERE trace_id IS NOT NULL;
+CREATE INDEX IF NOT EXISTS log_rows_ts ON log_rows (ts);
+CREATE INDEX IF NOT EXISTS log_rows_problems ON log_rows (ts) WHERE level_no >= 30;
+CREATE VIEW IF NOT EXISTS spans AS SELECT s.id AS id, lower(hex(s.trace_id)) AS trace_id,
+    lower(hex(s.span_id)) AS span_id,
+    CASE WHEN s.parent_id IS NOT NULL THEN lower(hex(s.parent_id)) END AS parent_id,
+    n.value AS name,
+    CASE s.kind WHEN 0 THEN 'internal' WHEN 1 THEN 'server' WHEN 2 THEN 'client'
+        WHEN 3 THEN 'producer' ELSE 'consumer' END AS kind,
+    v.value AS service, r.value AS route, s.http_status AS http_status,
+    s.start_ns AS start_ns, s.duration_ns AS duration_ns,
+    CASE s.status WHEN 0 THEN 'unset' WHEN 1 THEN 'ok' ELSE 'error' END AS status,
+    s.status_message AS status_message, s.attributes AS attributes, s.events AS events,
+    res.attributes AS resource
+    FROM span_rows s JOIN strings n ON n.id = s.name JOIN strings v ON v.id = s.service
+    LEFT JOIN strings r ON r.id = s.route JOIN resources res ON res.id = s.resource;
+CREATE VIEW IF NOT EXISTS logs AS SELECT l.id AS id, l.ts AS ts,
+    COALESCE(l.level, CASE l.level_no WHEN 10 THEN 'debug' WHEN 20 THEN 'info'
+        WHEN 30 THEN 'warning' WHEN 40 THEN 'error' ELSE 'critical' END) AS level,
+    l.level_no AS level_no, g.value AS logger, v.value AS service, l.event AS event,
+    CASE WHEN typeof(l.trace_id) = 'blob' THEN lower(hex(l.trace_id)) ELSE l.trace_id END
+        AS trace_id,
+    CASE WHEN typeof(l.span_id) = 'blob' THEN lower(hex(l.span_id)) ELSE l.span_id END
+        AS span_id,
+    CASE WHEN typeof(l.request_id) = 'blob' THEN lower(hex(l.request_id))
+        ELSE l.request_id END AS request_id,
+    l.fields AS fields
+    FROM log_rows l LEFT JOIN strings g ON g.id = l.logger LEFT JOIN strings v ON v.id = l.service;
 CREATE TABLE IF NOT EXISTS metric_series (
     id INTEGER PRIMARY KEY,
     family TEXT NOT NULL,
@@ -186,6 +225,7 @@ class _Reporter:
 
 
 REPORTER = _Reporter()
+SIZE_REPORTER = _rows.SizeReporter(REPORT_EVERY)
 
 
 def describe(exc: BaseException) -> str:
@@ -207,9 +247,18 @@ class SQLiteStore:
     :class:`StoreUnavailable` for the caller to count.
     """
 
-    def __init__(self, path: str, *, retention: float, busy_timeout: float = 5.0) -> None:
+    def __init__(
+        self,
+        path: str,
+        *,
+        retention: float,
+        busy_timeout: float = 5.0,
+        max_size: int | None = DEFAULT_MAX_SIZE,
+    ) -> None:
         self.path = os.path.abspath(os.path.expanduser(path))
         self.retention = retention
+        self.max_size = max_size
+        self._interned = _rows.Interner()
         self.busy_timeout = busy_timeout
         self._lock = threading.Lock()
         self._conn: sqlite3.Connection | None = None
@@ -271,12 +320,16 @@ class SQLiteStore:
             try:
                 conn.execute("PRAGMA journal_mode = WAL")
                 conn.execute("PRAGMA synchronous = NORMAL")
+                conn.execute("PRAGMA cache_size = -32768")  # 32 MiB: the indexes' hot pages
                 if conn.execute("PRAGMA user_version").fetchone()[0] < SCHEMA_VERSION:
                     conn.execute("BEGIN IMMEDIATE")
                     try:
+                        old = _rows.rename_old_tables(conn)  # schema 1-3: copied below
                         for statement in _SCHEMA.split(";"):
                             if statement.strip():
                                 conn.execute(statement)
+                        if old:
+                            _rows.copy_old_tables(conn)
                         conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
                         conn.execute("COMMIT")
                     except BaseException:
@@ -307,23 +360,26 @@ class SQLiteStore:
             try:
                 conn = self._connect()
                 conn.execute("BEGIN IMMEDIATE")
+                self._interned.begin(conn)
                 try:
                     if spans:
                         conn.executemany(
-                            f"INSERT INTO spans ({SPAN_COLUMNS}) VALUES "
+                            f"INSERT INTO span_rows ({_rows.SPAN_ROW_COLUMNS}) VALUES "
                             "(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                            spans,
+                            [_rows.span_values(row, self._interned) for row in spans],
                         )
                     if logs:
                         conn.executemany(
-                            f"INSERT INTO logs ({LOG_COLUMNS}) VALUES "
+                            f"INSERT INTO log_rows ({_rows.LOG_ROW_COLUMNS}) VALUES "
                             "(?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                            logs,
+                            [_rows.log_values(row, self._interned) for row in logs],
                         )
                     if now - self._last_prune >= PRUNE_EVERY:
                         self._prune(conn)
                         self._last_prune = now
+                    self._prune_to_size(conn)
                     conn.execute("COMMIT")
+                    self._interned.committed()
                 except BaseException:
                     if conn.in_transaction:
                         conn.execute("ROLLBACK")
@@ -337,8 +393,23 @@ class SQLiteStore:
 
     def _prune(self, conn: sqlite3.Connection) -> None:
         cutoff = time.time() - self.retention
-        conn.execute("DELETE FROM spans WHERE start_ns < ?", (int(cutoff * 1e9),))
-        conn.execute("DELETE FROM logs WHERE ts < ?", (cutoff,))
+        conn.execute("DELETE FROM span_rows WHERE start_ns < ?", (int(cutoff * 1e9),))
+        conn.execute("DELETE FROM log_rows WHERE ts < ?", (cutoff,))
+
+    def _prune_to_size(self, conn: sqlite3.Connection) -> None:
+        """Past ``max_size`` (pages in use times the page size, read from the header), the
+        oldest spans and log lines go first, reported once per period."""
+        if self.max_size is None:
+            return
+        used = _rows.used_bytes(conn)
+        if used > self.max_size:
+            spans, logs = _rows.prune_to_size(conn, self.max_size, used)
+            SIZE_REPORTER.pruned(self.path, self.max_size, spans, logs)
+
+    def upgrade(self) -> None:
+        """Open the file once: creates the schema, or brings an older store's rows over."""
+        with self._lock:
+            self._connect()
 
     def prune(self) -> None:
         """Delete what is older than ``retention`` now (the writers do it once a minute)."""

@@ -245,8 +245,9 @@ def _store_exporter_factory(settings: TelemetrySettings) -> ExporterFactory:
         from ..store import StoreSpanExporter
 
         return StoreSpanExporter(
-            store.path, retention=store.retention, busy_timeout=store.busy_timeout
-        )
+            store.path, retention=store.retention, busy_timeout=store.busy_timeout,
+            max_size=store.max_size,
+        )  # fmt: skip
 
     return build
 
