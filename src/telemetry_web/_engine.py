@@ -25,7 +25,6 @@ from structlog.typing import FilteringBoundLogger
 
 from . import __version__
 from . import semconv as sc
-from ._lifecycle import RequestLifecycle
 from ._redaction import QueryRedactor
 from .config import (
     HealthSettings,
@@ -37,7 +36,9 @@ from .config import (
     not_built_yet,
     parse_section,
 )
+from .config._model import GatewaySettings
 from .errors import ConfigError
+from .gateway._policy import http_metrics_for, request_log_filter
 from .health import Health
 from .logging import (
     LEVELS,
@@ -52,6 +53,8 @@ from .logging import (
     level_number,
     make_logger,
 )
+from .mesh._profiles import effective_settings
+from .mesh._proxy import build_extractor, build_lifecycle
 from .metrics import (
     HttpMetrics,
     Metric,
@@ -156,6 +159,7 @@ class Telemetry:
         self._metrics_server: Any = None
         self._process_metrics: ProcessMetrics | None = None
         self._metric_history: Any = None  # store.MetricSnapshotter, when the store keeps one
+        self._alerting: Any = None  # alerting.AlertEvaluator (embedded alerting), when on
         self.tracer_provider: TelemetryTracerProvider | None = None
         self.tracer: trace.Tracer | None = None
         self.span_factory: SpanFactory | None = None
@@ -169,6 +173,7 @@ class Telemetry:
         self.configure_tracing()
         self.configure_logging()
         self.configure_health()
+        self._configure_alerting()
         _close_at_exit(self)
 
     # --- configuration ------------------------------------------------------------------------
@@ -180,7 +185,9 @@ class Telemetry:
             prom = settings.collectors.prometheus
             shared_dir = multiprocess_dir() if _values_are_shared() else None
             self.http_metrics = (
-                HttpMetrics(self.metrics, settings, exemplars=shared_dir is None)
+                http_metrics_for(
+                    self.metrics, settings, self.settings.gateway, exemplars=shared_dir is None
+                )
                 if settings.enabled
                 else None
             )
@@ -218,9 +225,11 @@ class Telemetry:
         old, self._metric_outputs = self._metric_outputs, []
         for output in old:
             output.shutdown(1.0)
-        if not settings.enabled or not settings.exporters:
+        statsd = settings.collectors.statsd
+        if not settings.enabled or not (settings.exporters or statsd is not None):
             return
         from .metrics.outputs import build_outputs, metrics_source
+        from .tracing._provider import build_resource
 
         refresh = self._process_metrics.refresh if self._process_metrics is not None else None
         self._metric_outputs = build_outputs(
@@ -229,7 +238,21 @@ class Telemetry:
             dropped=self._metrics_dropped,
             constant_labels=dict(self.metrics.constant_labels),
             shared_dir=shared_dir,
+            resource=build_resource(self.settings),  # OTLP: the spans' resource
         )
+        if statsd is not None:  # every worker sends its own deltas
+            from .metrics.outputs import build_statsd
+
+            self._metric_outputs.append(
+                build_statsd(
+                    statsd,
+                    registry=self.registry,
+                    dropped=self._metrics_dropped,
+                    constant_labels=dict(self.metrics.constant_labels),
+                    shared_dir=shared_dir,
+                    before_collect=refresh,
+                )
+            )
 
     def _configure_metric_history(self, shared_dir: str | None) -> None:
         """Snapshots of every family in the store, when no metric backend is configured."""
@@ -242,15 +265,30 @@ class Telemetry:
             self.settings, self.registry, multiprocess_dir=shared_dir, metrics=self.metrics
         )
 
+    def _configure_alerting(self) -> None:
+        """Embedded alerting (one evaluating process per host) over the store and health."""
+        from .alerting._evaluator import embedded_alerting
+
+        shared_dir = multiprocess_dir() if _values_are_shared() else None
+        self._alerting = embedded_alerting(
+            self.settings, metrics=self.metrics, health=self.health,
+            log=self._alert_log, multiprocess_dir=shared_dir,
+        )  # fmt: skip
+
+    def _alert_log(self, level: str, event: str, **fields: Any) -> None:
+        getattr(self.get_logger("telemetry_web.alerting"), level)(event, **fields)
+
     def configure_tracing(self, section: TracingSettings | Mapping[str, Any] | None = None) -> None:
         """(Re)build the tracer provider, sampler, exporters and propagators from ``tracing``."""
         with self._lock:
             settings = self._replace("tracing", section, TracingSettings)
             old = self.tracer_provider
-            self.extractor = Extractor(settings.propagation, settings.trust)
+            # A `mesh:` section brings its propagation order and honours the sidecar's sampling.
+            effective = effective_settings(self.settings)
+            self.extractor = build_extractor(effective)
             if settings.enabled:
                 provider = build_tracer_provider(
-                    self.settings, self._span_exporters, self._spans_dropped
+                    effective, self._span_exporters, self._spans_dropped
                 )
                 self.tracer_provider = provider
                 self.tracer = provider.get_tracer("telemetry_web", __version__)
@@ -273,14 +311,18 @@ class Telemetry:
             settings = self._replace("logging", section, LoggingSettings)
             old = self.pipeline
             try:
-                sinks = build_sinks(settings, dropped=self._logs_dropped)
+                sinks = build_sinks(
+                    settings, dropped=self._logs_dropped, resource=self._log_resource(settings)
+                )
             except ConfigError:
                 self.settings = previous
                 raise
             from .store import StoreLogSink, store_for_logs
 
             store = self.settings.store
-            kept = settings.sinks.file is not None or settings.sinks.elasticsearch is not None
+            configured = settings.sinks
+            kept = any(s is not None for s in (configured.file, configured.elasticsearch,
+                                               configured.otlp))  # fmt: skip
             if store_for_logs(store, other_sinks=kept or bool(self._log_sinks)):
                 sinks.append(
                     StoreLogSink(
@@ -292,7 +334,8 @@ class Telemetry:
             self.log_levels.configure(settings.level, settings.levels)
             self.pipeline = LogPipeline(
                 sinks=sinks,
-                processors=build_processors(settings.processors),
+                processors=request_log_filter(self.settings.gateway)
+                + build_processors(settings.processors),
                 static_fields={"service": self.settings.service,
                                "environment": self.settings.environment},
                 max_queue=settings.queue_size,
@@ -303,6 +346,23 @@ class Telemetry:
                 old.shutdown()
             self._install_stdlib_bridge(settings)
             self._rebuild_lifecycle()
+
+    def _log_resource(self, settings: LoggingSettings) -> Any:
+        """The spans' resource, for the OTLP log records (None when no sink needs it)."""
+        if settings.sinks.otlp is None:
+            return None
+        from .tracing._provider import build_resource
+
+        return build_resource(self.settings)
+
+    def configure_gateway(self, section: GatewaySettings | Mapping[str, Any] | None = None) -> None:
+        """(Re)apply ``gateway``: per-route sample rates, request logs and request metrics
+        (the sampler, the HTTP metrics and the log filter are rebuilt)."""
+        with self._lock:
+            self._replace("gateway", section, GatewaySettings)
+            self.configure_metrics()
+            self.configure_tracing()
+            self.configure_logging()
 
     def configure_health(self, section: HealthSettings | Mapping[str, Any] | None = None) -> None:
         """(Re)build the health checks and the liveness and readiness endpoints from ``health``
@@ -346,8 +406,9 @@ class Telemetry:
     def _rebuild_lifecycle(self) -> None:
         if not hasattr(self, "health"):
             return  # still in __init__; the last configure_* call builds it
-        s = self.settings
-        self.lifecycle = RequestLifecycle(
+        s = effective_settings(self.settings)  # a `mesh:` section's headers and probe paths
+        self.lifecycle = build_lifecycle(
+            s,
             spans=self.span_factory,
             extractor=self.extractor,
             http_metrics=self.http_metrics,
@@ -579,6 +640,9 @@ class Telemetry:
             history, self._metric_history = self._metric_history, None
             if history is not None:  # a last snapshot, when this process writes the history
                 tasks.append(("metric history", functools.partial(history.stop, inner)))
+            alerting, self._alerting = self._alerting, None
+            if alerting is not None:  # queued notifications are sent within the budget
+                tasks.append(("alerting", functools.partial(alerting.stop, inner)))
             outputs, self._metric_outputs = self._metric_outputs, []
             for output in outputs:  # a last push, then the push lock is given up
                 tasks.append((f"metrics {output.name}", functools.partial(output.shutdown, inner)))

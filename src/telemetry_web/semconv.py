@@ -45,7 +45,7 @@ SIZE_BUCKETS: Final = (100.0, 1_000.0, 10_000.0, 100_000.0, 1_000_000.0, 10_000_
 # --- telemetry-web's own health --------------------------------------------------------------
 LOG_EVENTS_DROPPED: Final = "telemetry_log_events_dropped_total"
 # Its `sink` label values (a custom sink adds its `name`) and `reason` label values.
-LOG_DROP_SINKS: Final = ("queue", "pipeline", "console", "file", "elasticsearch")
+LOG_DROP_SINKS: Final = ("queue", "pipeline", "console", "file", "elasticsearch", "otlp", "store")
 LOG_DROP_REASONS: Final = (
     "queue_full", "processor_error", "sink_error", "buffer_full", "rejected", "shutdown",
 )  # fmt: skip
@@ -53,6 +53,9 @@ SPANS_DROPPED: Final = "telemetry_spans_dropped_total"
 # Samples a metric output (remote write, StatsD, Datadog, OTLP) collected and did not deliver,
 # by `exporter` (the output's name) and `reason`.
 METRICS_DROPPED: Final = "telemetry_metrics_dropped_total"
+# Alert notifications not delivered by embedded alerting, by `receiver` and `reason`
+# (queue_full, failed, shutdown).
+ALERT_NOTIFICATIONS_DROPPED: Final = "telemetry_alert_notifications_dropped_total"
 METRIC_DROP_REASONS: Final = ("export_failed", "rejected", "shutdown")
 
 # --- health checks (health/) -----------------------------------------------------------------
@@ -131,6 +134,18 @@ LABEL_SERVER_ADDRESS: Final = "server_address"
 HTTP_CLIENT_STATUS_ERROR: Final = "error"
 INSTRUMENTATION_HTTPX: Final = "telemetry_web.httpx"  # tracer scope
 INSTRUMENTATION_REQUESTS: Final = "telemetry_web.requests"
+
+# --- the service as a gateway (gateway/) -----------------------------------------------------
+GATEWAY_UPSTREAM_REQUESTS: Final = "gateway_upstream_requests_total"
+GATEWAY_UPSTREAM_DURATION: Final = "gateway_upstream_request_duration_seconds"
+LABEL_UPSTREAM: Final = "upstream"  # the upstream's configured name, never its URL
+# `status` label values of an upstream call with no response: its timeout, any other failure
+GATEWAY_STATUS_TIMEOUT: Final = "timeout"
+ATTR_GATEWAY_UPSTREAM: Final = "gateway.upstream.name"  # on the upstream CLIENT span
+ATTR_HTTP_RESEND_COUNT: Final = "http.request.resend_count"
+EVENT_GATEWAY_RETRY: Final = "retry"  # attributes: attempt (the one that failed), reason
+EVENT_GATEWAY_TIMEOUT: Final = "timeout"  # attributes: timeout (seconds), attempt
+INSTRUMENTATION_GATEWAY: Final = "telemetry_web.gateway"  # tracer scope
 
 
 def exception_type(cls: type) -> str:

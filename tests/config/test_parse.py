@@ -19,7 +19,6 @@ LABEL_NAMES = (
     "label names made of letters, digits and '_', not starting with '__' and "
     "not one of 'environment', 'le', 'method', 'quantile', 'route', 'service', 'status'"
 )
-LATER = "is not supported by this version of telemetry-web yet; remove it from the configuration"
 USED_BY_RATE = "(used by 'ratio', 'rate_limiting')"
 QUIET = {"logging": {"sinks": {"console": False}}}
 
@@ -861,20 +860,11 @@ def test_optional_section_switches(raw: object, is_on: bool) -> None:
 @pytest.mark.parametrize(
     ("config", "problem"),
     [
-        pytest.param(
-            {"metrics": {"collectors": {"statsd": {}}}},
-            f"metrics.collectors.statsd {LATER}",
-            id="statsd",
-        ),
-        pytest.param(
-            {"metrics": {"exporters": [{"type": "datadog", "api_key": "k"}]}},
-            f"metrics.exporters[0] (type 'datadog') {LATER}",
-            id="datadog",
-        ),
-        pytest.param(
-            {"metrics": {"exporters": [{"type": "otlp", "endpoint": "http://c:4318"}]}},
-            f"metrics.exporters[0] (type 'otlp') {LATER}",
-            id="otlp-metrics",
+        pytest.param(  # every section is built: only combinations are left
+            {"tracing": {"exporters": {"jaeger": {"endpoint": "http://j:14268", "agent": {}}}}},
+            "tracing.exporters.jaeger: sending to both the collector (endpoint) and the agent "
+            "is not supported; set one of them",
+            id="jaeger-collector-and-agent",
         ),
     ],
 )
@@ -884,25 +874,6 @@ def test_section_not_built_yet_is_rejected(config: dict[str, Any], problem: str)
         Telemetry(config=config, use_env=False)
     assert info.value.problems == [problem]
     assert str(info.value) == f"invalid telemetry configuration: {problem}"
-
-
-def test_every_section_not_built_yet_is_listed() -> None:
-    """Several sections not built yet are all listed in one error."""
-    config = {
-        "metrics": {
-            "collectors": {"statsd": {}},
-            "exporters": [
-                {"type": "prometheus", "endpoint": "http://p:9090/api/v1/write"},
-                {"type": "datadog", "api_key": "k"},
-            ],
-        },
-    }
-    with pytest.raises(ConfigError) as info:
-        Telemetry(config=config, use_env=False)
-    assert info.value.problems == [
-        f"metrics.collectors.statsd {LATER}",
-        f"metrics.exporters[1] (type 'datadog') {LATER}",
-    ]
 
 
 def test_section_not_built_yet_switched_off_is_accepted() -> None:
@@ -925,9 +896,10 @@ def test_reconfiguring_with_a_section_not_built_yet_keeps_the_settings() -> None
     telemetry = Telemetry(config=QUIET, use_env=False)
     try:
         before = telemetry.settings
+        jaeger = {"exporters": {"jaeger": {"endpoint": "http://j:14268", "agent": {}}}}
         with pytest.raises(ConfigError) as info:
-            telemetry.configure_metrics({"collectors": {"statsd": {}}})
-        assert info.value.problems == [f"metrics.collectors.statsd {LATER}"]
+            telemetry.configure_tracing(jaeger)
+        assert info.value.problems[0].startswith("tracing.exporters.jaeger: sending to both")
         assert telemetry.settings is before
     finally:
         telemetry.shutdown()

@@ -638,6 +638,7 @@ def test_settings_to_mapping_of_disabled_console_and_filter() -> None:
         "console": {"enabled": False, "stream": "stdout"},
         "file": False,
         "elasticsearch": False,
+        "otlp": False,
     }
     assert logging["processors"] == [{"type": "filter", "field": "path", "exclude": ["/health"]}]
 

@@ -25,6 +25,7 @@ BUILT_IN = [
     "http_requests_in_progress",
     "http_requests_total",
     "http_response_size_bytes",
+    "telemetry_alert_notifications_dropped_total",
     "telemetry_log_events_dropped_total",
     "telemetry_metrics_dropped_total",
     "telemetry_spans_dropped_total",

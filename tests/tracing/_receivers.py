@@ -1,14 +1,20 @@
 """Loopback trace receivers that decode the real wire formats with independent libraries.
 
 - :class:`OtlpReceiver`: OTLP over HTTP/protobuf, decoded with ``opentelemetry-proto``.
+- :class:`OtlpMetricsReceiver` and :class:`OtlpGrpcMetricsReceiver`: OTLP metrics over
+  HTTP/protobuf and over gRPC (a real ``grpcio`` server), decoded with ``opentelemetry-proto``.
 - :class:`ZipkinReceiver`: Zipkin v2 JSON, checked against a schema written from Zipkin's
   published v2 API definition (zipkin2-api.yaml, ``ListOfSpans``/``Span``/``Endpoint``).
 - :class:`JaegerCollectorReceiver` and :class:`JaegerAgentReceiver`: loopback receivers standing
   in for Jaeger's collector (``POST /api/traces``, Thrift binary ``Batch``) and agent (UDP,
   Thrift compact ``Agent.emitBatch``), decoded by ``_thrift_decoder``, which is written from the
   Thrift protocol specifications and the jaeger-idl field table, not with the ``thrift`` library.
-- Each HTTP receiver runs a real HTTP server on 127.0.0.1 in a thread; ``hold()`` makes it sit on
-  requests until ``release()``, ``status`` makes it answer with an error.
+- :class:`OtlpLogsReceiver` and :class:`OtlpGrpcLogsReceiver`: OTLP logs over HTTP/protobuf and
+  over gRPC (a real ``grpcio`` server, :class:`OtlpGrpcReceiver`), decoded with
+  ``opentelemetry-proto``.
+- Each HTTP receiver runs a real HTTP server on 127.0.0.1 in a thread (on a given ``port`` if
+  asked); ``hold()`` makes it sit on requests until ``release()``, ``status`` makes it answer
+  with an error (with ``retry_after`` as ``Retry-After``), ``answer`` is a success's body.
 """
 
 from __future__ import annotations
@@ -17,10 +23,14 @@ import json
 import re
 import socket
 import threading
+import time
 from collections.abc import Callable, Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any, TypeVar
 
+from opentelemetry.proto.collector.metrics.v1.metrics_service_pb2 import (
+    ExportMetricsServiceRequest,
+)
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
 from opentelemetry.proto.common.v1.common_pb2 import AnyValue, KeyValue
 
@@ -32,10 +42,13 @@ _R = TypeVar("_R", bound="_Receiver")
 class _Receiver:
     path = "/"
 
-    def __init__(self) -> None:
+    def __init__(self, port: int = 0) -> None:
         self.bodies: list[bytes] = []
         self.headers: list[dict[str, str]] = []  # per accepted request, names lower-cased
         self.status = 200
+        self.attempts = 0  # requests received, whatever the answer
+        self.retry_after: str | None = None  # sent with an error status when set
+        self.answer = b""  # the body of a successful answer
         self._released = threading.Event()
         self._released.set()
         self._lock = threading.Lock()
@@ -45,20 +58,28 @@ class _Receiver:
         class Handler(BaseHTTPRequestHandler):
             def do_POST(self) -> None:
                 body = self.rfile.read(int(self.headers.get("content-length", 0)))
+                with receiver._lock:
+                    receiver.attempts += 1
+                    receiver.received.notify_all()
                 receiver._released.wait(60)
                 with receiver._lock:
-                    if receiver.status < 300:
+                    status = receiver.status
+                    if status < 300:
                         receiver.bodies.append(body)
                         receiver.headers.append({k.lower(): v for k, v in self.headers.items()})
                     receiver.received.notify_all()
-                self.send_response(receiver.status)
-                self.send_header("content-length", "0")
+                answer = receiver.answer if status < 300 else b""
+                self.send_response(status)
+                if status >= 300 and receiver.retry_after is not None:
+                    self.send_header("retry-after", receiver.retry_after)
+                self.send_header("content-length", str(len(answer)))
                 self.end_headers()
+                self.wfile.write(answer)
 
             def log_message(self, *args: Any) -> None:
                 pass
 
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.server = ThreadingHTTPServer(("127.0.0.1", port), Handler)
         self.server.daemon_threads = True
         self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
 
@@ -94,6 +115,8 @@ def _value(value: AnyValue) -> Any:
     kind = value.WhichOneof("value")
     if kind == "array_value":
         return tuple(_value(v) for v in value.array_value.values)
+    if kind == "kvlist_value":
+        return {kv.key: _value(kv.value) for kv in value.kvlist_value.values}
     return getattr(value, kind) if kind else None
 
 
@@ -121,6 +144,29 @@ class OtlpReceiver(_Receiver):
 
     def count(self) -> int:
         return len(self.spans())
+
+
+def metric_points(request: Any) -> dict[str, tuple[Any, list[tuple[dict[str, Any], Any]]]]:
+    """An ``ExportMetricsServiceRequest`` as ``{name: (metric, [(attributes, point), ...])}``."""
+    found: dict[str, tuple[Any, list[tuple[dict[str, Any], Any]]]] = {}
+    for resource_metrics in request.resource_metrics:
+        for scope_metrics in resource_metrics.scope_metrics:
+            for metric in scope_metrics.metrics:
+                data = getattr(metric, metric.WhichOneof("data"))
+                points = [(attributes(p.attributes), p) for p in data.data_points]
+                assert metric.name not in found, f"{metric.name} sent twice"
+                found[metric.name] = (metric, points)
+    return found
+
+
+class OtlpMetricsReceiver(_Receiver):
+    """``POST /v1/metrics`` with an ``ExportMetricsServiceRequest`` protobuf body."""
+
+    path = "/v1/metrics"
+
+    def requests(self) -> list[Any]:
+        """Every accepted request, decoded (takes no lock, so it can be used in ``wait_for``)."""
+        return [ExportMetricsServiceRequest.FromString(body) for body in list(self.bodies)]
 
 
 # --- Zipkin v2 --------------------------------------------------------------------------------
@@ -283,3 +329,150 @@ class JaegerAgentReceiver:
 
     def spans(self) -> list[tuple[dict[str, Any], dict[str, Any]]]:
         return [(b["process"], span) for b in self.batches() for span in b["spans"]]
+
+
+# --- OTLP logs ----------------------------------------------------------------------------------
+
+
+def log_records(request: Any) -> list[tuple[dict[str, Any], Any, Any]]:
+    """An ``ExportLogsServiceRequest``'s records: ``(resource attributes, scope, record)``."""
+    return [
+        (attributes(resource_logs.resource.attributes), scope_logs.scope, record)
+        for resource_logs in request.resource_logs
+        for scope_logs in resource_logs.scope_logs
+        for record in scope_logs.log_records
+    ]
+
+
+class OtlpLogsReceiver(_Receiver):
+    """``POST /v1/logs`` with an ``ExportLogsServiceRequest`` protobuf body."""
+
+    path = "/v1/logs"
+
+    def requests(self) -> list[Any]:
+        """Every accepted request, decoded (takes no lock, so it can be used in ``wait_for``)."""
+        from opentelemetry.proto.collector.logs.v1.logs_service_pb2 import (
+            ExportLogsServiceRequest,
+        )
+
+        return [ExportLogsServiceRequest.FromString(body) for body in list(self.bodies)]
+
+    def records(self) -> list[tuple[dict[str, Any], Any, Any]]:
+        return [found for request in self.requests() for found in log_records(request)]
+
+
+class OtlpGrpcReceiver:
+    """A real ``grpcio`` server on 127.0.0.1 answering one OTLP ``<service>/Export``.
+
+    ``script``: the status code names (``"UNAVAILABLE"``, ``"INVALID_ARGUMENT"``) to answer
+    the next calls with, then ``default`` (``"OK"``); ``retry_delay``: seconds sent as a
+    ``google.rpc.RetryInfo`` with an error; ``hang`` makes a call wait until ``release()``;
+    ``response``: the answer to accepted calls. Accepted requests and every call's
+    ``(monotonic time, code, metadata)`` are recorded.
+    """
+
+    def __init__(self, service: str, request_type: Any, response: Any) -> None:
+        from concurrent import futures
+
+        import grpc
+
+        self.script: list[str] = []
+        self.default = "OK"
+        self.retry_delay: float | None = None
+        self.hang = False
+        self.response = response
+        self.calls: list[tuple[float, str, dict[str, str]]] = []
+        self.accepted: list[Any] = []
+        self._released = threading.Event()
+        self._lock = threading.Lock()
+        self.received = threading.Condition(self._lock)
+        self._grpc = grpc
+        handler = grpc.unary_unary_rpc_method_handler(
+            self._export,
+            request_deserializer=request_type.FromString,
+            response_serializer=lambda answer: answer.SerializeToString(),
+        )
+        self.server = grpc.server(futures.ThreadPoolExecutor(max_workers=4))
+        self.server.add_generic_rpc_handlers(
+            (grpc.method_handlers_generic_handler(service, {"Export": handler}),)
+        )
+        self.port = self.server.add_insecure_port("127.0.0.1:0")
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def _export(self, request: Any, context: Any) -> Any:
+        with self._lock:
+            code = self.script.pop(0) if self.script else self.default
+            metadata = {k: v for k, v in context.invocation_metadata()}
+            self.calls.append((time.monotonic(), code, metadata))
+            if code == "OK" and not self.hang:
+                self.accepted.append(request)
+            self.received.notify_all()
+        if self.hang:
+            self._released.wait(30)
+            context.abort(self._grpc.StatusCode.UNAVAILABLE, "released")
+        if code != "OK":
+            if self.retry_delay is not None:
+                from google.rpc.error_details_pb2 import RetryInfo
+
+                info = RetryInfo()
+                info.retry_delay.FromNanoseconds(int(self.retry_delay * 1e9))
+                context.set_trailing_metadata(
+                    (("google.rpc.retryinfo-bin", info.SerializeToString()),)
+                )
+            context.abort(getattr(self._grpc.StatusCode, code), f"scripted {code.lower()}")
+        return self.response
+
+    def __enter__(self: _G) -> _G:
+        self.server.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._released.set()
+        self.server.stop(0)
+
+    def release(self) -> None:
+        self._released.set()
+
+    def wait_for(self, predicate: Callable[[], bool], timeout: float = 10.0) -> bool:
+        with self._lock:
+            return self.received.wait_for(predicate, timeout)
+
+
+_G = TypeVar("_G", bound=OtlpGrpcReceiver)
+
+
+class OtlpGrpcMetricsReceiver(OtlpGrpcReceiver):
+    """``opentelemetry.proto.collector.metrics.v1.MetricsService/Export``."""
+
+    def __init__(self) -> None:
+        from opentelemetry.proto.collector.metrics.v1.metrics_service_pb2 import (
+            ExportMetricsServiceResponse,
+        )
+
+        super().__init__(
+            "opentelemetry.proto.collector.metrics.v1.MetricsService",
+            ExportMetricsServiceRequest,
+            ExportMetricsServiceResponse(),
+        )
+
+
+class OtlpGrpcLogsReceiver(OtlpGrpcReceiver):
+    """``opentelemetry.proto.collector.logs.v1.LogsService/Export``."""
+
+    def __init__(self) -> None:
+        from opentelemetry.proto.collector.logs.v1.logs_service_pb2 import (
+            ExportLogsServiceRequest,
+            ExportLogsServiceResponse,
+        )
+
+        super().__init__(
+            "opentelemetry.proto.collector.logs.v1.LogsService",
+            ExportLogsServiceRequest,
+            ExportLogsServiceResponse(),
+        )
+
+    def records(self) -> list[tuple[dict[str, Any], Any, Any]]:
+        return [found for request in list(self.accepted) for found in log_records(request)]

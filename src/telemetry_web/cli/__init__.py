@@ -21,12 +21,14 @@ import click
 
 from .. import __version__
 from ._output import TelemetryGroup
+from .alerts import alerts
 from .config import config
 from .logs import logs
 from .metrics import metrics
 from .rules import alertmanager_config, rules
 from .run import run
 from .traces import traces
+from .ui import ui
 
 __all__ = ["main"]
 
@@ -42,5 +44,7 @@ main.add_command(logs)
 main.add_command(metrics)
 main.add_command(config)
 main.add_command(run)
+main.add_command(alerts)
 main.add_command(rules)
 main.add_command(alertmanager_config)
+main.add_command(ui)

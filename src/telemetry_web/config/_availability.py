@@ -1,7 +1,8 @@
-"""Sections the model accepts but this version cannot act on yet.
+"""Configurations the model accepts but this version cannot act on.
 
 Configuring one is an error at configure time, never a silent no-op: a user who asked for
-StatsD must not believe their metrics are flowing there.
+something must not believe it is happening. Every section is built now; what is left are
+combinations (the Jaeger collector and agent at once).
 """
 
 from __future__ import annotations
@@ -10,20 +11,10 @@ from . import _model as m
 
 __all__ = ["not_built_yet"]
 
-# The `metrics.exporters` types with an output behind them (telemetry_web.metrics.outputs).
-_BUILT_METRICS_EXPORTERS = frozenset({"prometheus"})
-
-_LATER = "is not supported by this version of telemetry-web yet; remove it from the configuration"
-
 
 def not_built_yet(settings: m.TelemetrySettings) -> list[str]:
-    """One problem line per configured section that has no behaviour behind it."""
+    """One problem line per configured combination that has no behaviour behind it."""
     problems: list[str] = []
-    if settings.metrics.collectors.statsd is not None:
-        problems.append(f"metrics.collectors.statsd {_LATER}")
-    for index, exporter in enumerate(settings.metrics.exporters):
-        if exporter.type not in _BUILT_METRICS_EXPORTERS:
-            problems.append(f"metrics.exporters[{index}] (type '{exporter.type}') {_LATER}")
     jaeger = settings.tracing.exporters.jaeger
     if jaeger is not None and jaeger.endpoint is not None and jaeger.agent is not None:
         problems.append(

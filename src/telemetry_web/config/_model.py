@@ -13,11 +13,13 @@ from __future__ import annotations
 import dataclasses
 import re
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import Any, Literal, get_args
 
 from ..semconv import DEFAULT_SERVICE
 
 __all__ = [
+    "AlertReceiver",
+    "AlertRoute",
     "AlertRuleSettings",
     "AlertRules",
     "AlertingSettings",
@@ -28,6 +30,10 @@ __all__ = [
     "ElasticsearchSink",
     "FileRotation",
     "FileSink",
+    "GatewayMetrics",
+    "GatewayRoute",
+    "GatewaySettings",
+    "GatewayTracing",
     "HealthCheck",
     "HealthCheckTarget",
     "HealthSettings",
@@ -39,11 +45,13 @@ __all__ = [
     "LogProcessor",
     "LoggingSettings",
     "LoggingSinks",
+    "MeshSettings",
     "MetricRule",
     "MetricsCollectors",
     "MetricsExporter",
     "MetricsSettings",
     "OtlpExporter",
+    "OtlpLogSink",
     "PrometheusCollector",
     "RatioAlertRule",
     "Sampling",
@@ -127,11 +135,42 @@ class PrometheusCollector:
     )
 
 
+def _statsd_host(value: str) -> bool:
+    name, sep, port = value.rpartition(":")
+    if not sep or (":" in name and not name.startswith("[")):  # no port, or a bare IPv6 address
+        return bool(value) and " " not in value
+    name = name[1:-1] if name.startswith("[") and name.endswith("]") else name
+    return bool(name) and " " not in name and port.isdigit() and _port(int(port))
+
+
+def _statsd_prefix(value: str) -> bool:
+    return re.fullmatch(r"[A-Za-z0-9_.\-]*", value) is not None
+
+
 @dataclass(frozen=True, kw_only=True)
 class StatsdCollector:
-    host: str = "127.0.0.1:8125"
-    prefix: str = ""
-    flush_interval: float = field(default=10.0, metadata=_meta(unit="duration"))
+    """StatsD (or DogStatsD) over UDP: counters as deltas, gauges, histogram buckets as
+    counters, flushed every ``flush_interval`` by every worker (metrics/outputs/_statsd.py)."""
+
+    host: str = field(
+        default="127.0.0.1:8125",
+        metadata=_meta(check=_statsd_host, expect="'host:port' such as 'statsd:8125'"),
+    )
+    prefix: str = field(
+        default="", metadata=_meta(check=_statsd_prefix, expect="letters, digits, '_', '-', '.'")
+    )
+    flush_interval: float = field(
+        default=10.0,
+        metadata=_meta(
+            unit="duration", check=_positive, expect="a positive duration such as '10s'"
+        ),
+    )
+    # The largest UDP payload: 1432 fits a 1500-byte MTU; 8932 suits jumbo frames or loopback.
+    max_packet_size: int = field(
+        default=1432,
+        metadata=_meta(check=lambda v: 64 <= v <= 65507, expect="a size from 64 to 65507 bytes"),
+    )
+    dogstatsd: bool = False  # labels as DogStatsD tags (|#k:v) instead of folded into the name
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -153,10 +192,18 @@ class BasicAuth:
     password: str = field(repr=False, metadata=_meta(secret=True))
 
 
+# The Datadog sites (https://docs.datadoghq.com/getting_started/site/); the series go to
+# https://api.<site>/api/v2/series.
+DatadogSite = Literal["datadoghq.com", "datadoghq.eu", "us3.datadoghq.com", "us5.datadoghq.com",
+                      "ap1.datadoghq.com", "ap2.datadoghq.com", "ddog-gov.com"]  # fmt: skip
+DATADOG_SITES: tuple[str, ...] = get_args(DatadogSite)
+
+
 @dataclass(frozen=True, kw_only=True)
 class MetricsExporter:
     """One entry of ``metrics.exporters``, pushed every ``interval``: ``prometheus`` (remote
-    write to ``endpoint``), ``datadog`` (``api_key``, ``site``) or ``otlp`` (``endpoint``)."""
+    write to ``endpoint``), ``datadog`` (``api_key``, ``site``) or ``otlp`` (``endpoint``,
+    ``protocol``)."""
 
     type: Literal["prometheus", "datadog", "otlp"]
     endpoint: str | None = field(
@@ -184,7 +231,12 @@ class MetricsExporter:
     api_key: str | None = field(
         default=None, repr=False, metadata=_meta(kinds=("datadog",), secret=True)
     )
-    site: str = field(default="datadoghq.com", metadata=_meta(kinds=("datadog",)))
+    site: DatadogSite = field(default="datadoghq.com", metadata=_meta(kinds=("datadog",)))
+    # OTLP: `endpoint` defaults to http://localhost:4318/v1/metrics (http/protobuf) or
+    # http://localhost:4317 (grpc).
+    protocol: Literal["http/protobuf", "grpc"] = field(
+        default="http/protobuf", metadata=_meta(kinds=("otlp",))
+    )
 
 
 def _metric_name(value: str) -> bool:
@@ -406,10 +458,34 @@ class ElasticsearchSink:
 
 
 @dataclass(frozen=True, kw_only=True)
+class OtlpLogSink:
+    """OTLP logs to an OpenTelemetry Collector: a request per ``batch_size`` records or per
+    ``flush_interval``; ``endpoint`` defaults to ``http://localhost:4318`` (``/v1/logs`` is
+    added) or, for ``grpc``, ``http://localhost:4317``."""
+
+    endpoint: str | None = field(
+        default=None, metadata=_meta(check=_http_url, expect="an http:// or https:// URL")
+    )
+    protocol: Literal["http/protobuf", "grpc"] = "http/protobuf"
+    headers: dict[str, str] = field(default_factory=dict, repr=False, metadata=_meta(secret=True))
+    timeout: float = field(default=10.0, metadata=PUSH_DURATION)
+    batch_size: int = field(default=512, metadata=POSITIVE)
+    flush_interval: float = field(default=1.0, metadata=PUSH_DURATION)
+    # Records held while the Collector is slow or away (and their encoded bytes, the batch
+    # being sent included); past either, new ones are dropped.
+    max_buffer: int = field(default=10000, metadata=POSITIVE)
+    max_buffer_bytes: int = field(default=8 * 1024 * 1024, metadata=POSITIVE_SIZE)
+    # First wait after a failed export, doubled per failure up to max_backoff.
+    backoff: float = field(default=1.0, metadata=_meta(unit="duration"))
+    max_backoff: float = field(default=30.0, metadata=_meta(unit="duration"))
+
+
+@dataclass(frozen=True, kw_only=True)
 class LoggingSinks:
     console: ConsoleSink | None = field(default_factory=ConsoleSink)
     file: FileSink | None = None
     elasticsearch: ElasticsearchSink | None = None
+    otlp: OtlpLogSink | None = None
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -563,8 +639,8 @@ class HttpSettings:
 @dataclass(frozen=True, kw_only=True)
 class StoreSettings:
     """The local SQLite store that the ``telemetry`` CLI reads. ``enabled: auto`` (the default)
-    writes spans there when no span exporter is configured and log events when no file or
-    Elasticsearch sink is; ``true`` always, ``false`` never."""
+    writes spans there when no span exporter is configured and log events when no file,
+    Elasticsearch or OTLP sink is; ``true`` always, ``false`` never."""
 
     enabled: Literal["auto", "true", "false"] = "auto"
     path: str = "./.telemetry/telemetry.db"
@@ -640,13 +716,166 @@ class AlertRules:
     workers: CountAlertRule | None = field(default_factory=CountAlertRule)
 
 
+# --- alerting ---------------------------------------------------------------------------------
+
+
+def _receiver_name(value: str) -> bool:
+    return re.fullmatch(r"[A-Za-z0-9_.\-]+", value) is not None
+
+
+@dataclass(frozen=True, kw_only=True)
+class AlertReceiver:
+    """Where embedded alerting sends notifications: ``webhook`` (the Alertmanager webhook JSON
+    to ``url``), ``slack`` (an incoming-webhook ``url``), ``email`` (SMTP to ``to``) or ``log``
+    (one line through the log pipeline)."""
+
+    name: str = field(
+        metadata=_meta(check=_receiver_name, expect="a name of letters, digits, '_', '-', '.'")
+    )
+    type: Literal["webhook", "slack", "email", "log"]
+    url: str | None = field(
+        default=None,
+        metadata=_meta(
+            check=_http_url, expect="an http:// or https:// URL", kinds=("webhook", "slack")
+        ),
+    )
+    headers: dict[str, str] = field(
+        default_factory=dict, repr=False, metadata=_meta(secret=True, kinds=("webhook",))
+    )
+    timeout: float = field(default=10.0, metadata=PUSH_DURATION)
+    # email: the SMTP server, STARTTLS (unless tls: false) and LOGIN/PLAIN auth when given.
+    smtp_host: str | None = field(default=None, metadata=_meta(kinds=("email",)))
+    smtp_port: int = field(default=587, metadata={**PORT, "kinds": ("email",)})
+    sender: str | None = field(default=None, metadata=_meta(kinds=("email",)))
+    to: tuple[str, ...] = field(default=(), metadata=_meta(kinds=("email",)))
+    username: str | None = field(default=None, metadata=_meta(kinds=("email",)))
+    password: str | None = field(
+        default=None, repr=False, metadata=_meta(secret=True, kinds=("email",))
+    )
+    starttls: bool = field(default=True, metadata=_meta(kinds=("email",)))
+    # A CA bundle to verify the SMTP server's certificate with (a private CA, a test server).
+    ca_file: str | None = field(default=None, metadata=_meta(kinds=("email",)))
+
+
+@dataclass(frozen=True, kw_only=True)
+class AlertRoute:
+    """Alerts whose labels match every entry of ``match`` (``alertname`` included) go to
+    ``receiver``; an alert no route matches goes to ``alerting.default_receiver``."""
+
+    receiver: str
+    match: dict[str, str] = field(default_factory=dict)
+
+
 @dataclass(frozen=True, kw_only=True)
 class AlertingSettings:
-    """``alerting``: the built-in alert kinds (``rules``), for Prometheus rule files and the
-    embedded evaluator."""
+    """Alerting over the store's metric history and the health checks, evaluated by one
+    process per host (``enabled: auto``: when the store keeps the metric history)."""
 
+    enabled: Literal["auto", "true", "false"] = "auto"
+    interval: float = field(default=15.0, metadata=POSITIVE_DURATION)
     # The built-in alert kinds: thresholds, `for` and windows (the Prometheus rules too).
     rules: AlertRules = field(default_factory=AlertRules)
+    # A firing alert is notified again after this long (Alertmanager's repeat_interval).
+    repeat_interval: float = field(default=4 * 3600.0, metadata=POSITIVE_DURATION)
+    receivers: tuple[AlertReceiver, ...] = ()
+    routes: tuple[AlertRoute, ...] = ()
+    # "log" is always there (a log line), unless a receiver of that name is configured.
+    default_receiver: str = "log"
+    # The externalURL and generatorURL base of webhook notifications.
+    external_url: str | None = field(
+        default=None, metadata=_meta(check=_http_url, expect="an http:// or https:// URL")
+    )
+
+
+# --- the service as a gateway ----------------------------------------------------------------
+
+
+def _fraction(value: float) -> bool:
+    return 0.0 <= value <= 1.0
+
+
+def _route_pattern(value: str) -> bool:
+    return value.startswith(("/", "*", "<")) and value.strip() == value
+
+
+FRACTION = _meta(check=_fraction, expect="a number from 0 to 1")
+
+
+@dataclass(frozen=True, kw_only=True)
+class GatewayRoute:
+    """A per-route policy of ``gateway.routes``: the first whose ``match`` (a route template,
+    ``*`` matching any run of characters: ``/api/orders/*``) matches a request's route
+    decides; a key left out keeps the gateway-wide value."""
+
+    match: str = field(
+        metadata=_meta(
+            check=_route_pattern,
+            expect="a route template pattern starting with '/' or '*', such as '/api/*'",
+        )
+    )
+    sample_rate: float | None = field(default=None, metadata=FRACTION)
+    request_log: bool | None = None
+    size_metrics: bool | None = None
+
+
+@dataclass(frozen=True, kw_only=True)
+class GatewayMetrics:
+    """Which request metrics the gateway records: the duration histogram, and the body-size
+    histograms (request and response) under ``response_size``."""
+
+    request_duration: bool = True
+    response_size: bool = True
+
+
+@dataclass(frozen=True, kw_only=True)
+class GatewayTracing:
+    """``enabled: false`` traces no request at the gateway; ``sample_rate`` is the share of new
+    traces started for routes without a rate of their own (unset: ``tracing.sampling``)."""
+
+    enabled: bool = True
+    sample_rate: float | None = field(default=None, metadata=FRACTION)
+
+
+@dataclass(frozen=True, kw_only=True)
+class GatewaySettings:
+    """The service as a gateway (``telemetry_web.gateway``); the defaults change nothing."""
+
+    request_logging: bool = True
+    metrics: GatewayMetrics = field(default_factory=GatewayMetrics)
+    tracing: GatewayTracing = field(default_factory=GatewayTracing)
+    routes: tuple[GatewayRoute, ...] = ()
+
+
+# --- behind a proxy or a sidecar -------------------------------------------------------------
+
+
+def _probe_paths(value: tuple[str, ...]) -> bool:
+    return all(_url_path(path) for path in value)
+
+
+@dataclass(frozen=True, kw_only=True)
+class MeshSettings:
+    """Behind a sidecar or a reverse proxy (``telemetry_web.mesh``): ``profile`` (``envoy`` for
+    Envoy and Istio, ``linkerd``, ``generic``) brings the mesh's propagation order, headers
+    recorded on the server span, trusted proxy addresses and probe paths; a key set here
+    replaces the profile's. ``metrics``/``tracing``/``logging``: what each request records."""
+
+    profile: Literal["envoy", "linkerd", "generic"] = "generic"
+    metrics: bool = True
+    tracing: bool = True
+    logging: bool = True
+    # Direct peers (CIDRs) whose forwarded client address is believed; unset: the profile's.
+    trusted_proxies: tuple[str, ...] | None = field(
+        default=None,
+        metadata=_meta(check=_networks, expect="IP networks such as '10.0.0.0/8' or '::1'"),
+    )
+    # The header a trusted proxy writes the client address into (right-most entries first).
+    client_address_header: Literal["x-forwarded-for", "forwarded"] = "x-forwarded-for"
+    propagation: tuple[Propagator, ...] | None = None
+    probe_paths: tuple[str, ...] | None = field(
+        default=None,
+        metadata=_meta(check=_probe_paths, expect="URL paths starting with '/' (or ending in '*')"),
+    )
 
 
 # --- the whole configuration -----------------------------------------------------------------
@@ -675,3 +904,5 @@ class TelemetrySettings:
     http: HttpSettings = field(default_factory=HttpSettings)
     store: StoreSettings = field(default_factory=StoreSettings)
     alerting: AlertingSettings = field(default_factory=AlertingSettings)
+    gateway: GatewaySettings = field(default_factory=GatewaySettings)
+    mesh: MeshSettings | None = None

@@ -353,7 +353,7 @@ def _check_metrics(s: m.MetricsSettings) -> list[str]:
 
 def _check_metrics_exporter(e: m.MetricsExporter) -> list[str]:
     problems = []
-    if e.type in ("prometheus", "otlp") and e.endpoint is None:
+    if e.type == "prometheus" and e.endpoint is None:  # otlp: a local collector by default
         problems.append(f"endpoint: required for type '{e.type}'")
     if e.type == "datadog" and not e.api_key:
         problems.append("api_key: required for type 'datadog'")
@@ -362,7 +362,45 @@ def _check_metrics_exporter(e: m.MetricsExporter) -> list[str]:
     return problems
 
 
+_RECEIVER_KEYS = {"webhook": ("url",), "slack": ("url",), "email": ("smtp_host", "sender"),
+                  "log": ()}  # fmt: skip
+
+
+def _check_receiver(r: m.AlertReceiver) -> list[str]:
+    problems = [
+        f"{key}: required for type '{r.type}'"
+        for key in _RECEIVER_KEYS[r.type]
+        if getattr(r, key) is None
+    ]
+    if r.type == "email" and not r.to:
+        problems.append("to: expected at least one address for type 'email'")
+    if (r.username is None) != (r.password is None):
+        problems.append("password: expected username and password together")
+    return problems
+
+
+def _check_alerting(a: m.AlertingSettings) -> list[str]:
+    names = [r.name for r in a.receivers]
+    problems = [
+        f"receivers[{i}].name: expected a name used once, got {name!r} again"
+        for i, name in enumerate(names)
+        if name in names[:i]
+    ]
+    known = set(names) | {"log"}
+    listed = ", ".join(repr(n) for n in sorted(known))
+    for i, route in enumerate(a.routes):
+        if route.receiver not in known:
+            problems.append(
+                f"routes[{i}].receiver: expected one of {listed}, got {route.receiver!r}"
+            )
+    if a.default_receiver not in known:
+        problems.append(f"default_receiver: expected one of {listed}, got {a.default_receiver!r}")
+    return problems
+
+
 _SEMANTIC_CHECKS: dict[type, Callable[[Any], list[str]]] = {
+    m.AlertReceiver: _check_receiver,
+    m.AlertingSettings: _check_alerting,
     m.MetricsExporter: _check_metrics_exporter,
     m.Sampling: _check_sampling,
     m.HealthCheckTarget: _check_target,

@@ -9,16 +9,19 @@ from ..config._model import LoggingSettings
 from ..errors import ConfigError
 from ._elasticsearch import ElasticsearchSink
 from ._file import FileSink
+from ._otlp import OtlpLogSink
 from ._sinks import ConsoleSink, LogSink
 
 __all__ = ["build_sinks"]
 
 
-def build_sinks(settings: LoggingSettings, *, dropped: Any) -> list[LogSink]:
-    """Console, file and Elasticsearch sinks as configured, in that order.
+def build_sinks(settings: LoggingSettings, *, dropped: Any, resource: Any = None) -> list[LogSink]:
+    """Console, file, Elasticsearch and OTLP sinks as configured, in that order (``resource``:
+    the spans' OpenTelemetry resource, for the OTLP records).
 
     Raises:
         ConfigError: the file cannot be opened, or the Elasticsearch URL is not one.
+        MissingExtraError: OTLP is configured without the ``otlp`` extra.
     """
     sinks: list[LogSink] = []
     configured = settings.sinks
@@ -61,9 +64,39 @@ def build_sinks(settings: LoggingSettings, *, dropped: Any) -> list[LogSink]:
                 )
             )
         except ValueError as exc:
-            for sink in sinks:  # the file sink opened above
-                close = getattr(sink, "close", None)
-                if close is not None:
-                    close()
+            _close(sinks)  # the file sink opened above
             raise ConfigError([f"logging.sinks.elasticsearch.url: {exc}"]) from None
+    otlp = configured.otlp
+    if otlp is not None:
+        if resource is None:
+            from opentelemetry.sdk.resources import Resource
+
+            resource = Resource.get_empty()
+        try:
+            sinks.append(
+                OtlpLogSink(
+                    otlp.endpoint,
+                    dropped=dropped,
+                    resource=resource,
+                    protocol=otlp.protocol,
+                    headers=otlp.headers,
+                    timeout=otlp.timeout,
+                    batch_size=otlp.batch_size,
+                    flush_interval=otlp.flush_interval,
+                    max_buffer=otlp.max_buffer,
+                    max_buffer_bytes=otlp.max_buffer_bytes,
+                    backoff=otlp.backoff,
+                    max_backoff=otlp.max_backoff,
+                )
+            )
+        except BaseException:
+            _close(sinks)  # the file and Elasticsearch sinks built above
+            raise
     return sinks
+
+
+def _close(sinks: list[LogSink]) -> None:
+    for sink in sinks:
+        close = getattr(sink, "close", None)
+        if close is not None:
+            close()

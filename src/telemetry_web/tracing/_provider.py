@@ -93,7 +93,7 @@ def build_tracer_provider(
     tracing = settings.tracing
     provider = TelemetryTracerProvider(
         resource=build_resource(settings),
-        sampler=build_sampler(tracing.sampling),
+        sampler=build_sampler(tracing.sampling, settings.gateway),
         span_limits=span_limits(),  # a bad OTEL_*_LIMIT variable gives the default, not a crash
     )
     batch = tracing.batch

@@ -20,8 +20,11 @@ from opentelemetry.trace import Link, SpanKind, get_current_span
 from opentelemetry.util.types import Attributes
 
 from ..config import Sampling
+from ..config._model import GatewaySettings
 
-__all__ = ["RateLimitingSampler", "build_sampler"]
+__all__ = ["RateLimitingSampler", "RouteSampler", "build_sampler"]
+
+_HTTP_ROUTE = "http.route"
 
 
 class RateLimitingSampler(Sampler):
@@ -69,8 +72,69 @@ class RateLimitingSampler(Sampler):
         return f"RateLimitingSampler{{{self._rate}/s}}"
 
 
-def build_sampler(settings: Sampling) -> Sampler:
-    """The SDK sampler for one ``tracing.sampling`` section."""
+class RouteSampler(Sampler):
+    """New traces started by a SERVER span sampled at the rate its route's policy gives
+    (``gateway.routes``, read from the ``http.route`` the adapter resolved before the span
+    started); every other span, and routes without a rate, go to ``delegate``.
+
+    A span with a valid parent is always the delegate's (a parent-based sampler keeps the
+    caller's decision), so the rate decides where a trace starts and never cuts one. The
+    decision is OpenTelemetry's trace-id ratio: services sampling by ratio agree on it.
+    """
+
+    def __init__(self, delegate: Sampler, rate_for: Callable[[str | None], float | None]) -> None:
+        self._delegate = delegate
+        self._rate_for = rate_for
+        self._ratios: dict[float, Sampler] = {}
+
+    def should_sample(
+        self,
+        parent_context: Context | None,
+        trace_id: int,
+        name: str,
+        kind: SpanKind | None = None,
+        attributes: Attributes = None,
+        links: Sequence[Link] | None = None,
+        trace_state: object = None,
+    ) -> SamplingResult:
+        sampler = self._delegate
+        if (
+            kind is SpanKind.SERVER
+            and not get_current_span(parent_context).get_span_context().is_valid
+        ):
+            route = attributes.get(_HTTP_ROUTE) if attributes else None
+            rate = self._rate_for(route if isinstance(route, str) else None)
+            if rate is not None:
+                sampler = self._ratio(rate)
+        return sampler.should_sample(parent_context, trace_id, name, kind, attributes, links)
+
+    def _ratio(self, rate: float) -> Sampler:
+        sampler = self._ratios.get(rate)
+        if sampler is None:
+            sampler = (
+                ALWAYS_OFF if rate <= 0.0 else ALWAYS_ON if rate >= 1.0 else TraceIdRatioBased(rate)
+            )
+            self._ratios[rate] = sampler
+        return sampler
+
+    def get_description(self) -> str:
+        return f"RouteSampler{{{self._delegate.get_description()}}}"
+
+
+def build_sampler(settings: Sampling, gateway: GatewaySettings | None = None) -> Sampler:
+    """The SDK sampler for one ``tracing.sampling`` section, route-aware when ``gateway``
+    gives routes rates of their own."""
+    sampler = _build_sampler(settings)
+    if gateway is not None:
+        from ..gateway._policy import RoutePolicies
+
+        policies = RoutePolicies(gateway)
+        if policies.samples_by_route:
+            return RouteSampler(sampler, policies.sample_rate)
+    return sampler
+
+
+def _build_sampler(settings: Sampling) -> Sampler:
     kind = settings.type
     if kind == "always_on":
         return ALWAYS_ON
@@ -80,5 +144,5 @@ def build_sampler(settings: Sampling) -> Sampler:
         return TraceIdRatioBased(settings.rate if settings.rate is not None else 1.0)
     if kind == "rate_limiting":
         return RateLimitingSampler(settings.rate or 1.0)
-    root = build_sampler(settings.root) if settings.root is not None else ALWAYS_ON
+    root = _build_sampler(settings.root) if settings.root is not None else ALWAYS_ON
     return ParentBased(root)

@@ -1,0 +1,1 @@
+"""The service as a gateway (telemetry_web.gateway)."""
