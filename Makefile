@@ -6,12 +6,12 @@ STAMP   = $(VENV)/.installed-stamp
 HOST   ?= 127.0.0.1
 PORT   ?= 8765
 
-.PHONY: test demo bench soak lint typecheck check services clean realapps
+.PHONY: test demo bench soak lint typecheck check services clean realapps docs
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
-	$(PY) -m pip install --quiet -e '.[all,test,dev]'
+	$(PY) -m pip install --quiet -e '.[all,test,dev,docs]'
 	touch $(STAMP)
 
 # tests/realapps: one virtualenv per real open-source app (its framework versions may differ
@@ -55,6 +55,11 @@ bench: $(STAMP) services
 soak: $(STAMP)
 	$(PY) -m benchmarks.soak
 
+## docs: regenerate the configuration and CLI reference pages, build the site into site/
+docs: $(STAMP)
+	$(PY) scripts/gen_docs.py
+	NO_MKDOCS_2_WARNING=1 $(VENV)/bin/mkdocs build --strict
+
 lint: $(STAMP)
 	$(VENV)/bin/ruff check src tests benchmarks sample_apps scripts
 	$(VENV)/bin/ruff format --check src tests benchmarks sample_apps scripts
@@ -69,4 +74,4 @@ services:
 	@bash scripts/ensure-services.sh
 
 clean:
-	rm -rf $(VENV) $(REALAPPS_VENVS) .pytest_cache .mypy_cache .ruff_cache .telemetry
+	rm -rf $(VENV) $(REALAPPS_VENVS) .pytest_cache .mypy_cache .ruff_cache .telemetry site
