@@ -8,6 +8,10 @@
    (``traces search --route R --status error``, ``traces stats``, ``list_traces``, a trace by
    id, ``logs tail``), then the writer's spans/s at that size (batches of 512 spans and 512 log
    lines).
+   The UI's JSON endpoints on the same store (``telemetry ui``'s app, in-process through
+   httpx's ASGITransport): searches with typical filters, text in log lines, a deep page, a
+   trace page with its logs, routes; medians of 5 next to the issue's targets (a search under
+   200 ms, a trace page under 100 ms).
 3. Load: 5,000 requests/s offered for 20 s (5 s with --quick) through the pipeline into that
    store; spans and log lines dropped (``telemetry_*_dropped_total``).
 
@@ -159,6 +163,63 @@ def queries(path: str) -> dict[str, float]:
         }
 
 
+UI_TARGETS = {"search": 200.0, "trace": 100.0, "routes": 200.0}
+
+
+def ui_endpoints(path: str, spans: int) -> list[tuple[str, str, float]]:
+    """(what, target kind, median ms) of the UI's JSON endpoints over the store at ``path``."""
+    from telemetry_web.ui import create_app
+
+    with TracingManager(path) as store:
+        newest_trace = store.list_traces(TraceQuery(limit=1))[0]
+        newest, last = newest_trace.trace_id, newest_trace.start
+        cursor = None
+        for _ in range(5):
+            cursor = store.trace_page(TraceQuery(limit=50, cursor=cursor)).next_cursor
+    route = ROUTES[3]
+    cases: list[tuple[str, str, str, dict[str, Any]]] = [
+        ("search: newest 50", "search", "/api/traces", {}),
+        ("search: route + status error", "search", "/api/traces",
+         {"route": route, "status": "error", "since": "1h"}),
+        ("search: service + 5xx + min 2 s", "search", "/api/traces",
+         {"service": "orders", "status": "5xx", "min_ms": "2000"}),
+        ("search: route + min 10 s (rare)", "search", "/api/traces",
+         {"route": route, "min_ms": "10000"}),
+        ("search: time range (a minute, 20 s back)", "search", "/api/traces",
+         {"start": str(last - 80), "end": str(last - 20)}),
+        ("search: trace id prefix (4 hex)", "search", "/api/traces", {"trace_id": newest[:4]}),
+        ("search: 6th page (before=cursor)", "search", "/api/traces", {"before": cursor}),
+        ("search: text in events ('step 3')", "search", "/api/traces", {"text": "step 3"}),
+        ("search: text in packed fields, recent", "search", "/api/traces",
+         {"text": f'"i": {spans - 100}'}),
+        ("search: text in packed fields, oldest", "search", "/api/traces",
+         {"text": f'"i": {len(ROUTES) * 1000 + 3}'}),  # reads its 20,000 lines, then a cursor
+        ("search: text + route + status error", "search", "/api/traces",
+         {"text": "step 4", "route": route, "status": "error"}),
+        ("trace page + its log lines", "trace", f"/api/traces/{newest}", {}),
+        ("routes (from the spans, 1h)", "routes", "/api/routes", {"window": "1h"}),
+        ("services and routes (1d)", "routes", "/api/services", {}),
+        ("route: series + slowest + failing", "routes", "/api/route",
+         {"service": "orders", "route": route, "window": "1h"}),
+    ]  # fmt: skip
+    transport = httpx.ASGITransport(app=create_app(path))
+
+    async def measure() -> list[tuple[str, str, float]]:
+        results = []
+        async with httpx.AsyncClient(transport=transport, base_url="http://ui") as client:
+            for name, kind, url, params in cases:
+                times = []
+                for _ in range(5):
+                    started = time.perf_counter()
+                    response = await client.get(url, params=params)
+                    times.append((time.perf_counter() - started) * 1000)
+                    assert response.status_code == 200, response.text
+                results.append((name, kind, statistics.median(times)))
+        return results
+
+    return asyncio.run(measure())
+
+
 def _pages(store: TracingManager, pages: int) -> None:
     cursor = None
     for _ in range(pages):
@@ -248,6 +309,11 @@ def main() -> None:
               f"({_file_bytes(path) / 1e6:.0f} MB)")  # fmt: skip
         for name, ms in queries(path).items():
             print(f"  {name:<40} {ms:8.1f} ms (median of 5)")
+        print("The UI's JSON endpoints (telemetry ui, in-process):")
+        for name, kind, ms in ui_endpoints(path, spans):
+            target = UI_TARGETS[kind]
+            verdict = "ok" if ms < target else "OVER"
+            print(f"  {name:<40} {ms:8.1f} ms  target < {target:.0f} ms  {verdict}")
         print(f"Writer at {spans:,} spans: {writer_throughput(path):,.0f} spans/s "
               "(batches of 512 spans + 512 log lines)")  # fmt: skip
         seconds = 5.0 if args.quick else 20.0

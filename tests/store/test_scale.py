@@ -4,6 +4,7 @@ store, retention by size, keyset pages and SQL percentiles against the obvious c
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import json
 import random
 import sqlite3
@@ -299,3 +300,295 @@ def test_store_max_size_is_a_size_with_a_laptop_safe_default() -> None:
         "invalid telemetry configuration: store.max_size: expected a positive size such as "
         "'4MiB', '512KB' or bytes, got '-3'"
     )
+
+
+# --- the UI's reads (issue 17): search, text in log lines, slowest traces, series, routes -----
+
+_STATUSES = (200, 200, 200, 201, 302, 404, 500)
+
+
+@pytest.fixture
+def ui_dataset(tmp_path: Path) -> tuple[Path, list[tuple[Any, ...]], list[tuple[Any, ...]]]:
+    """250 traces with random ids over 2 services and 3 routes (1-3 spans: a server span,
+    client/internal children), HTTP statuses 2xx-5xx, 1-3 log lines each (events and packed
+    fields holding the texts searched), lines of no trace and of traces without spans; all
+    written out of time order."""
+    rng = random.Random(17)
+    spans: list[tuple[Any, ...]] = []
+    logs: list[tuple[Any, ...]] = []
+    for t in range(250):
+        trace = f"{rng.getrandbits(128):032x}"
+        start_ns = int((NOW - 1000 + rng.random() * 900) * 1e9)
+        service, route = rng.choice(("svc", "api")), rng.choice(("/a", "/b", "/c"))
+        http = rng.choice(_STATUSES)
+        root = f"{rng.getrandbits(64):016x}"
+        attributes = json.dumps({"http.request.method": "GET"})
+        spans.append(
+            (trace, root, None, f"GET {route}", "server", service, route, http, start_ns,
+             t * 1_000_003 + rng.randint(0, 1000), "error" if http >= 500 else "unset", None,
+             attributes, "[]", json.dumps({"service.name": service}))
+        )  # fmt: skip
+        for n in range(rng.randint(0, 2)):
+            spans.append(
+                (trace, f"{rng.getrandbits(64):016x}", root, "SELECT", ("client", "internal")[n],
+                 service, None, None, start_ns + (n + 1) * 1000, 500_000, "unset", None, "{}",
+                 "[]", json.dumps({"service.name": service}))
+            )  # fmt: skip
+        for k in range(rng.randint(1, 3)):
+            ts = start_ns / 1e9 + k * 0.001 + t * 1e-7
+            event = rng.choice(("request", "Loading order", "cache miss"))
+            note = rng.choice(("Alpha beta", "gamma", "Ünïcode ß"))
+            fields = {"order_id": rng.randint(1, 99), "note": note}
+            level = "error" if http >= 500 else "info"
+            logs.append((ts, level, 40 if level == "error" else 20, "app", service, event,
+                         trace, None, None, json.dumps(fields, ensure_ascii=False)))  # fmt: skip
+    for k in range(30):  # no trace, and a trace without spans: never listed
+        ts = NOW - 500 + k
+        logs.append((ts, "info", 20, "app", "svc", "Loading order", None, None, None, "{}"))
+        logs.append((ts + 0.5, "info", 20, "app", "svc", "gamma", f"{k + 1:032x}", None, None,
+                     json.dumps({"note": "Alpha"})))  # fmt: skip
+    # the oldest line of all, the only one holding its text
+    logs.append((NOW - 1001, "info", 20, "app", "svc", "request", spans[0][0], None, None,
+                 json.dumps({"note": "only here"})))  # fmt: skip
+    # two server spans that are not HTTP (no route: listed by name), one old route
+    spans.append(
+        (f"{rng.getrandbits(128):032x}", f"{rng.getrandbits(64):016x}", None, "consume jobs",
+         "server", "worker", None, None, int((NOW - 30) * 1e9), 1000, "unset", None, "{}", "[]",
+         json.dumps({"service.name": "worker"}))
+    )  # fmt: skip
+    spans.append(
+        (f"{rng.getrandbits(128):032x}", f"{rng.getrandbits(64):016x}", None, "GET /old",
+         "server", "svc", "/old", 200, int((NOW - 5 * 86400) * 1e9), 1000, "unset", None,
+         json.dumps({"http.request.method": "GET"}), "[]", json.dumps({"service.name": "svc"}))
+    )  # fmt: skip
+    rng.shuffle(spans)
+    rng.shuffle(logs)
+    path = tmp_path / "ui.db"
+    store = SQLiteStore(str(path), retention=30 * 86400)
+    for i in range(0, max(len(spans), len(logs)), 89):
+        store.write(spans=spans[i : i + 89], logs=logs[i : i + 89])
+    store.close()
+    return path, spans, logs
+
+
+def _span_keep(query: TraceQuery) -> Any:
+    """The independent filter of one span row (SPAN_COLUMNS order) for a TraceQuery."""
+    classes = {"2xx": 200, "3xx": 300, "4xx": 400, "5xx": 500}
+
+    def keep(r: tuple[Any, ...]) -> bool:
+        return (
+            (query.service is None or r[5] == query.service)
+            and (query.route is None or (r[6] == query.route and r[4] == "server"))
+            and (query.status != "error" or r[10] == "error")
+            and (query.status not in classes
+                 or (r[7] is not None and classes[query.status] <= r[7] < classes[query.status]
+                     + 100))
+            and (query.min_duration is None or r[9] >= query.min_duration * 1e9)
+            and (query.start is None or r[8] >= int(query.start * 1e9))
+            and (query.end is None or r[8] < int(query.end * 1e9))
+            and (query.trace_id is None or r[0].startswith(query.trace_id))
+        )  # fmt: skip
+
+    return keep
+
+
+def _paged(reader: TracingManager, query: TraceQuery, limit: int) -> list[str]:
+    """Every trace id the pages of ``limit`` list, cursor to cursor (full pages but the last
+    for span searches)."""
+    listed: list[str] = []
+    cursor = None
+    for _ in range(1000):
+        page = reader.trace_page(dataclasses.replace(query, limit=limit, cursor=cursor))
+        listed.extend(t.trace_id for t in page.traces)
+        if page.next_cursor is None:
+            return listed
+        if not query.text and query.max_scan is None:
+            assert len(page.traces) == limit
+        cursor = page.next_cursor
+    raise AssertionError("no last page")
+
+
+_SEARCHES = [
+    TraceQuery(status="4xx"),
+    TraceQuery(status="2xx", service="api"),
+    TraceQuery(status="5xx", route="/b"),
+    TraceQuery(start=NOW - 700, end=NOW - 400),
+    TraceQuery(route="/a", min_duration=0.1, start=NOW - 800),
+]
+
+
+@pytest.mark.parametrize("query", _SEARCHES)
+@pytest.mark.parametrize("max_scan", [None, 60])
+def test_search_by_status_class_and_time_range_pages_like_a_filter_over_the_rows(
+    ui_dataset: tuple[Path, list[tuple[Any, ...]], list[tuple[Any, ...]]],
+    monkeypatch: pytest.MonkeyPatch,
+    query: TraceQuery,
+    max_scan: int | None,
+) -> None:
+    """Status classes and a time range list exactly the traces with a matching span, by their
+    newest matching span, each once across keyset pages of 6; the same when a page reads at
+    most 60 span rows (slices of 20), its short pages continued by their cursors."""
+    from telemetry_web.store import _search
+
+    monkeypatch.setattr(_search, "SPAN_SLICE", 20)
+    path, spans, _ = ui_dataset
+    expected = _expected_traces(spans, _span_keep(query))
+    assert len(expected) > 6
+    with TracingManager(path) as reader:
+        assert _paged(reader, dataclasses.replace(query, max_scan=max_scan), 6) == expected
+
+
+def test_search_by_trace_id_prefix_uses_the_id_not_its_text(
+    ui_dataset: tuple[Path, list[tuple[Any, ...]], list[tuple[Any, ...]]],
+) -> None:
+    """A full id finds its trace; 1-, 2- and 3-character prefixes (a range on the binary id)
+    find exactly the traces whose hex id starts with them; a non-hex prefix finds nothing."""
+    path, spans, _ = ui_dataset
+    some = spans[0][0]
+    with TracingManager(path) as reader:
+        for prefix in (some, some[:1], some[:2], some[:3], "f", "0"):
+            query = TraceQuery(trace_id=prefix.upper() if prefix == some else prefix)
+            expected = _expected_traces(spans, lambda r, p=prefix: r[0].startswith(p))
+            assert expected
+            assert _paged(reader, query, 4) == expected, prefix
+        assert reader.list_traces(TraceQuery(trace_id="xyz")) == []
+
+
+def _expected_text(
+    spans: list[tuple[Any, ...]], logs: list[tuple[Any, ...]], query: TraceQuery
+) -> list[str]:
+    """The traces with a span matching ``query`` (its time range included) and a line holding
+    its text (event or fields JSON, any case) in the time range, by their newest such line."""
+    traces = {r[0] for r in spans if _span_keep(query)(r)}
+    needle = (query.text or "").lower()
+    lines = sorted(
+        (entry for entry in logs
+         if entry[6] in traces and (needle in entry[5].lower() or needle in entry[9].lower())
+         and (query.start is None or entry[0] >= query.start)
+         and (query.end is None or entry[0] < query.end)),
+        key=lambda entry: -entry[0],
+    )  # fmt: skip
+    return list(dict.fromkeys(entry[6] for entry in lines))
+
+
+_TEXTS = [
+    TraceQuery(text="alpha BETA"),  # in the packed fields, any case
+    TraceQuery(text="loading ORDER"),  # in the event column
+    TraceQuery(text="ünïcode ß", route="/c"),
+    TraceQuery(text='"order_id": 7', status="5xx"),
+    TraceQuery(text="gamma", start=NOW - 600, end=NOW - 300, service="svc"),
+]
+
+
+@pytest.mark.parametrize("query", _TEXTS)
+@pytest.mark.parametrize(("slice_", "scan"), [(5000, 20_000), (37, 111)])
+def test_text_in_log_lines_pages_like_a_scan_of_every_line(
+    ui_dataset: tuple[Path, list[tuple[Any, ...]], list[tuple[Any, ...]]],
+    monkeypatch: pytest.MonkeyPatch,
+    query: TraceQuery,
+    slice_: int,
+    scan: int,
+) -> None:
+    """Text in a line's event or packed fields (case-insensitive), with span filters and a time
+    range: the pages list the traces by their newest matching line, each once, the same with
+    the default budget and with a budget of 111 lines per page in slices of 37."""
+    from telemetry_web.store import _search
+
+    monkeypatch.setattr(_search, "TEXT_SLICE", slice_)
+    monkeypatch.setattr(_search, "TEXT_SCAN", scan)
+    path, spans, logs = ui_dataset
+    expected = _expected_text(spans, logs, query)
+    assert len(expected) > 3
+    with TracingManager(path) as reader:
+        assert _paged(reader, query, 5) == expected
+        whole = reader.trace_page(dataclasses.replace(query, limit=1000))
+    if scan == 20_000:
+        assert ([t.trace_id for t in whole.traces], whole.next_cursor) == (expected, None)
+
+
+def test_text_search_reads_a_bounded_number_of_lines_per_page(
+    ui_dataset: tuple[Path, list[tuple[Any, ...]], list[tuple[Any, ...]]],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A text only the oldest line holds: each page reads at most TEXT_SCAN lines and answers
+    an empty page with a cursor until the page that reaches it."""
+    from telemetry_web.store import _search
+
+    monkeypatch.setattr(_search, "TEXT_SLICE", 50)
+    monkeypatch.setattr(_search, "TEXT_SCAN", 100)
+    path, _, logs = ui_dataset
+    oldest = min(logs, key=lambda entry: entry[0])
+    with TracingManager(path) as reader:
+        pages = []
+        cursor = None
+        while True:
+            page = reader.trace_page(TraceQuery(text="ONLY here", limit=50, cursor=cursor))
+            pages.append([t.trace_id for t in page.traces])
+            if page.next_cursor is None:
+                break
+            cursor = page.next_cursor
+    assert len(pages) == -(-len(logs) // 100)
+    assert pages[-1] == [oldest[6]]
+    assert all(p == [] for p in pages[:-1])
+
+
+def test_slowest_traces_of_a_route_are_its_slowest_server_spans_in_the_window(
+    ui_dataset: tuple[Path, list[tuple[Any, ...]], list[tuple[Any, ...]]],
+) -> None:
+    """The slowest server spans of (service, route) started in the window, slowest first."""
+    path, spans, _ = ui_dataset
+    start, end = NOW - 800, NOW - 200
+    rows = [r for r in spans if r[4] == "server" and r[5] == "svc" and r[6] == "/b"
+            and int(start * 1e9) <= r[8] < int(end * 1e9)]  # fmt: skip
+    expected = [r[0] for r in sorted(rows, key=lambda r: -r[9])][:5]
+    with TracingManager(path) as reader:
+        found = reader.slowest_traces("svc", "/b", start, end, limit=5)
+        assert reader.slowest_traces("svc", "/nowhere", start) == []
+    assert [t.trace_id for t in found] == expected
+    assert [t.route for t in found] == ["/b"] * 5
+
+
+def test_route_series_equals_nearest_rank_buckets_over_the_rows(
+    ui_dataset: tuple[Path, list[tuple[Any, ...]], list[tuple[Any, ...]]],
+) -> None:
+    """One point per 60 s interval with requests: rate, error ratio and nearest-rank
+    p50/p95/p99 of the route's server spans, as computed over the rows written."""
+    path, spans, _ = ui_dataset
+    start, end, step = NOW - 1000, NOW - 100, 60.0
+    start_ns, step_ns = int(start * 1e9), int(step * 1e9)
+    buckets: dict[int, list[tuple[int, str]]] = {}
+    for r in spans:
+        if r[4] == "server" and (r[5], r[6]) == ("api", "/a") and start_ns <= r[8] < end * 1e9:
+            buckets.setdefault((r[8] - start_ns) // step_ns, []).append((r[9], r[10]))
+
+    def rank(d: list[int], q: int) -> float:
+        return d[max(1, -(-len(d) * q // 100)) - 1] / 1e9
+
+    expected = []
+    for b in sorted(buckets):
+        durations = sorted(d for d, _ in buckets[b])
+        errors = sum(1 for _, s in buckets[b] if s == "error")
+        expected.append((start + b * step, start + (b + 1) * step, len(durations) / step,
+                         errors / len(durations), rank(durations, 50), rank(durations, 95),
+                         rank(durations, 99)))  # fmt: skip
+    assert len(expected) >= 5
+    with TracingManager(path) as reader:
+        found = reader.route_series("api", "/a", start, end, step)
+    assert [(p.start, p.end, p.rate, p.error_ratio, p.p50, p.p95, p.p99) for p in found] == (
+        expected
+    )
+
+
+def test_route_names_are_the_routes_route_stats_lists(
+    ui_dataset: tuple[Path, list[tuple[Any, ...]], list[tuple[Any, ...]]],
+) -> None:
+    """The (service, route) pairs of server spans in the window (a route-less one by name), the
+    same pairs ``route_stats`` counts; an old route only in a longer window."""
+    path, _, _ = ui_dataset
+    expected = sorted({(s, r) for s in ("svc", "api") for r in ("/a", "/b", "/c")}
+                      | {("worker", "consume jobs")})  # fmt: skip
+    with TracingManager(path) as reader:
+        assert reader.route_names(since=86400) == expected
+        stats = reader.route_stats(since=86400)
+        assert sorted((s.service, s.route) for s in stats) == expected
+        assert reader.route_names() == sorted([*expected, ("svc", "/old")])

@@ -88,3 +88,77 @@ async def test_static_assets_are_served(tmp_path: Path) -> None:
     assert page.status_code == script.status_code == style.status_code == 200
     assert '<script src="static/app.js">' in page.text
     assert "http" not in page.text.replace("http-equiv", "")
+
+
+def _store(path: Path, now: float) -> list[str]:
+    """Four one-span traces of service svc, route /a (200, 404, 500, 404; 10 s apart, newest
+    last, 10-40 ms), each with a request line whose packed fields hold its order id; their ids."""
+    import json
+
+    from telemetry_web.store import SQLiteStore
+
+    ids, spans, logs = [], [], []
+    for i, status in enumerate((200, 404, 500, 404)):
+        trace = f"{i + 1:x}" * 32
+        ids.append(trace)
+        start = now - 100 + i * 10
+        spans.append(
+            (trace, f"{i + 1:x}" * 16, None, "GET /a", "server", "svc", "/a", status,
+             int(start * 1e9), (i + 1) * 10_000_000, "error" if status >= 500 else "unset",
+             None, json.dumps({"http.request.method": "GET"}), "[]",
+             json.dumps({"service.name": "svc"}))
+        )  # fmt: skip
+        logs.append((start + 0.001, "info", 20, "app", "svc", "request", trace, None, None,
+                     json.dumps({"order_id": f"Order-{i}"})))  # fmt: skip
+    store = SQLiteStore(str(path), retention=86400)
+    store.write(spans=spans, logs=logs)
+    store.close()
+    return ids
+
+
+async def test_search_pages_come_from_the_store_reader(tmp_path: Path) -> None:
+    """Status class, text in packed log fields (any case) and keyset pages through
+    ``before``: the exact traces, newest first, and no cursor after the last page."""
+    import time
+
+    ids = _store(tmp_path / "t.db", time.time())
+    app = create_app(str(tmp_path / "t.db"))
+    transport = httpx.ASGITransport(app=app)
+    async with httpx.AsyncClient(transport=transport, base_url="http://ui") as client:
+        by_class = (await client.get("/api/traces?status=4xx")).json()
+        first = (await client.get("/api/traces?text=order-&limit=3")).json()
+        second = await client.get(f"/api/traces?text=order-&limit=3&before={first['next']}")
+        one = (await client.get("/api/traces?text=ORDER-2")).json()
+    assert [(t["trace_id"], t["http_status"]) for t in by_class["traces"]] == [
+        (ids[3], 404), (ids[1], 404)
+    ]  # fmt: skip
+    assert by_class["next"] is None
+    assert [t["trace_id"] for t in first["traces"]] == [ids[3], ids[2], ids[1]]
+    assert [t["trace_id"] for t in second.json()["traces"]] == [ids[0]]
+    assert second.json()["next"] is None
+    assert [(t["trace_id"], t["status"], t["span_count"]) for t in one["traces"]] == [
+        (ids[2], "error", 1)
+    ]
+
+
+async def test_route_endpoint_reads_series_slowest_and_failing_from_the_spans(
+    tmp_path: Path,
+) -> None:
+    """Without a metric history, a route's points, slowest and failing traces come from its
+    spans: one point per interval with requests, slowest first, the failing one."""
+    import time
+
+    ids = _store(tmp_path / "t.db", time.time())
+    app = create_app(str(tmp_path / "t.db"))
+    transport = httpx.ASGITransport(app=app)
+    async with httpx.AsyncClient(transport=transport, base_url="http://ui") as client:
+        body = (await client.get("/api/route?service=svc&route=/a&window=15m")).json()
+    assert body["source"] == "spans"
+    counts = [round(p["rate"] * (p["end"] - p["start"])) for p in body["points"]]
+    assert sum(counts) == 4
+    assert sum(c * p["error_ratio"] for c, p in zip(counts, body["points"], strict=True)) == 1
+    assert (min(p["p50"] for p in body["points"]), max(p["p99"] for p in body["points"])) == (
+        0.01, 0.04
+    )  # fmt: skip
+    assert [t["trace_id"] for t in body["slowest"]] == [ids[3], ids[2], ids[1], ids[0]]
+    assert [t["trace_id"] for t in body["failing"]] == [ids[2]]

@@ -33,6 +33,7 @@ from ._metrics import METRICS_DROPPED, MetricSnapshotter, lock_path
 from ._query import (
     LogQuery,
     LogRecord,
+    RoutePoint,
     RouteStats,
     SpanRecord,
     StoreError,
@@ -50,6 +51,7 @@ __all__ = [
     "MetricHistory",
     "MetricSnapshotter",
     "QueryRow",
+    "RoutePoint",
     "RouteStats",
     "SQLiteStore",
     "SpanRecord",

@@ -2,8 +2,9 @@
 
 Readers open the file read-only; WAL mode lets them run while workers write. Every query walks
 an index in the order it answers in and stops at its limit: traces newest first through the
-start-time, service, route or error index (keyset pages: ``TraceQuery.cursor``), route
-percentiles by counting along the per-route latency index, log lines along the time index.
+start-time, service, route, error or trace-id index (keyset pages: ``TraceQuery.cursor``), route
+percentiles by counting along the per-route latency index, log lines along the time index. The
+UI's reads (text in log lines, slowest traces, a route's series) are in :mod:`._search`.
 """
 
 from __future__ import annotations
@@ -12,19 +13,34 @@ import json
 import os
 import sqlite3
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 from .. import semconv as sc
+from . import _search
 from ._codec import id_in, id_out, unpack
 from ._db import SQLiteStore, stored_route
 from ._rows import KINDS, LEVEL_NAMES, STATUSES
+from ._search import (
+    SLOWEST_SQL,
+    STATUS_CLASSES,
+    RoutePoint,
+    decode_log_cursor,
+    encode_log_cursor,
+    id_range,
+    register,
+    route_names,
+    route_series,
+    slowest_trace_ids,
+    text_trace_ids,
+)
 from ._writers import COLUMN_KEYS, iso_time
 
 __all__ = [
     "LogQuery",
     "LogRecord",
+    "RoutePoint",
     "RouteStats",
     "SpanRecord",
     "StoreError",
@@ -120,16 +136,26 @@ class RouteStats:
 
 @dataclass(frozen=True)
 class TraceQuery:
-    """What ``list_traces`` matches: every given condition holds for one span of the trace."""
+    """What ``list_traces`` matches: every given condition holds for one span of the trace;
+    with ``text``, one of the trace's log lines holds it too (in its event or fields, any case),
+    and the traces come by their newest such line (see :mod:`._search` for its bound)."""
 
     service: str | None = None
     route: str | None = None
-    status: str | None = None  # "error" or "ok" (not an error)
+    status: str | None = None  # "error", "ok" (not an error) or a class: "2xx" ... "5xx"
     min_duration: float | None = None  # seconds
     since: float | None = None  # seconds back from now
     attributes: dict[str, str] = field(default_factory=dict)
     limit: int = 20
     cursor: str | None = None  # TracePage.next_cursor of the page before
+    start: float | None = None  # epoch seconds, inclusive
+    end: float | None = None  # epoch seconds, exclusive
+    trace_id: str | None = None  # a trace id or a prefix of one (hex)
+    text: str | None = None  # in one of the trace's log lines
+    # span rows read at most per page (in slices along the start-time index; not for status
+    # "error" or a trace id prefix of 4+ digits, read along their own indexes); a page that
+    # runs out of them is short, and its cursor continues where it stopped. None: no bound.
+    max_scan: int | None = None
 
 
 @dataclass(frozen=True)
@@ -253,6 +279,7 @@ class TracingManager:
             self._conn.execute("PRAGMA cache_size = -65536")
             self._conn.execute("PRAGMA mmap_size = 1073741824")  # pages read in place
             self._conn.create_function("tw_attr", 2, _attribute_text, deterministic=True)
+            register(self._conn)
             return {r[0] for r in self._conn.execute("SELECT name FROM sqlite_master")}
         except sqlite3.Error as exc:
             raise StoreError(f"cannot read the telemetry store at {self.path}: {exc}") from None
@@ -269,6 +296,13 @@ class TracingManager:
     def _query(self, sql: str, params: Sequence[Any] = ()) -> list[sqlite3.Row]:
         try:
             return self._conn.execute(sql, params).fetchall()
+        except sqlite3.Error as exc:
+            raise StoreError(f"cannot read the telemetry store at {self.path}: {exc}") from None
+
+    def _lazy(self, sql: str, params: Sequence[Any] = ()) -> Iterator[sqlite3.Row]:
+        """The rows of a query as SQLite steps to them: leaving early leaves the rest unread."""
+        try:
+            yield from self._conn.execute(sql, params)
         except sqlite3.Error as exc:
             raise StoreError(f"cannot read the telemetry store at {self.path}: {exc}") from None
 
@@ -384,6 +418,12 @@ class TracingManager:
             return TracePage([], None)
         where, params = filters
         cursor = _decode_cursor(query.cursor)
+        if query.text:
+            return self._text_page(query, where, params, cursor)
+        # (errors come along their own index, and a trace id prefix of 4 hex digits or more
+        # picks few rows along the trace-id index: both bounded without slices)
+        if query.max_scan is not None and query.status != "error" and len(query.trace_id or "") < 4:
+            return self._bounded_page(query, where, params, cursor)
         found: dict[bytes, None] = {}
         earlier: set[bytes] = set()  # traces listed on an earlier page
         position, chunk, exhausted = cursor, 64, False
@@ -415,14 +455,100 @@ class TracingManager:
         more = len(found) == query.limit and not exhausted and position is not None
         return TracePage(summaries, _encode_cursor(position) if more and position else None)
 
+    def _bounded_page(
+        self,
+        query: TraceQuery,
+        where: list[str],
+        params: list[Any],
+        cursor: tuple[int, int] | None,
+    ) -> TracePage:
+        """``trace_page`` reading at most ``query.max_scan`` span rows: slices of
+        ``SPAN_SLICE`` rows along the start-time index, each searched with the filters."""
+        start, end = self._time_range(query)
+        span_where, span_params = ["1 = 1"], []
+        if start is not None:
+            span_where.append("start_ns >= ?")
+            span_params.append(int(start * 1e9))
+        if end is not None:
+            span_where.append("start_ns < ?")
+            span_params.append(int(end * 1e9))
+        found: dict[bytes, None] = {}
+        earlier: set[bytes] = set()
+        position, scanned, size = cursor, 0, 1000
+        while len(found) < query.limit and scanned < (query.max_scan or 0):
+            size = min(size, _search.SPAN_SLICE, (query.max_scan or 0) - scanned)
+            keyset, keyset_params = list(span_where), list(span_params)
+            if position is not None:
+                keyset.append("start_ns <= ? AND (start_ns < ? OR id < ?)")
+                keyset_params.extend([position[0], position[0], position[1]])
+            bound = self._query(
+                f"SELECT start_ns, id FROM span_rows INDEXED BY span_rows_start WHERE "
+                f"{' AND '.join(keyset)} ORDER BY start_ns DESC, id DESC LIMIT 1 OFFSET ?",
+                [*keyset_params, size - 1],
+            )
+            if bound:
+                keyset.append("start_ns >= ? AND (start_ns > ? OR id >= ?)")
+                keyset_params.extend([bound[0][0], bound[0][0], bound[0][1]])
+            rows = self._lazy(
+                f"SELECT id, trace_id, start_ns FROM span_rows WHERE {' AND '.join(where)} AND "
+                f"{' AND '.join(keyset)} ORDER BY start_ns DESC, id DESC",
+                [*params, *keyset_params],
+            )
+            for row in rows:
+                position = (row["start_ns"], row["id"])
+                trace = row["trace_id"]
+                if trace in found or trace in earlier:
+                    continue
+                if cursor is not None and self._listed_before(trace, where, params, cursor):
+                    earlier.add(trace)
+                    continue
+                found[trace] = None
+                if len(found) == query.limit:
+                    break
+            else:
+                if not bound:
+                    position = None  # every row read
+                    break
+                position = (bound[0][0], bound[0][1])
+                scanned, size = scanned + size, size * 4
+        summaries = [s for s in map(self._summary, map(id_out, found)) if s is not None]
+        return TracePage(summaries, None if position is None else _encode_cursor(position))
+
+    def _text_page(
+        self, query: TraceQuery, where: list[str], params: list[Any], cursor: Any
+    ) -> TracePage:
+        start, end = self._time_range(query)
+        found, position = text_trace_ids(
+            self._query,
+            self._lazy,
+            text=query.text or "",
+            span_where=where,
+            span_params=params,
+            start=start,
+            end=end,
+            cursor=None if cursor is None else decode_log_cursor(cursor),
+            limit=query.limit,
+        )
+        summaries = [s for s in map(self._summary, map(id_out, found)) if s is not None]
+        return TracePage(summaries, None if position is None else encode_log_cursor(position))
+
+    @staticmethod
+    def _time_range(query: TraceQuery) -> tuple[float | None, float | None]:
+        """The epoch-second bounds of ``since``/``start``/``end`` (the later start wins)."""
+        starts = [s for s in (query.start,) if s is not None]
+        if query.since is not None:
+            starts.append(time.time() - query.since)
+        return (max(starts) if starts else None), query.end
+
     def _listed_before(
         self, trace: bytes, where: list[str], params: list[Any], cursor: tuple[int, int]
     ) -> bool:
         """Whether a matching span of the trace comes at or before the cursor (newest first):
         the trace was on an earlier page."""
         rows = self._query(
-            f"SELECT 1 FROM span_rows WHERE substr(trace_id, 1, 8) = ? AND trace_id = ? AND "
-            f"{' AND '.join(where)} AND (start_ns > ? OR (start_ns = ? AND id >= ?)) LIMIT 1",
+            "SELECT 1 FROM span_rows INDEXED BY span_rows_trace WHERE substr(trace_id, 1, 8) = ? "
+            f"AND trace_id = ? AND {' AND '.join(where)} AND "
+            "(start_ns > ? OR (start_ns = ? AND id >= ?)) LIMIT 1",
             [trace[:8], trace, *params, cursor[0], cursor[0], cursor[1]],
         )
         return bool(rows)
@@ -445,12 +571,27 @@ class TracingManager:
             where.append(f"status = {_ERROR}")
         elif query.status == "ok":
             where.append(f"status != {_ERROR}")
+        elif query.status in STATUS_CLASSES:
+            where.append("http_status BETWEEN ? AND ?")
+            params.extend(STATUS_CLASSES[query.status])
         if query.min_duration is not None:
             where.append("duration_ns >= ?")
             params.append(int(query.min_duration * 1e9))
-        if query.since is not None:
+        start, end = self._time_range(query)
+        if start is not None:
             where.append("start_ns >= ?")
-            params.append(int((time.time() - query.since) * 1e9))
+            params.append(int(start * 1e9))
+        if end is not None:
+            where.append("start_ns < ?")
+            params.append(int(end * 1e9))
+        if query.trace_id is not None:
+            prefix = query.trace_id.lower()
+            if not 0 < len(prefix) <= 32 or not set(prefix) <= set("0123456789abcdef"):
+                return None
+            low, high = id_range(prefix)
+            # a range on the 8-byte prefix index, then the whole id
+            where.append("substr(trace_id, 1, 8) BETWEEN ? AND ? AND trace_id BETWEEN ? AND ?")
+            params.extend([low[:8], high[:8], low, high])
         for key, value in query.attributes.items():
             if key == sc.ATTR_HTTP_STATUS:  # kept in its column (see _span)
                 where.append("(CAST(http_status AS TEXT) = ? OR tw_attr(attributes, ?) = ?)")
@@ -497,9 +638,13 @@ class TracingManager:
                 return []
             where.append("service = ?")
             params.append(service_id)
-        if since is not None:
+        cutoff = None if since is None else int((time.time() - since) * 1e9)
+        oldest = self._query("SELECT MIN(start_ns) FROM span_rows")[0][0]
+        if cutoff is not None and oldest is not None and cutoff > oldest:
+            # (a window reaching back past the oldest span filters nothing: left out, the
+            # counts and ranks walk the index without reading each entry's start time)
             where.append("start_ns >= ?")
-            params.append(int((time.time() - since) * 1e9))
+            params.append(cutoff)
         # routed spans grouped along the route index alone; the rare server spans without a
         # route (not HTTP) by name
         # (errors counted along the small errors index: summing them here costs more than the
@@ -554,6 +699,47 @@ class TracingManager:
             [*params, rank - 1 if ascending else count - rank],
         )
         return rows[0][0] / 1e9 if rows else 0.0
+
+    def slowest_traces(
+        self, service: str, route: str, start: float, end: float | None = None, limit: int = 20
+    ) -> list[TraceSummary]:
+        """The traces of a route's slowest server spans started in [start, end), slowest
+        first, each once; read down the per-route latency index from its slow end."""
+        ids = self._route_ids(service, route)
+        if ids is None or limit <= 0:
+            return []
+        end_ns = 2**63 - 1 if end is None else int(end * 1e9)
+        try:
+            rows = self._conn.execute(SLOWEST_SQL, [ids[1], ids[0], int(start * 1e9), end_ns])
+            found = slowest_trace_ids(rows, limit)
+        except sqlite3.Error as exc:
+            raise StoreError(f"cannot read the telemetry store at {self.path}: {exc}") from None
+        return [s for s in map(self._summary, map(id_out, found)) if s is not None]
+
+    def route_series(
+        self, service: str, route: str, start: float, end: float, step: float
+    ) -> list[RoutePoint]:
+        """A route's server spans per ``step`` seconds in [start, end): one point per interval
+        that had requests, with their rate, error ratio and nearest-rank p50/p95/p99."""
+        ids = self._route_ids(service, route)
+        if ids is None:
+            return []
+        return route_series(self._query, ids[0], ids[1], start, end, step)
+
+    def route_names(self, since: float | None = None) -> list[tuple[str, str]]:
+        """The (service, route) pairs ``route_stats`` would list, without counting them: a
+        route-less server span (not HTTP) goes by its name."""
+        since_ns = None if since is None else int((time.time() - since) * 1e9)
+        return sorted(
+            (self._string(service) or "", self._string(name) or "")
+            for service, name, _ in route_names(self._query, since_ns)
+        )
+
+    def _route_ids(self, service: str, route: str) -> tuple[int, int] | None:
+        service_id, route_id = self._string_id(service), self._string_id(route)
+        if service_id is None or route_id is None:
+            return None
+        return service_id, route_id
 
     # --- logs ---------------------------------------------------------------------------------
 

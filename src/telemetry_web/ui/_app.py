@@ -1,8 +1,9 @@
 """The UI's ASGI app: the static page and the JSON and server-sent-event endpoints it calls.
 
-Every read goes through the store's reader API (``TracingManager``, ``MetricHistory``) or
-``_queries``; a connection is opened per request (sqlite3 connections belong to one thread and
-Starlette runs the synchronous endpoints on its thread pool, off the event loop).
+Every read goes through the store's reader API (``TracingManager``, ``MetricHistory``: read-only
+connections, parameterised and bounded queries, keyset pages); a connection is opened per request
+(sqlite3 connections belong to one thread and Starlette runs the synchronous endpoints on its
+thread pool, off the event loop).
 """
 
 from __future__ import annotations
@@ -35,8 +36,14 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 
 from .. import semconv as sc
 from ..config import parse_duration
-from ..store import LogQuery, LogRecord, MetricHistory, StoreError, TracingManager
-from . import _queries as q
+from ..store import (
+    LogQuery,
+    LogRecord,
+    MetricHistory,
+    StoreError,
+    TraceQuery,
+    TracingManager,
+)
 from ._trace import trace_rows
 
 __all__ = ["COOKIE", "create_app"]
@@ -48,6 +55,8 @@ TAIL_SCAN = 2000  # lines read per poll (the text filter is applied to them)
 TAIL_POLL = 0.5  # seconds between two reads of new lines
 KEEPALIVE = 15.0  # seconds between two SSE comments on a quiet tail
 MAX_WINDOW = 30 * 86400.0
+MAX_LIMIT = 200  # traces per page
+MAX_SCAN = 200_000  # span rows a search page reads at most (text: store/_search.TEXT_SCAN lines)
 _DURATIONS = (
     (sc.HTTP_REQUEST_DURATION, sc.LABEL_ROUTE),
     (sc.OTEL_HTTP_SERVER_DURATION, sc.OTEL_LABEL_ROUTE),
@@ -130,16 +139,16 @@ def _window(request: Request, default: str = "1h") -> float:
     return seconds
 
 
-def _cursor(value: str | None) -> tuple[int, int] | None:
+def _cursor(value: str | None) -> str | None:
     if value is None:
         return None
     start, _, row = value.partition(".")
     if not (start.isdigit() and row.isdigit()):
         raise BadRequest(f"before={value!r} is not a cursor from a previous page")
-    return int(start), int(row)
+    return value
 
 
-def _search(request: Request) -> q.TraceSearch:
+def _search(request: Request) -> TraceQuery:
     status = _text(request, "status")
     if status not in (None, "error", "ok", "2xx", "3xx", "4xx", "5xx"):
         raise BadRequest(f"status={status!r} is not one of error, ok, 2xx, 3xx, 4xx, 5xx")
@@ -154,7 +163,7 @@ def _search(request: Request) -> q.TraceSearch:
     trace_id = _text(request, "trace_id")
     if trace_id is not None and not all(c in "0123456789abcdefABCDEF" for c in trace_id):
         raise BadRequest(f"trace_id={trace_id!r} is not a hexadecimal trace id or prefix")
-    return q.TraceSearch(
+    return TraceQuery(
         service=_text(request, "service"),
         route=_text(request, "route"),
         status=status,
@@ -163,8 +172,9 @@ def _search(request: Request) -> q.TraceSearch:
         end=_number(request, "end"),
         trace_id=trace_id,
         text=_text(request, "text"),
-        limit=int(_number(request, "limit") or 50),
-        before=_cursor(_text(request, "before")),
+        limit=max(1, min(int(_number(request, "limit") or 50), MAX_LIMIT)),
+        cursor=_cursor(_text(request, "before")),
+        max_scan=MAX_SCAN,
     )
 
 
@@ -179,9 +189,10 @@ class UI:
         return TracingManager(self.store_path)
 
     def traces(self, request: Request) -> dict[str, Any]:
-        page = q.search_traces(self.store_path, _search(request))
-        cursor = None if page.next is None else f"{page.next[0]}.{page.next[1]}"
-        return {"traces": page.traces, "next": cursor}
+        query = _search(request)
+        with self._manager() as store:
+            page = store.trace_page(query)
+        return {"traces": [t.to_json() for t in page.traces], "next": page.next_cursor}
 
     def trace(self, request: Request) -> dict[str, Any]:
         trace_id = request.path_params["trace_id"]
@@ -194,10 +205,10 @@ class UI:
 
     def services(self, request: Request) -> dict[str, Any]:
         with self._manager() as store:
-            stats = store.route_stats(since=_window(request, "1d"))
+            names = store.route_names(since=_window(request, "1d"))
         return {
-            "services": sorted({s.service for s in stats}),
-            "routes": sorted({s.route for s in stats}),
+            "services": sorted({service for service, _ in names}),
+            "routes": sorted({route for _, route in names}),
         }
 
     def routes(self, request: Request) -> dict[str, Any]:
@@ -264,23 +275,25 @@ class UI:
         now = time.time()
         step = max(1.0, float(math.ceil(window / 30)))
         points, source = self._series_from_history(service, route, window, now)
-        if points is None:
-            source = "spans"
-            points = q.route_series(self.store_path, service, route, now - window, now, step)
-        failing = q.search_traces(
-            self.store_path,
-            q.TraceSearch(service=service, route=route, status="error", start=now - window,
-                          limit=20),
-        ).traces  # fmt: skip
-        return {
-            "service": service,
-            "route": route,
-            "window": window,
-            "source": source,
-            "points": points,
-            "slowest": q.slowest_traces(self.store_path, service, route, now - window),
-            "failing": failing,
-        }
+        failing = TraceQuery(
+            service=service, route=route, status="error", start=now - window, max_scan=MAX_SCAN
+        )
+        with self._manager() as store:
+            if points is None:
+                source = "spans"
+                series = store.route_series(service, route, now - window, now, step)
+                points = [p.to_json() for p in series]
+            return {
+                "service": service,
+                "route": route,
+                "window": window,
+                "source": source,
+                "points": points,
+                "slowest": [
+                    t.to_json() for t in store.slowest_traces(service, route, now - window)
+                ],
+                "failing": [t.to_json() for t in store.trace_page(failing).traces],
+            }
 
     def _series_from_history(
         self, service: str, route: str, window: float, now: float

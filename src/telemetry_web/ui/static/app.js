@@ -116,7 +116,7 @@ async function searchPage(results, query, shown) {
     traces.length ? el("table", { id: "trace-list" },
       el("tr", {}, ["Start", "Service", "Trace", "Status", "Spans", "Duration", "", "Trace id"].map(
         (h, i) => el("th", { class: i === 4 || i === 5 ? "num" : null }, h))), rows)
-      : el("p", { class: "note" }, "No trace matches."), ...(more ? [more] : []));
+      : el("p", { class: "note" }, more ? "No match among the newest rows read so far (a page reads at most 200,000 spans, or 20,000 log lines for a text): More reads older ones." : "No trace matches."), ...(more ? [more] : []));
 }
 
 // --- one trace -----------------------------------------------------------------------------
