@@ -2,8 +2,10 @@
 
 Before the app runs, the router's routes are matched against a copy of the scope, as the router
 itself will match them, descending into mounts (through the middleware wrapped around a mounted
-app), hosts and FastAPI's included routers. Results are cached per (method, path, root path,
-host when ``Host`` routes exist); the cache is bounded, and the route count is part of the key.
+app), hosts and FastAPI's included routers. Each route list is asked only for the routes its index
+(``_index.py``) finds for the path, so a label costs the same with 10 or 1,000 routes, for new
+ids and for unmatched paths alike. Results are cached per (method, path, root path, host when
+``Host`` routes exist); the cache is bounded, and the route count is part of the key.
 
 After the app ran, what the router recorded wins: ``scope["route"]`` (the innermost route
 matched; FastAPI's effective route context for an included router's route) joined with the
@@ -19,10 +21,12 @@ from collections.abc import Callable, Sequence
 from typing import Any, NamedTuple
 
 from ._base import CACHE_SIZE, RouteSource
+from ._index import RouteIndex
 
 __all__ = ["RecordedRoutes", "Resolution", "StarletteRoutes", "find_routes"]
 
 _MAX_DEPTH = 8
+_MAX_INDEXES = 256  # route lists indexed per source (one per router, mounted ones included)
 
 
 def find_routes(app: Any, depth: int = 0) -> Sequence[Any] | None:
@@ -72,6 +76,7 @@ class StarletteRoutes(RouteSource):
         self._others: dict[int, RouteSource | None] = {}
         self._cache: dict[tuple[str, str, str, int, str], Resolution | None] = {}
         self._prefixes: dict[tuple[str, str, str], str | None] = {}
+        self._indexes: dict[int, RouteIndex] = {}  # by id of the route list (mounts' too)
         # With Host routes the same path can resolve differently per host: key on it too.
         self._by_host = any(type(r).__name__ == "Host" for r in routes)
 
@@ -112,44 +117,35 @@ class StarletteRoutes(RouteSource):
         self, routes: Sequence[Any], scope: dict[str, Any], prefix: str, depth: int
     ) -> tuple[Any, Resolution | None] | None:
         """(match, resolution) of the route the router picks: the first full match, else the
-        first partial one (a 405); None when nothing matches."""
+        first partial one (a 405); None when nothing matches. Only the routes the index finds
+        for the path are asked, in the router's order."""
         partial: tuple[Any, Resolution | None] | None = None
-        for route in routes:
-            contexts = getattr(route, "effective_route_contexts", None)
-            if contexts is not None:  # FastAPI's included router: its routes carry full paths
-                found = self._match_contexts(contexts(), scope, prefix, depth)
-            else:
-                match, child = route.matches(scope)
-                if match == self._none:
-                    continue
-                found = (match, self._descend(route, {**scope, **child}, prefix, depth))
-            if found is None:
-                continue
-            if found[0] == self._full:
-                return found
-            if partial is None:
-                partial = found
-        return partial
-
-    def _match_contexts(
-        self, contexts: Any, scope: dict[str, Any], prefix: str, depth: int
-    ) -> tuple[Any, Resolution | None] | None:
-        partial: tuple[Any, Resolution | None] | None = None
-        for context in contexts:
-            match, child = context.matches(scope)
+        for route, is_context in self._index(routes).candidates(_route_path(scope)):
+            match, child = route.matches(scope)
             if match == self._none:
                 continue
-            inner = getattr(context, "starlette_route", None)
             child_scope = {**scope, **child}
-            if inner is not None:  # a plain route, mount or host, copied with the full path
+            inner = getattr(route, "starlette_route", None) if is_context else route
+            if inner is not None:  # a FastAPI context of a plain route, mount or host: its copy
                 found = (match, self._descend(inner, child_scope, prefix, depth))
-            else:  # an APIRoute: the router records its effective context
-                found = (match, _resolution(prefix, _declared(context), context, child_scope))
+            else:  # an APIRoute's effective context: the router records that context
+                found = (match, _resolution(prefix, _declared(route), route, child_scope))
             if match == self._full:
                 return found
             if partial is None:
                 partial = found
         return partial
+
+    def _index(self, routes: Sequence[Any]) -> RouteIndex:
+        """The index of one route list, rebuilt when the list changed."""
+        known = self._indexes.get(id(routes))
+        if known is not None and known.source is routes and known.is_current():
+            return known
+        index = RouteIndex(routes)
+        if len(self._indexes) >= _MAX_INDEXES:
+            self._indexes.clear()
+        self._indexes[id(routes)] = index
+        return index
 
     def _descend(
         self, route: Any, scope: dict[str, Any], prefix: str, depth: int
@@ -240,16 +236,9 @@ class StarletteRoutes(RouteSource):
     def _mounts(
         self, routes: Sequence[Any], probe: dict[str, Any], target: str, depth: int
     ) -> str | None:
-        for route in routes:
-            contexts = getattr(route, "effective_route_contexts", None)
-            candidates = (
-                [getattr(c, "starlette_route", None) for c in contexts()]
-                if contexts is not None
-                else [route]
-            )
-            for candidate in candidates:
-                if candidate is None or not _is_mount(candidate):
-                    continue
+        for route, is_context in self._index(routes).candidates(_route_path(probe)):
+            candidate = getattr(route, "starlette_route", None) if is_context else route
+            if candidate is not None and _is_mount(candidate):
                 match, child = candidate.matches(probe)
                 if match != self._full:
                     continue
@@ -336,6 +325,18 @@ def _inner_routes(route: Any) -> Sequence[Any] | None:
         routes = find_routes(getattr(route, "app", None))
     # Starlette routes only: a Litestar app, say, has a ``routes`` list of its own.
     return routes if routes and hasattr(routes[0], "matches") else None
+
+
+def _route_path(scope: Any) -> str:
+    """The path a router at this level matches against (Starlette's ``get_route_path``: the
+    path below the root path the mounts above added)."""
+    path: str = scope["path"]
+    root_path = scope.get("root_path", "")
+    if not root_path or not path.startswith(root_path):
+        return path
+    if path == root_path:
+        return ""
+    return path[len(root_path) :] if path[len(root_path)] == "/" else path
 
 
 def _host(scope: Any) -> str:
