@@ -36,6 +36,7 @@ from telemetry_web.errors import ConfigError
 from telemetry_web.metrics.outputs import DatadogOutput, ExportError, Snapshot
 from telemetry_web.metrics.outputs._datadog import series_url
 
+from .._timing import assert_not_slowed
 from ..servers.conftest import free_port, serve
 
 KEY = "dd-0123456789abcdef0123456789abcdef"
@@ -590,7 +591,7 @@ def test_refused_endpoint_never_slows_requests(caplog: pytest.LogCaptureFixture)
         deadline = time.monotonic() + 2.5
         while time.monotonic() < deadline:
             durations.extend(send_requests(telemetry, 20))
-        assert max(durations) < 0.25
+        assert_not_slowed(durations)
         assert dropped(telemetry, "export_failed") > 0
         assert telemetry._metric_outputs[0].pending_samples <= 200
     finally:
@@ -610,7 +611,7 @@ def test_hanging_endpoint_never_slows_requests_and_shutdown_keeps_its_budget(
     durations = send_requests(telemetry, 50)
     wait_until(lambda: len(receiver.requests) >= 1)
     durations += send_requests(telemetry, 50)
-    assert max(durations) < 0.25
+    assert_not_slowed(durations)
     started = time.monotonic()
     telemetry.shutdown(1.0)
     assert time.monotonic() - started < 1.5

@@ -23,6 +23,7 @@ from telemetry_web import ConfigError, Telemetry, TelemetryMiddleware
 from telemetry_web.metrics.outputs import Snapshot
 from telemetry_web.metrics.outputs._otlp import _Encoder, encode_request, resolve_endpoint
 
+from .._timing import assert_not_slowed
 from ..servers.conftest import free_port, serve
 from ..test_optional_imports import run_hidden
 from ..tracing._receivers import (
@@ -325,7 +326,7 @@ def test_refused_collector_never_slows_requests(
         deadline = time.monotonic() + 2.5
         while time.monotonic() < deadline:
             durations.extend(send_requests(telemetry, 20)[0])
-        assert max(durations) < 0.25
+        assert_not_slowed(durations)
         assert dropped(telemetry, "export_failed") > 0
         assert dropped(telemetry, "rejected") == 0
     finally:
@@ -424,7 +425,7 @@ def test_hanging_grpc_collector_is_cut_by_the_deadline(caplog: pytest.LogCapture
         durations = send_requests(telemetry, 50)[0]
         assert receiver.wait_for(lambda: len(receiver.calls) >= 2, timeout=10)
         durations += send_requests(telemetry, 50)[0]
-        assert max(durations) < 0.25
+        assert_not_slowed(durations)
         started = time.monotonic()
         telemetry.shutdown(1.0)
         assert time.monotonic() - started < 1.5

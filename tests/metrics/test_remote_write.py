@@ -32,6 +32,7 @@ from telemetry_web.metrics.outputs._remote_write import (
     write_request_series,
 )
 
+from .._timing import assert_not_slowed
 from ..conftest import require_tool
 from ..servers.conftest import free_port, serve
 
@@ -332,7 +333,7 @@ def test_refused_endpoint_never_slows_requests(caplog: pytest.LogCaptureFixture)
         deadline = time.monotonic() + 2.5
         while time.monotonic() < deadline:
             durations.extend(send_requests(telemetry, 20))
-        assert max(durations) < 0.25
+        assert_not_slowed(durations)
         assert dropped(telemetry, "export_failed") > 0
         output = telemetry._metric_outputs[0]
         assert output.pending_samples <= 200  # one snapshot, never a backlog
@@ -353,7 +354,7 @@ def test_hanging_endpoint_never_slows_requests_and_shutdown_keeps_its_budget(
     durations = send_requests(telemetry, 50)
     wait_until(lambda: len(receiver.requests) >= 1)
     durations += send_requests(telemetry, 50)
-    assert max(durations) < 0.25
+    assert_not_slowed(durations)
     started = time.monotonic()
     telemetry.shutdown(1.0)
     assert time.monotonic() - started < 1.5

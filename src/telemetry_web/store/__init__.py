@@ -22,7 +22,6 @@ Reading it from code::
 
 from __future__ import annotations
 
-import dataclasses
 from collections.abc import Sequence
 from typing import Any
 
@@ -87,12 +86,7 @@ def store_for_metrics(settings: TelemetrySettings) -> bool:
     metrics, store = settings.metrics, settings.store
     if not metrics.enabled or store.enabled == "false":
         return False
-    exporters: Any = metrics.exporters
-    if dataclasses.is_dataclass(exporters):
-        pushed = any(getattr(exporters, f.name) is not None for f in dataclasses.fields(exporters))
-    else:
-        pushed = bool(exporters)
-    backend = pushed or metrics.collectors.statsd is not None
+    backend = bool(metrics.exporters) or metrics.collectors.statsd is not None
     return store.enabled == "true" or not backend
 
 
