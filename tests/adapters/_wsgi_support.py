@@ -33,8 +33,10 @@ FILE_BODY = b"0123456789abcdef" * 4096  # 64 KiB: more than one sendfile/read bl
 
 
 def capture(**config: Any) -> CapturedTelemetry:
-    """A Telemetry recording into memory, with this suite's service and environment."""
-    return capture_telemetry({"environment": ENVIRONMENT, **config}, service=SERVICE)
+    """A Telemetry recording into memory, with this suite's service and environment and the
+    opt-in body-size histograms (whose byte counts these tests check)."""
+    sizes = {"metrics": {"size_histograms": True}}
+    return capture_telemetry({"environment": ENVIRONMENT, **sizes, **config}, service=SERVICE)
 
 
 # --- metrics -------------------------------------------------------------------------------------
@@ -309,7 +311,9 @@ def served_app() -> TelemetryWSGIMiddleware:
     """
     from telemetry_web import Telemetry
 
-    telemetry = Telemetry(service="wsgi-served", environment=ENVIRONMENT)
+    telemetry = Telemetry(  # with the opt-in body-size histograms, whose byte counts we check
+        {"metrics": {"size_histograms": True}}, service="wsgi-served", environment=ENVIRONMENT
+    )
     return TelemetryWSGIMiddleware(
         RawApp(telemetry), telemetry=telemetry, route_resolver=RawApp.resolve
     )
@@ -418,4 +422,5 @@ FLASK_CONFIG: dict[str, Any] = {
     "service": SERVICE,
     "environment": ENVIRONMENT,
     "logging": {"sinks": {"console": False}},
+    "metrics": {"size_histograms": True},  # opt-in: these tests check the byte counts
 }

@@ -20,6 +20,8 @@ BASE_CONFIG: dict[str, Any] = {
     "service": SERVICE,
     "environment": ENVIRONMENT,
     "logging": {"sinks": {"console": False}},
+    # The opt-in body-size histograms: these tests check each adapter's byte counts.
+    "metrics": {"size_histograms": True},
 }
 
 

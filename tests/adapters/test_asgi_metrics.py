@@ -322,7 +322,7 @@ async def test_request_size_counts_declared_body_the_app_never_reads() -> None:
     async def only_get(request):
         return PlainTextResponse("ok")
 
-    captured = capture_telemetry()
+    captured = capture_telemetry({"metrics": {"size_histograms": True}})
     try:
         app = Starlette(routes=[Route("/only-get", only_get, methods=["GET"])])
         app.add_middleware(TelemetryMiddleware, telemetry=captured.telemetry)

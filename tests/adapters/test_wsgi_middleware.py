@@ -581,7 +581,7 @@ def test_wsgi_middleware_needs_no_framework() -> None:
             start_response("204 No Content", [])
             return []
 
-        captured = capture_telemetry()
+        captured = capture_telemetry({"metrics": {"size_histograms": True}})
         wrapped = TelemetryWSGIMiddleware(app, telemetry=captured.telemetry)
         seen = []
         body = wrapped({"REQUEST_METHOD": "GET", "PATH_INFO": "/x", "wsgi.url_scheme": "http"},

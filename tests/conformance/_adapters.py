@@ -35,7 +35,8 @@ from telemetry_web.testing import CapturedTelemetry, InMemoryLogSink, capture_te
 
 SERVICE = "conformance"
 ENVIRONMENT = "test"
-CONFIG: dict[str, Any] = {"environment": ENVIRONMENT}
+# With the opt-in body-size histograms: every adapter must count the same bytes.
+CONFIG: dict[str, Any] = {"environment": ENVIRONMENT, "metrics": {"size_histograms": True}}
 UNMATCHED = "<unmatched>"
 BASE_URL = "http://testserver"
 TRACE_ID = "4bf92f3577b34da6a3ce929d0e0e4736"

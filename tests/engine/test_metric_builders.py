@@ -19,12 +19,11 @@ DEFAULT_LE = [
     "0.005", "0.01", "0.025", "0.05", "0.075", "0.1", "0.25", "0.5", "0.75",
     "1.0", "2.5", "5.0", "7.5", "10.0", "+Inf",
 ]  # fmt: skip
+# The body-size histograms are opt-in (metrics.size_histograms) and so not built in.
 BUILT_IN = [
     "http_request_duration_seconds",
-    "http_request_size_bytes",
     "http_requests_in_progress",
     "http_requests_total",
-    "http_response_size_bytes",
     "telemetry_alert_notifications_dropped_total",
     "telemetry_log_events_dropped_total",
     "telemetry_metrics_dropped_total",

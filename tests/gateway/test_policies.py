@@ -20,7 +20,8 @@ ROUTES = (GatewayRoute(match="/ping", sample_rate=0.0, request_log=False, size_m
 
 @pytest.fixture
 def captured() -> Iterator[CapturedTelemetry]:
-    captured = capture_telemetry()
+    # The body-size histograms are opt-in; route policies then leave them out per route.
+    captured = capture_telemetry({"metrics": {"size_histograms": True}})
     yield captured
     captured.close()
 

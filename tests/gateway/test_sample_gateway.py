@@ -67,6 +67,8 @@ def run(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
                 "GATEWAY_SAMPLE_RATE": "1",
                 "GATEWAY_UPSTREAM_TIMEOUT": "0.5",
                 "TELEMETRY_LOGGING__SINKS__FILE__PATH": str(log_file),
+                # The body-size histograms are opt-in; the /ping policy then leaves them out.
+                "TELEMETRY_METRICS__SIZE_HISTOGRAMS": "true",
             }
             args = ["uvicorn", "sample_apps.gateway.app:app", "--port", str(ports["gateway"]),
                     "--no-access-log"]  # fmt: skip

@@ -17,6 +17,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from prometheus_client.registry import CollectorRegistry
 
 from telemetry_web.metrics import MultiprocessCollector, retire_worker
+from telemetry_web.metrics._multiprocess import retire_dead_workers
 
 WORKER = textwrap.dedent(
     """
@@ -128,3 +129,83 @@ def test_gunicorn_settings_module_sets_the_directory_before_prometheus_client_lo
     assert result.returncode == 0, result.stderr
     assert result.stdout.split() == [str(tmp_path), "True"]
     assert list(tmp_path.glob("*.db")) == []
+
+
+KINDS = textwrap.dedent(
+    """
+    import sys
+    from prometheus_client import Counter, Gauge, Histogram
+    n = int(sys.argv[1])
+    c = Counter("jobs", "Jobs done.\\nSecond line \\\\ here.", ["queue"])
+    c.labels('we"ird\\\\q\\n').inc(n)
+    c.labels("plain").inc(0.25)
+    h = Histogram("wait_seconds", "Wait.", ["queue"], buckets=(0.1, 1, 2.5e6))
+    for v in (0.05, 0.5, 5, 3e6)[:n]:
+        h.labels("plain").observe(v)
+    for mode in ("liveall", "livesum", "max", "min", "mostrecent", "all"):
+        Gauge(f"g_{mode}", f"Gauge {mode}.", multiprocess_mode=mode).set(n * 1.5)
+    print("ok", flush=True)
+    """
+)
+
+
+def test_text_matches_prometheus_clients_own_merge(tmp_path: Path) -> None:
+    """render_text() and collect() give exactly what prometheus-client's MultiProcessCollector
+    gives (values, types, help, escaped label values, every gauge mode), from live and retired
+    workers' files; Prometheus text is parsed back to compare."""
+    from prometheus_client import multiprocess
+
+    env = {**os.environ, "PROMETHEUS_MULTIPROC_DIR": str(tmp_path)}
+    for n in (1, 4):
+        run = subprocess.run([sys.executable, "-c", KINDS, str(n)], env=env, timeout=60,
+                             capture_output=True, text=True)  # fmt: skip
+        assert run.stdout == "ok\n", run.stderr
+
+    def parsed(text: str) -> dict[tuple[str, tuple[tuple[str, str], ...]], float | str]:
+        found: dict[tuple[str, tuple[tuple[str, str], ...]], float | str] = {}
+        for family in text_string_to_metric_families(text):
+            found[family.name, ()] = f"{family.type}: {family.documentation}"
+            for s in family.samples:
+                if not s.name.startswith("g_") or "pid" not in s.labels:
+                    found[s.name, tuple(sorted(s.labels.items()))] = s.value
+        return found
+
+    retire_dead_workers(str(tmp_path), take_lock=True)  # what our scrape does first
+    reference = CollectorRegistry()
+    multiprocess.MultiProcessCollector(reference, str(tmp_path))
+    expected = parsed(generate_latest(reference).decode())
+    ours = MultiprocessCollector(str(tmp_path))
+    registry = CollectorRegistry()
+    registry.register(ours)
+    assert parsed(ours.render_text().decode()) == expected
+    assert parsed(generate_latest(registry).decode()) == expected
+    assert expected["jobs_total", (("queue", 'we"ird\\q\n'),)] == 5.0
+    assert expected["wait_seconds_bucket", (("le", "2.5e+06"), ("queue", "plain"))] == 4.0
+    assert expected["wait_seconds_count", (("queue", "plain"),)] == 5.0
+    assert ("g_livesum", ()) not in expected  # both workers exited: live gauges are gone
+    assert expected["g_max", ()] == 6.0
+    assert expected["g_min", ()] == 1.5
+
+
+def test_size_histograms_are_opt_in() -> None:
+    """By default no body-size histograms; ``metrics.size_histograms: true`` records them."""
+    from telemetry_web.testing import capture_telemetry
+
+    def families(config: dict[str, object]) -> set[str]:
+        captured = capture_telemetry(config)
+        try:
+            captured.telemetry.lifecycle.begin(
+                method="POST", scheme="http", path="/x", query="", route="/x", headers={},
+                client=None,
+            ).finish(201, request_size=12, response_size=34)  # fmt: skip
+            text = captured.metrics_text()
+            names = {f.name for f in text_string_to_metric_families(text) if "size" in f.name}
+            return {name for name in names if not name.endswith("_created")}
+        finally:
+            captured.close()
+
+    assert families({}) == set()
+    assert families({"metrics": {"size_histograms": True}}) == {
+        "http_request_size_bytes",
+        "http_response_size_bytes",
+    }

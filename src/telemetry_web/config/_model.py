@@ -266,6 +266,8 @@ class MetricsSettings:
     # "otel": the stable OpenTelemetry HTTP metric names as Prometheus translates them.
     naming: Literal["default", "otel"] = "default"
     duration_buckets: tuple[float, ...] | None = None
+    # The request and response body-size histograms (18 samples per method, route and status).
+    size_histograms: bool = False
     collectors: MetricsCollectors = field(default_factory=MetricsCollectors)
     exporters: tuple[MetricsExporter, ...] = ()
     rules: tuple[MetricRule, ...] = ()

@@ -6,12 +6,12 @@ from __future__ import annotations
 import gzip
 import hmac
 import threading
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 from prometheus_client import REGISTRY
-from prometheus_client.exposition import choose_encoder
+from prometheus_client.exposition import CONTENT_TYPE_PLAIN_0_0_4, choose_encoder
 from prometheus_client.registry import Collector, CollectorRegistry
 
 __all__ = ["MetricsEndpoint", "Response", "serve_metrics_in_thread"]
@@ -52,7 +52,12 @@ class MetricsEndpoint:
             collectors = [registry] if registry is not None else []
             if registry is not REGISTRY:
                 collectors.append(REGISTRY)
+        collectors = list(collectors)
         self._collector = _Combined(collectors)
+        # One multiprocess collector: Prometheus text is rendered straight from its merged files.
+        self._text: Callable[[], bytes] | None = (
+            getattr(collectors[0], "render_text", None) if len(collectors) == 1 else None
+        )
         self._token = f"Bearer {bearer_token}".encode() if bearer_token else None
 
     def render(
@@ -67,7 +72,10 @@ class MetricsEndpoint:
                 b"Unauthorized\n",
             )
         encoder, content_type = choose_encoder(accept or "")
-        body = encoder(self._collector)
+        if self._text is not None and content_type == CONTENT_TYPE_PLAIN_0_0_4:
+            body = self._text()
+        else:
+            body = encoder(self._collector)
         headers = [("Content-Type", content_type)]
         if accept_encoding and "gzip" in accept_encoding.lower():
             body = gzip.compress(body, compresslevel=5)

@@ -53,14 +53,11 @@ class HttpMetrics:
                 .with_multiprocess_mode("livesum")
                 .register()
             )
-            self._request_size = _histogram(
-                metrics, sc.OTEL_HTTP_SERVER_REQUEST_SIZE, "Size of HTTP server request bodies.",
-                keys, sc.SIZE_BUCKETS,
-            )  # fmt: skip
-            self._response_size = _histogram(
-                metrics, sc.OTEL_HTTP_SERVER_RESPONSE_SIZE, "Size of HTTP server response bodies.",
-                keys, sc.SIZE_BUCKETS,
-            )  # fmt: skip
+            sizes = (sc.OTEL_HTTP_SERVER_REQUEST_SIZE, sc.OTEL_HTTP_SERVER_RESPONSE_SIZE)
+            size_help = (
+                "Size of HTTP server request bodies.",
+                "Size of HTTP server response bodies.",
+            )
         else:
             keys = (sc.LABEL_METHOD, sc.LABEL_ROUTE, sc.LABEL_STATUS)
             self._requests = (
@@ -81,15 +78,17 @@ class HttpMetrics:
                 .with_multiprocess_mode("livesum")
                 .register()
             )
-            self._request_size = _histogram(
-                metrics, sc.HTTP_REQUEST_SIZE, "Size of HTTP request bodies.", keys, sc.SIZE_BUCKETS
-            )
-            self._response_size = _histogram(
-                metrics,
-                sc.HTTP_RESPONSE_SIZE,
-                "Size of HTTP response bodies.",
-                keys,
-                sc.SIZE_BUCKETS,
+            sizes = (sc.HTTP_REQUEST_SIZE, sc.HTTP_RESPONSE_SIZE)
+            size_help = ("Size of HTTP request bodies.", "Size of HTTP response bodies.")
+        # Opt-in (metrics.size_histograms): 18 samples per (method, route, status) that most
+        # dashboards never read, and half the /metrics body under several workers.
+        self.size_histograms = settings.size_histograms
+        self._request_size: Any = None
+        self._response_size: Any = None
+        if self.size_histograms:
+            self._request_size, self._response_size = (
+                _histogram(metrics, name, text, keys, sc.SIZE_BUCKETS)
+                for name, text in zip(sizes, size_help, strict=True)
             )
         self._finished: dict[tuple[str, str, int], tuple[Any, Any, Any, Any]] = {}
 
@@ -116,20 +115,31 @@ class HttpMetrics:
         if requests is not None:
             requests.inc()
         duration_hist.observe(duration, exemplar if self.exemplars else None)
-        request_size_hist.observe(request_size)
-        response_size_hist.observe(response_size)
+        if self.size_histograms:
+            request_size_hist.observe(request_size)
+            response_size_hist.observe(response_size)
 
     def _children(self, key: tuple[str, str, int]) -> tuple[Any, Any, Any, Any]:
         values = (key[0], key[1], str(key[2]))
         children = (
             self._requests.labels(*values) if self._requests is not None else None,
             self._duration.labels(*values),
-            self._request_size.labels(*values),
-            self._response_size.labels(*values),
+            self._request_size.labels(*values) if self._request_size is not None else _NOT_KEPT,
+            self._response_size.labels(*values) if self._response_size is not None else _NOT_KEPT,
         )
         if len(self._finished) < _CACHE_LIMIT:
             self._finished[key] = children
         return children
+
+
+class _NotKept:
+    """The body-size histogram children when ``metrics.size_histograms`` is off."""
+
+    def observe(self, value: float, exemplar: Mapping[str, str] | None = None) -> None:
+        pass
+
+
+_NOT_KEPT = _NotKept()
 
 
 def _histogram(

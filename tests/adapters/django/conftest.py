@@ -56,7 +56,11 @@ def make_captured() -> Iterator[MakeCaptured]:
 
     def factory(**config: Any) -> CapturedTelemetry:
         service = config.pop("service", SERVICE)
-        captured = capture_telemetry({"environment": ENVIRONMENT, **config}, service=service)
+        # With the opt-in body-size histograms, whose byte counts these tests check.
+        metrics = {"metrics": {"size_histograms": True}}
+        captured = capture_telemetry(
+            {"environment": ENVIRONMENT, **metrics, **config}, service=service
+        )
         created.append(captured)
         set_telemetry(captured.telemetry)
         return captured
