@@ -49,6 +49,8 @@ bench: $(STAMP) services
 	$(PY) -m benchmarks.db $(filter --quick,$(BENCH_ARGS))
 	$(PY) -m benchmarks.outputs $(filter --quick,$(BENCH_ARGS))
 	$(PY) -m benchmarks.store_scale $(filter --quick,$(BENCH_ARGS))
+	$(PY) -m benchmarks.routes $(filter --quick,$(BENCH_ARGS))
+	$(PY) -m benchmarks.scrape $(filter --quick,$(BENCH_ARGS))
 
 ## soak: RSS growth over SOAK_REQUESTS (default 200,000) requests with a working, a hanging and
 ## a refusing OTLP collector on loopback (benchmarks/soak.py)
