@@ -17,9 +17,10 @@ import os
 import re
 import socket
 import subprocess
+import sys
+import textwrap
 import threading
 import time
-import weakref
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -31,7 +32,7 @@ from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 from telemetry_web import Telemetry, TelemetryMiddleware
 from telemetry_web.errors import ConfigError
 from telemetry_web.metrics.outputs import Snapshot
-from telemetry_web.metrics.outputs._statsd import format_lines, pack, sent_for, split_host
+from telemetry_web.metrics.outputs._statsd import format_lines, pack, split_host
 
 from .._timing import assert_not_slowed
 from ..conftest import require_tool
@@ -532,20 +533,32 @@ def test_refused_port_is_reported_once_and_counted(caplog: pytest.LogCaptureFixt
 
 def test_a_forked_child_sends_only_its_own_increase() -> None:
     """Values in memory (no multiprocess directory): a child forked after an unsent increase
-    starts from the values at the fork, so the parent's increase is not sent twice."""
-    registry = CollectorRegistry()
-    counter = Counter("forked", "F.", registry=registry)
-    sent = sent_for(registry)
-    sent.source = weakref.ref(registry)
-    counter.inc(5)
-    sent.values[("forked_total", ())] = 2.0  # the parent sent 2 of its 5 so far
-    read, write = os.pipe()
-    pid = os.fork()
-    if pid == 0:  # pragma: no cover (the child)
-        os.write(write, json.dumps(sent.values.get(("forked_total", ()))).encode())
-        os._exit(0)
-    os.waitpid(pid, 0)
-    assert json.loads(os.read(read, 100)) == 5.0
-    assert sent.values[("forked_total", ())] == 2.0  # the parent still owes its 3
-    os.close(read)
-    os.close(write)
+    starts from the values at the fork, so the parent's increase is not sent twice. (Forked in
+    a fresh interpreter: a fork of the test process inherits other tests' threads and locks.)"""
+    code = textwrap.dedent(
+        """
+        import json, os, weakref
+        from prometheus_client import CollectorRegistry, Counter
+        from telemetry_web.metrics.outputs._statsd import sent_for
+
+        registry = CollectorRegistry()
+        counter = Counter("forked", "F.", registry=registry)
+        sent = sent_for(registry)
+        sent.source = weakref.ref(registry)
+        counter.inc(5)
+        sent.values[("forked_total", ())] = 2.0  # the parent sent 2 of its 5 so far
+        read, write = os.pipe()
+        pid = os.fork()
+        if pid == 0:
+            os.write(write, json.dumps(sent.values.get(("forked_total", ()))).encode())
+            os._exit(0)
+        os.waitpid(pid, 0)
+        print(json.dumps([json.loads(os.read(read, 100)), sent.values[("forked_total", ())]]))
+        """
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=True
+    )
+    child, parent = json.loads(result.stdout.strip().splitlines()[-1])
+    assert child == 5.0  # the child starts from the values at the fork
+    assert parent == 2.0  # the parent still owes its 3
