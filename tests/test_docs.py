@@ -29,12 +29,15 @@ def _gen_docs() -> ModuleType:
 GEN = _gen_docs()
 
 
-@pytest.mark.parametrize("page", sorted(GEN.PAGES, key=str), ids=lambda p: p.name)
-def test_generated_page_is_current(page: Path) -> None:
-    """The committed reference page is what scripts/gen_docs.py writes (run `make docs`)."""
-    assert page.read_text(encoding="utf-8") == GEN.PAGES[page](), (
-        f"{page.relative_to(ROOT)} is out of date: run `make docs`"
-    )
+def test_generated_pages_are_current() -> None:
+    """The committed reference pages are what scripts/gen_docs.py writes (run `make docs`).
+    Run as `make docs` runs it, in a fresh interpreter: the CLI page renders click's help,
+    which other tests in this process may have touched."""
+    result = subprocess.run(
+        [sys.executable, str(ROOT / "scripts" / "gen_docs.py"), "--check"],
+        capture_output=True, text=True, timeout=120, check=False, cwd=ROOT,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stdout + result.stderr
 
 
 def test_configuration_reference_names_every_key() -> None:
