@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import abc
 from collections.abc import Callable
 from typing import Any
 
@@ -12,7 +13,7 @@ RouteResolver = Callable[[dict[str, Any]], "str | None"]
 CACHE_SIZE = 4096
 
 
-class RouteSource:
+class RouteSource(abc.ABC):
     """The route labels of one app.
 
     ``before(scope)`` runs before the app, on the request path: it returns the label (None:
@@ -21,8 +22,8 @@ class RouteSource:
     from ``before``, or None to keep it. A source is also a plain resolver: ``source(scope)``.
     """
 
-    def before(self, scope: Any) -> tuple[str | None, Any]:
-        raise NotImplementedError
+    @abc.abstractmethod
+    def before(self, scope: Any) -> tuple[str | None, Any]: ...
 
     def after(self, scope: Any, token: Any) -> str | None:
         return None
