@@ -14,20 +14,22 @@ from starlette.routing import Route
 
 from telemetry_web import Telemetry, TelemetryMiddleware, gateway
 from telemetry_web.gateway import (
-    GatewayMetrics,
-    GatewayRoute,
+    GatewayMetricsSettings,
+    GatewayRouteSettings,
     GatewayTelemetryConfig,
-    GatewayTracing,
+    GatewayTracingSettings,
 )
 
 telemetry = Telemetry(service="gateway")
 gw = gateway.configure_telemetry(telemetry, GatewayTelemetryConfig(
     request_logging=True,
-    metrics=GatewayMetrics(request_duration=True, response_size=True),
-    tracing=GatewayTracing(
+    metrics=GatewayMetricsSettings(request_duration=True, response_size=True),
+    tracing=GatewayTracingSettings(
         enabled=True, sample_rate=float(os.environ.get("GATEWAY_SAMPLE_RATE", "0.1"))
     ),
-    routes=(GatewayRoute(match="/ping", sample_rate=0.0, request_log=False, size_metrics=False),),
+    routes=(
+        GatewayRouteSettings(match="/ping", sample_rate=0.0, request_log=False, size_metrics=False),
+    ),
 ))  # fmt: skip
 
 UPSTREAMS = {"orders": "GATEWAY_ORDERS_URL", "inventory": "GATEWAY_INVENTORY_URL"}

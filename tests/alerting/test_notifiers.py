@@ -24,7 +24,7 @@ from telemetry_web.alerting._notifiers import (
     SlackNotifier,
     WebhookNotifier,
 )
-from telemetry_web.config._model import AlertReceiver
+from telemetry_web.config._model import AlertReceiverSettings
 from telemetry_web.store._alerts import AlertRecord
 
 from ._loopback import SmtpServer, WebhookReceiver, refused_url, smtp, webhook
@@ -134,7 +134,7 @@ def _email(smtp: SmtpServer, **changes: object) -> EmailNotifier:
         "username": "alerts", "password": "s3cret", "ca_file": str(smtp.cert), "timeout": 5.0,
         **changes,
     }  # fmt: skip
-    return EmailNotifier(AlertReceiver(**settings))  # type: ignore[arg-type]
+    return EmailNotifier(AlertReceiverSettings(**settings))  # type: ignore[arg-type]
 
 
 def test_email_over_starttls_with_auth(smtp: SmtpServer) -> None:

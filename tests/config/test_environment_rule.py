@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from telemetry_web import _otel_env
-from telemetry_web.config import Sampling, load_settings
+from telemetry_web.config import SamplingSettings, load_settings
 from telemetry_web.errors import ConfigError
 
 
@@ -49,7 +49,7 @@ def test_good_variables_apply_next_to_a_bad_one(caplog: pytest.LogCaptureFixture
             "OTEL_SERVICE_NAME": "orders",
         }
     )
-    assert settings.tracing.sampling == Sampling(type="ratio", rate=0.25)
+    assert settings.tracing.sampling == SamplingSettings(type="ratio", rate=0.25)
     assert settings.service == "orders"
     assert settings.logging.level == "info"
     assert len(warnings_of(caplog)) == 1

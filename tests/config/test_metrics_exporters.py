@@ -7,13 +7,13 @@ from typing import Any
 import pytest
 
 from telemetry_web.config import parse_settings
-from telemetry_web.config._model import BasicAuth, MetricsExporter
+from telemetry_web.config._model import BasicAuthSettings, MetricsExporterSettings
 from telemetry_web.errors import ConfigError
 
 WRITE = "http://prometheus:9090/api/v1/write"
 
 
-def exporters(raw: Any) -> tuple[MetricsExporter, ...]:
+def exporters(raw: Any) -> tuple[MetricsExporterSettings, ...]:
     return parse_settings({"metrics": {"exporters": raw}}).metrics.exporters
 
 
@@ -24,10 +24,10 @@ def test_remote_write_entry_with_every_key() -> None:
         "headers": {"X-Scope-OrgID": "team-a"},
         "basic_auth": {"username": "push", "password": "s3cret"},
     }])  # fmt: skip
-    assert entry == MetricsExporter(
+    assert entry == MetricsExporterSettings(
         type="prometheus", endpoint=WRITE, interval=30.0, timeout=2.0,
         headers={"X-Scope-OrgID": "team-a"},
-        basic_auth=BasicAuth(username="push", password="s3cret"),
+        basic_auth=BasicAuthSettings(username="push", password="s3cret"),
     )  # fmt: skip
 
 

@@ -7,8 +7,8 @@ from typing import Any
 import pytest
 
 from telemetry_web import Telemetry
-from telemetry_web.config import Sampling, parse_section, parse_settings
-from telemetry_web.config._model import HealthCheckTarget, LogProcessor
+from telemetry_web.config import SamplingSettings, parse_section, parse_settings
+from telemetry_web.config._model import HealthCheckTargetSettings, LogProcessorSettings
 from telemetry_web.errors import ConfigError
 
 DURATION = "a duration such as '500ms', '10s', '5m', '15d' or seconds"
@@ -522,7 +522,7 @@ def test_source_is_named_in_the_message() -> None:
 def test_parse_section_prefixes_the_given_path() -> None:
     """parse_section reports problems under the path of the section it was given."""
     with pytest.raises(ConfigError) as info:
-        parse_section(Sampling, {"type": "ratio", "rate": 2}, path="tracing.sampling")
+        parse_section(SamplingSettings, {"type": "ratio", "rate": 2}, path="tracing.sampling")
     assert info.value.problems == [
         "tracing.sampling.rate: expected a number from 0 to 1 for type 'ratio', got 2.0"
     ]
@@ -605,34 +605,40 @@ def test_secret_values_are_never_echoed(data: dict[str, Any], problem: str) -> N
 @pytest.mark.parametrize(
     ("raw", "expected"),
     [
-        pytest.param("always_on", Sampling(type="always_on"), id="name"),
-        pytest.param("ALWAYS_OFF", Sampling(type="always_off"), id="name-any-case"),
+        pytest.param("always_on", SamplingSettings(type="always_on"), id="name"),
+        pytest.param("ALWAYS_OFF", SamplingSettings(type="always_off"), id="name-any-case"),
         pytest.param(
-            {"type": "ratio", "rate": 0.1}, Sampling(type="ratio", rate=0.1), id="type-key"
+            {"type": "ratio", "rate": 0.1}, SamplingSettings(type="ratio", rate=0.1), id="type-key"
         ),
-        pytest.param({"ratio": {"rate": 0.1}}, Sampling(type="ratio", rate=0.1), id="nested"),
-        pytest.param({"always_on": None}, Sampling(type="always_on"), id="nested-empty"),
-        pytest.param({"ratio": {"rate": 0}}, Sampling(type="ratio", rate=0.0), id="ratio-zero"),
-        pytest.param({"ratio": {"rate": 1}}, Sampling(type="ratio", rate=1.0), id="ratio-one"),
+        pytest.param(
+            {"ratio": {"rate": 0.1}}, SamplingSettings(type="ratio", rate=0.1), id="nested"
+        ),
+        pytest.param({"always_on": None}, SamplingSettings(type="always_on"), id="nested-empty"),
+        pytest.param(
+            {"ratio": {"rate": 0}}, SamplingSettings(type="ratio", rate=0.0), id="ratio-zero"
+        ),
+        pytest.param(
+            {"ratio": {"rate": 1}}, SamplingSettings(type="ratio", rate=1.0), id="ratio-one"
+        ),
         pytest.param(
             {"rate_limiting": {"rate": 50}},
-            Sampling(type="rate_limiting", rate=50.0),
+            SamplingSettings(type="rate_limiting", rate=50.0),
             id="rate-limiting",
         ),
         pytest.param(
             {"parent_based": {"root": "always_off"}},
-            Sampling(type="parent_based", root=Sampling(type="always_off")),
+            SamplingSettings(type="parent_based", root=SamplingSettings(type="always_off")),
             id="parent-based-root-name",
         ),
         pytest.param(
             {"type": "parent_based", "root": {"ratio": {"rate": 0.25}}},
-            Sampling(type="parent_based", root=Sampling(type="ratio", rate=0.25)),
+            SamplingSettings(type="parent_based", root=SamplingSettings(type="ratio", rate=0.25)),
             id="parent-based-root-nested",
         ),
-        pytest.param({}, Sampling(type="parent_based"), id="default"),
+        pytest.param({}, SamplingSettings(type="parent_based"), id="default"),
     ],
 )
-def test_sampling_accepts_every_tagged_form(raw: object, expected: Sampling) -> None:
+def test_sampling_accepts_every_tagged_form(raw: object, expected: SamplingSettings) -> None:
     """Sampling is given as a name, as {type: ..., key: ...} or as {name: {key: ...}}."""
     assert parse_settings({"tracing": {"sampling": raw}}).tracing.sampling == expected
 
@@ -642,30 +648,30 @@ def test_sampling_accepts_every_tagged_form(raw: object, expected: Sampling) -> 
     [
         pytest.param(
             {"type": "tcp", "host": "db", "port": 5432},
-            HealthCheckTarget(type="tcp", host="db", port=5432),
+            HealthCheckTargetSettings(type="tcp", host="db", port=5432),
             id="tcp-type-key",
         ),
         pytest.param(
             {"tcp": {"host": "db", "port": 5432}},
-            HealthCheckTarget(type="tcp", host="db", port=5432),
+            HealthCheckTargetSettings(type="tcp", host="db", port=5432),
             id="tcp-nested",
         ),
         pytest.param(
             {"http": {"url": "http://api/health", "expected_status": 204, "headers": {"A": "b"}}},
-            HealthCheckTarget(
+            HealthCheckTargetSettings(
                 type="http", url="http://api/health", expected_status=204, headers={"A": "b"}
             ),
             id="http-nested",
         ),
         pytest.param(
             {"type": "script", "command": "/bin/check", "timeout": "3s"},
-            HealthCheckTarget(type="script", command="/bin/check", timeout=3.0),
+            HealthCheckTargetSettings(type="script", command="/bin/check", timeout=3.0),
             id="script-type-key",
         ),
     ],
 )
 def test_health_check_target_accepts_every_tagged_form(
-    raw: object, expected: HealthCheckTarget
+    raw: object, expected: HealthCheckTargetSettings
 ) -> None:
     """A health check target is given as {type: ..., key: ...} or as {name: {key: ...}}."""
     settings = parse_settings({"health": {"checks": [{"name": "c", "check": raw}]}})
@@ -677,17 +683,17 @@ def test_health_check_target_accepts_every_tagged_form(
     [
         pytest.param(
             {"type": "filter", "field": "path", "exclude": ["/health"]},
-            LogProcessor(type="filter", field="path", exclude=("/health",)),
+            LogProcessorSettings(type="filter", field="path", exclude=("/health",)),
             id="filter",
         ),
         pytest.param(
             {"add_fields": {"fields": {"region": "eu"}}},
-            LogProcessor(type="add_fields", fields={"region": "eu"}),
+            LogProcessorSettings(type="add_fields", fields={"region": "eu"}),
             id="add-fields-nested",
         ),
     ],
 )
-def test_log_processor_accepts_tagged_forms(raw: object, expected: LogProcessor) -> None:
+def test_log_processor_accepts_tagged_forms(raw: object, expected: LogProcessorSettings) -> None:
     """A log processor is given as {type: ..., key: ...} or as {name: {key: ...}}."""
     assert parse_settings({"logging": {"processors": [raw]}}).logging.processors == (expected,)
 

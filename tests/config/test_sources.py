@@ -10,7 +10,7 @@ import pytest
 
 from telemetry_web import _otel_env
 from telemetry_web.config import (
-    Sampling,
+    SamplingSettings,
     TelemetrySettings,
     load_settings,
     parse_settings,
@@ -283,34 +283,34 @@ def test_otel_service_name_wins_over_resource_attribute() -> None:
 @pytest.mark.parametrize(
     ("sampler", "arg", "expected"),
     [
-        ("always_on", None, Sampling(type="always_on")),
-        ("always_off", None, Sampling(type="always_off")),
-        ("ALWAYS_ON", None, Sampling(type="always_on")),
-        ("traceidratio", "0.25", Sampling(type="ratio", rate=0.25)),
-        ("traceidratio", None, Sampling(type="ratio", rate=1.0)),
+        ("always_on", None, SamplingSettings(type="always_on")),
+        ("always_off", None, SamplingSettings(type="always_off")),
+        ("ALWAYS_ON", None, SamplingSettings(type="always_on")),
+        ("traceidratio", "0.25", SamplingSettings(type="ratio", rate=0.25)),
+        ("traceidratio", None, SamplingSettings(type="ratio", rate=1.0)),
         (
             "parentbased_always_on",
             None,
-            Sampling(type="parent_based", root=Sampling(type="always_on")),
+            SamplingSettings(type="parent_based", root=SamplingSettings(type="always_on")),
         ),
         (
             "parentbased_always_off",
             "0.5",
-            Sampling(type="parent_based", root=Sampling(type="always_off")),
+            SamplingSettings(type="parent_based", root=SamplingSettings(type="always_off")),
         ),
         (
             "parentbased_traceidratio",
             "0.1",
-            Sampling(type="parent_based", root=Sampling(type="ratio", rate=0.1)),
+            SamplingSettings(type="parent_based", root=SamplingSettings(type="ratio", rate=0.1)),
         ),
         (
             "parentbased_traceidratio",
             None,
-            Sampling(type="parent_based", root=Sampling(type="ratio", rate=1.0)),
+            SamplingSettings(type="parent_based", root=SamplingSettings(type="ratio", rate=1.0)),
         ),
     ],
 )
-def test_otel_traces_sampler(sampler: str, arg: str | None, expected: Sampling) -> None:
+def test_otel_traces_sampler(sampler: str, arg: str | None, expected: SamplingSettings) -> None:
     """OTEL_TRACES_SAMPLER and OTEL_TRACES_SAMPLER_ARG map to the sampling section."""
     environ = {"OTEL_TRACES_SAMPLER": sampler}
     if arg is not None:
@@ -362,7 +362,7 @@ def test_otel_sampler_replaces_sampling_from_code() -> None:
         {"tracing": {"sampling": {"type": "ratio", "rate": 0.1}}},
         environ={"OTEL_TRACES_SAMPLER": "always_on"},
     )
-    assert settings.tracing.sampling == Sampling(type="always_on")
+    assert settings.tracing.sampling == SamplingSettings(type="always_on")
 
 
 def test_otel_sampler_applies_over_ready_settings() -> None:
@@ -371,7 +371,7 @@ def test_otel_sampler_applies_over_ready_settings() -> None:
         TelemetrySettings(),
         environ={"OTEL_TRACES_SAMPLER": "traceidratio", "OTEL_TRACES_SAMPLER_ARG": "0.1"},
     )
-    assert settings.tracing.sampling == Sampling(type="ratio", rate=0.1)
+    assert settings.tracing.sampling == SamplingSettings(type="ratio", rate=0.1)
 
 
 @pytest.mark.parametrize(
@@ -476,7 +476,7 @@ def test_otel_propagators(value: str, expected: tuple[str, ...]) -> None:
             "TELEMETRY_TRACING__SAMPLING",
             "always_off",
             ("tracing", "sampling"),
-            Sampling(type="always_off"),
+            SamplingSettings(type="always_off"),
         ),
         (
             "TELEMETRY_HTTP__EXCLUDE_PATHS",
@@ -513,7 +513,7 @@ def test_telemetry_variable_sets_rate_of_tagged_sampling_from_code() -> None:
         {"tracing": {"sampling": {"ratio": {"rate": 0.1}}}},
         environ={"TELEMETRY_TRACING__SAMPLING__RATE": "0.5"},
     )
-    assert settings.tracing.sampling == Sampling(type="ratio", rate=0.5)
+    assert settings.tracing.sampling == SamplingSettings(type="ratio", rate=0.5)
 
 
 def test_telemetry_variables_build_a_tagged_section() -> None:
@@ -524,7 +524,7 @@ def test_telemetry_variables_build_a_tagged_section() -> None:
             "TELEMETRY_TRACING__SAMPLING__RATE": "0.5",
         }
     )
-    assert settings.tracing.sampling == Sampling(type="ratio", rate=0.5)
+    assert settings.tracing.sampling == SamplingSettings(type="ratio", rate=0.5)
 
 
 @pytest.mark.parametrize(

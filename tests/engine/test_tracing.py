@@ -15,7 +15,7 @@ from opentelemetry.sdk.trace.sampling import (
 )
 from opentelemetry.trace import SpanContext, SpanKind, StatusCode, TraceFlags
 
-from telemetry_web.config import Sampling, parse_section
+from telemetry_web.config import SamplingSettings, parse_section
 from telemetry_web.testing import CapturedTelemetry, capture_telemetry
 from telemetry_web.tracing import RateLimitingSampler, build_sampler
 
@@ -72,7 +72,7 @@ def test_sampling_config_builds_the_matching_sampler(
     config: object, expected_type: type, description: str | None
 ) -> None:
     """Each `tracing.sampling` form maps to the SDK sampler users know."""
-    sampler = build_sampler(parse_section(Sampling, config))
+    sampler = build_sampler(parse_section(SamplingSettings, config))
     assert isinstance(sampler, expected_type)
     if description is not None:
         assert sampler.get_description() == description

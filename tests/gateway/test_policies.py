@@ -12,10 +12,16 @@ import pytest
 
 from telemetry_web import gateway
 from telemetry_web.errors import ConfigError
-from telemetry_web.gateway import GatewayRoute, GatewayTelemetryConfig, GatewayTracing
+from telemetry_web.gateway import (
+    GatewayRouteSettings,
+    GatewayTelemetryConfig,
+    GatewayTracingSettings,
+)
 from telemetry_web.testing import CapturedTelemetry, capture_telemetry
 
-ROUTES = (GatewayRoute(match="/ping", sample_rate=0.0, request_log=False, size_metrics=False),)
+ROUTES = (
+    GatewayRouteSettings(match="/ping", sample_rate=0.0, request_log=False, size_metrics=False),
+)
 
 
 @pytest.fixture
@@ -76,7 +82,7 @@ def test_yaml_section_and_python_api_build_the_same_policies() -> None:
     try:
         gateway.configure_telemetry(
             from_code.telemetry,
-            GatewayTelemetryConfig(tracing=GatewayTracing(sample_rate=0.1), routes=ROUTES),
+            GatewayTelemetryConfig(tracing=GatewayTracingSettings(sample_rate=0.1), routes=ROUTES),
         )
         assert from_code.telemetry.settings.gateway == from_file.telemetry.settings.gateway
         sampler = from_file.telemetry.tracer_provider.sampler  # type: ignore[union-attr]
@@ -96,7 +102,7 @@ def test_route_rates_and_request_log(captured: CapturedTelemetry) -> None:
     caller's sampled context is still followed on /ping (a trace is never cut)."""
     gw = gateway.configure_telemetry(
         captured.telemetry,
-        GatewayTelemetryConfig(tracing=GatewayTracing(sample_rate=1.0), routes=ROUTES),
+        GatewayTelemetryConfig(tracing=GatewayTracingSettings(sample_rate=1.0), routes=ROUTES),
     )
     for _ in range(5):
         _request(gw, "/ping")

@@ -22,7 +22,7 @@ from typing import Literal
 
 from .. import semconv as sc
 from ..config import TelemetrySettings
-from ..config._model import AlertRules, AlertRuleSettings, MetricRule
+from ..config._model import AlertRuleSettings, AlertRulesSettings, MetricRuleSettings
 
 __all__ = [
     "KINDS",
@@ -358,7 +358,7 @@ def _route_label(template: str, names: _Names) -> str:
 def alert_rules(settings: TelemetrySettings) -> list[AlertRule]:
     """The enabled built-in alerts for ``settings`` (``alerting.rules``, ``metrics.naming``, and
     the critical checks of ``health.checks`` for readiness), in :data:`KINDS` order."""
-    rules: AlertRules = settings.alerting.rules
+    rules: AlertRulesSettings = settings.alerting.rules
     names = _names(settings.metrics.naming)
     critical = tuple(c.name for c in settings.health.checks if c.critical)
     if critical == tuple(c.name for c in settings.health.checks):
@@ -407,5 +407,5 @@ def _fill(template: str, fixed: Mapping[str, str]) -> str:
 
 def recording_rules(settings: TelemetrySettings) -> list[RecordingRule]:
     """``metrics.rules`` as Prometheus recording rules, in configuration order."""
-    rules: tuple[MetricRule, ...] = settings.metrics.rules
+    rules: tuple[MetricRuleSettings, ...] = settings.metrics.rules
     return [RecordingRule(record=r.name, expr=r.query, interval=r.interval) for r in rules]

@@ -45,7 +45,7 @@ from typing import Any
 
 from .. import semconv as sc
 from .._forksafe import ForkLock
-from ..config._model import AlertingSettings, AlertRoute, TelemetrySettings
+from ..config._model import AlertingSettings, AlertRouteSettings, TelemetrySettings
 from ..store._alerts import AlertLock, AlertRecord, AlertStore, alert_lock_path
 from ..store._db import REPORT_EVERY, describe
 from ..store._metric_query import (
@@ -72,7 +72,9 @@ HealthRows = Callable[[], list[tuple[dict[str, str], float]]]
 Group = tuple[str, ...]
 
 
-def route(labels: Mapping[str, str], routes: Sequence[AlertRoute], default: str) -> list[str]:
+def route(
+    labels: Mapping[str, str], routes: Sequence[AlertRouteSettings], default: str
+) -> list[str]:
     """The receivers of an alert: every route whose ``match`` its labels satisfy, else the
     default receiver."""
     chosen: list[str] = []

@@ -38,7 +38,7 @@ from typing import Any, Literal, Protocol
 
 from .. import semconv as sc
 from .._forksafe import register_at_fork
-from ..config._model import AlertReceiver
+from ..config._model import AlertReceiverSettings
 from ..metrics.outputs._http import post, where
 from ..metrics.outputs._push import ExportError
 from ..store._alerts import AlertRecord
@@ -239,7 +239,7 @@ class SlackNotifier(WebhookNotifier):
 
 
 class EmailNotifier:
-    def __init__(self, settings: AlertReceiver) -> None:
+    def __init__(self, settings: AlertReceiverSettings) -> None:
         self.name = settings.name
         self.settings = settings
 
@@ -299,7 +299,7 @@ def _stdlib_log(level: str, event: str, **fields: Any) -> None:
     _log.log(logging.getLevelName(level.upper()), "%s %s", event, json.dumps(fields, default=str))
 
 
-def build_notifier(settings: AlertReceiver, log: LogFunction | None = None) -> Notifier:
+def build_notifier(settings: AlertReceiverSettings, log: LogFunction | None = None) -> Notifier:
     """The notifier of one configured receiver."""
     if settings.type == "webhook":
         return WebhookNotifier(settings.name, settings.url or "", settings.headers,

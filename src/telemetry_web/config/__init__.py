@@ -8,7 +8,7 @@ from ._model import (
     HttpSettings,
     LoggingSettings,
     MetricsSettings,
-    Sampling,
+    SamplingSettings,
     TelemetrySettings,
     TracingSettings,
 )
@@ -21,7 +21,7 @@ __all__ = [
     "HttpSettings",
     "LoggingSettings",
     "MetricsSettings",
-    "Sampling",
+    "SamplingSettings",
     "TelemetrySettings",
     "TracingSettings",
     "load_settings",
@@ -33,3 +33,17 @@ __all__ = [
     "read_yaml",
     "settings_to_mapping",
 ]
+
+
+def __getattr__(name: str) -> object:
+    # Renamed in 0.2: every configuration class is a `…Settings`.
+    if name == "Sampling":
+        import warnings
+
+        warnings.warn(
+            "telemetry_web.config.Sampling is now SamplingSettings",
+            DeprecationWarning,
+            stacklevel=2,
+        )
+        return SamplingSettings
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -298,7 +298,7 @@ def _no_checks(_instance: Any) -> list[str]:
     return []
 
 
-def _check_sampling(s: m.Sampling) -> list[str]:
+def _check_sampling(s: m.SamplingSettings) -> list[str]:
     if s.type == "ratio" and (s.rate is None or not 0.0 <= s.rate <= 1.0):
         return [f"rate: expected a number from 0 to 1 for type 'ratio', got {s.rate!r}"]
     if s.type == "rate_limiting" and (s.rate is None or s.rate <= 0):
@@ -313,7 +313,7 @@ _TARGET_KEYS = {"tcp": ("host", "port"), "http": ("url",), "script": ("command",
                 "function": ("target",)}  # fmt: skip
 
 
-def _check_target(t: m.HealthCheckTarget) -> list[str]:
+def _check_target(t: m.HealthCheckTargetSettings) -> list[str]:
     needed = _TARGET_KEYS[t.type]
     problems = [
         f"{name}: required for type '{t.type}'" for name in needed if getattr(t, name) is None
@@ -325,7 +325,7 @@ def _check_target(t: m.HealthCheckTarget) -> list[str]:
     return problems
 
 
-def _check_processor(p: m.LogProcessor) -> list[str]:
+def _check_processor(p: m.LogProcessorSettings) -> list[str]:
     if p.type == "filter" and not p.field:
         return ["field: required for type 'filter'"]
     if p.type == "add_fields" and not p.fields:
@@ -351,7 +351,7 @@ def _check_metrics(s: m.MetricsSettings) -> list[str]:
     return []
 
 
-def _check_metrics_exporter(e: m.MetricsExporter) -> list[str]:
+def _check_metrics_exporter(e: m.MetricsExporterSettings) -> list[str]:
     problems = []
     if e.type == "prometheus" and e.endpoint is None:  # otlp: a local collector by default
         problems.append(f"endpoint: required for type '{e.type}'")
@@ -366,7 +366,7 @@ _RECEIVER_KEYS = {"webhook": ("url",), "slack": ("url",), "email": ("smtp_host",
                   "log": ()}  # fmt: skip
 
 
-def _check_receiver(r: m.AlertReceiver) -> list[str]:
+def _check_receiver(r: m.AlertReceiverSettings) -> list[str]:
     problems = [
         f"{key}: required for type '{r.type}'"
         for key in _RECEIVER_KEYS[r.type]
@@ -399,12 +399,12 @@ def _check_alerting(a: m.AlertingSettings) -> list[str]:
 
 
 _SEMANTIC_CHECKS: dict[type, Callable[[Any], list[str]]] = {
-    m.AlertReceiver: _check_receiver,
+    m.AlertReceiverSettings: _check_receiver,
     m.AlertingSettings: _check_alerting,
-    m.MetricsExporter: _check_metrics_exporter,
-    m.Sampling: _check_sampling,
-    m.HealthCheckTarget: _check_target,
-    m.LogProcessor: _check_processor,
+    m.MetricsExporterSettings: _check_metrics_exporter,
+    m.SamplingSettings: _check_sampling,
+    m.HealthCheckTargetSettings: _check_target,
+    m.LogProcessorSettings: _check_processor,
     m.BatchSettings: _check_batch,
     m.MetricsSettings: _check_metrics,
 }

@@ -37,6 +37,7 @@ from .. import semconv
 from .._otel_env import warn_variable
 from ..errors import ConfigError
 from . import _model as m
+from ._model._http import _header_names
 from ._parse import _fields, normalise, parse_settings
 
 __all__ = ["load_settings", "read_yaml", "settings_to_mapping"]
@@ -339,7 +340,7 @@ _OTEL_PROPAGATORS = {
 def _capture_headers(name: str, value: str) -> list[str]:
     """A comma-separated list of header names; names that cannot be headers are left out."""
     names = [n.strip() for n in value.split(",") if n.strip()]
-    bad = [n for n in names if not m._header_names((n,))]
+    bad = [n for n in names if not _header_names((n,))]
     if bad:
         warn_variable(
             name, value, f"ignoring {', '.join(map(repr, bad))} in {name}: not header names"

@@ -4,15 +4,16 @@ Configure a Telemetry for a gateway (the seed's builder, in Python)::
 
     from telemetry_web import Telemetry, gateway
     from telemetry_web.gateway import (
-        GatewayMetrics, GatewayRoute, GatewayTelemetryConfig, GatewayTracing,
+        GatewayMetricsSettings, GatewayRouteSettings, GatewayTelemetryConfig,
+        GatewayTracingSettings,
     )
 
     telemetry = Telemetry(service="edge")
     gw = gateway.configure_telemetry(telemetry, GatewayTelemetryConfig(
         request_logging=True,
-        metrics=GatewayMetrics(request_duration=True, response_size=True),
-        tracing=GatewayTracing(enabled=True, sample_rate=0.1),
-        routes=(GatewayRoute(match="/ping", sample_rate=0.0, request_log=False),),
+        metrics=GatewayMetricsSettings(request_duration=True, response_size=True),
+        tracing=GatewayTracingSettings(enabled=True, sample_rate=0.1),
+        routes=(GatewayRouteSettings(match="/ping", sample_rate=0.0, request_log=False),),
     ))
 
 or with the ``gateway:`` section of the configuration file (the same keys), applied by
@@ -35,7 +36,12 @@ from __future__ import annotations
 import dataclasses
 from typing import TYPE_CHECKING
 
-from ..config._model import GatewayMetrics, GatewayRoute, GatewaySettings, GatewayTracing
+from ..config._model import (
+    GatewayMetricsSettings,
+    GatewayRouteSettings,
+    GatewaySettings,
+    GatewayTracingSettings,
+)
 from ._hooks import Gateway, UpstreamCall
 
 if TYPE_CHECKING:
@@ -43,10 +49,10 @@ if TYPE_CHECKING:
 
 __all__ = [
     "Gateway",
-    "GatewayMetrics",
-    "GatewayRoute",
+    "GatewayMetricsSettings",
+    "GatewayRouteSettings",
     "GatewayTelemetryConfig",
-    "GatewayTracing",
+    "GatewayTracingSettings",
     "UpstreamCall",
     "configure_telemetry",
 ]

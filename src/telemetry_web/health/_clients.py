@@ -16,7 +16,7 @@ from ._checks import Check, DiskCheck, FunctionCheck, HttpCheck, ScriptCheck, Tc
 from ._state import Outcome
 
 if TYPE_CHECKING:
-    from ..config._model import HealthCheckTarget
+    from ..config._model import HealthCheckTargetSettings
 
 __all__ = ["RedisCheck", "SqlAlchemyCheck", "as_check", "build_check"]
 
@@ -160,7 +160,7 @@ def _without_password(url: str) -> str:
     return urlunsplit(parts._replace(netloc=netloc))
 
 
-def build_check(target: HealthCheckTarget) -> Check:
+def build_check(target: HealthCheckTargetSettings) -> Check:
     """The check a ``health.checks[].check`` configuration describes."""
     kind = target.type
     if kind == "tcp":

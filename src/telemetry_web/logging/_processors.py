@@ -21,7 +21,7 @@ from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
 from .._redaction import SENSITIVE_NAMES, NameRule, needs_scrub, scrub_text
-from ..config._model import LogProcessor
+from ..config._model import LogProcessorSettings
 from ..semconv import exception_type
 
 __all__ = [
@@ -258,7 +258,7 @@ def redact(value: Any) -> Any:
     return _default_redactor._value(value, 0)
 
 
-def build_processors(configured: Sequence[LogProcessor]) -> list[Processor]:
+def build_processors(configured: Sequence[LogProcessorSettings]) -> list[Processor]:
     """The configured steps in order, with redaction last unless the list places it."""
     steps: list[Processor] = []
     placed_redaction = False

@@ -30,7 +30,12 @@ from __future__ import annotations
 import dataclasses
 from typing import Any, NamedTuple
 
-from ..config._model import CaptureHeaders, MeshSettings, Sampling, TelemetrySettings
+from ..config._model import (
+    CaptureHeadersSettings,
+    MeshSettings,
+    SamplingSettings,
+    TelemetrySettings,
+)
 
 __all__ = ["PROFILES", "Profile", "effective_settings", "trusted_proxies"]
 
@@ -110,7 +115,7 @@ def effective_settings(settings: TelemetrySettings) -> TelemetrySettings:
     http = dataclasses.replace(
         http,
         exclude_paths=_joined(http.exclude_paths, probes),
-        capture_headers=CaptureHeaders(
+        capture_headers=CaptureHeadersSettings(
             request=_joined(captured.request, profile.request_headers),
             response=_joined(captured.response, profile.response_headers),
         ),
@@ -118,12 +123,12 @@ def effective_settings(settings: TelemetrySettings) -> TelemetrySettings:
     return dataclasses.replace(settings, tracing=tracing, http=http)
 
 
-def _honour_parent(sampling: Sampling) -> Sampling:
+def _honour_parent(sampling: SamplingSettings) -> SamplingSettings:
     """The sidecar decided whether the trace is sampled (``x-b3-sampled``, the ``traceparent``
     flags): a sampler that would decide again is put under ``parent_based`` as its root."""
     if sampling.type in ("parent_based", "rate_limiting"):  # both follow a sampled parent
         return sampling
-    return Sampling(type="parent_based", root=sampling)
+    return SamplingSettings(type="parent_based", root=sampling)
 
 
 def _joined(first: tuple[str, ...], more: tuple[str, ...]) -> tuple[str, ...]:

@@ -19,7 +19,7 @@ from opentelemetry.sdk.trace.sampling import (
 from opentelemetry.trace import Link, SpanKind, get_current_span
 from opentelemetry.util.types import Attributes
 
-from ..config import Sampling
+from ..config import SamplingSettings
 from ..config._model import GatewaySettings
 
 __all__ = ["RateLimitingSampler", "RouteSampler", "build_sampler"]
@@ -121,7 +121,7 @@ class RouteSampler(Sampler):
         return f"RouteSampler{{{self._delegate.get_description()}}}"
 
 
-def build_sampler(settings: Sampling, gateway: GatewaySettings | None = None) -> Sampler:
+def build_sampler(settings: SamplingSettings, gateway: GatewaySettings | None = None) -> Sampler:
     """The SDK sampler for one ``tracing.sampling`` section, route-aware when ``gateway``
     gives routes rates of their own."""
     sampler = _build_sampler(settings)
@@ -134,7 +134,7 @@ def build_sampler(settings: Sampling, gateway: GatewaySettings | None = None) ->
     return sampler
 
 
-def _build_sampler(settings: Sampling) -> Sampler:
+def _build_sampler(settings: SamplingSettings) -> Sampler:
     kind = settings.type
     if kind == "always_on":
         return ALWAYS_ON

@@ -9,7 +9,7 @@ from typing import Any
 from opentelemetry.sdk.trace import Span
 from opentelemetry.sdk.trace.export import SpanExporter, SpanExportResult
 
-from ..config._model import ZipkinExporter as ZipkinSettings
+from ..config._model import ZipkinExporterSettings
 from ..errors import MissingExtraError
 from ._batch import ExporterFactory
 
@@ -17,7 +17,7 @@ __all__ = ["zipkin_exporter_factory"]
 
 
 def zipkin_exporter_factory(
-    settings: ZipkinSettings, service: str, export_timeout: float | None = None
+    settings: ZipkinExporterSettings, service: str, export_timeout: float | None = None
 ) -> ExporterFactory:
     """A factory of Zipkin exporters; raises MissingExtraError now when the extra is missing.
 

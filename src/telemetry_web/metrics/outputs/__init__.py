@@ -25,7 +25,7 @@ from ._remote_write import RemoteWriteOutput
 from ._statsd import StatsdOutput, WorkerView, sent_for
 
 if TYPE_CHECKING:
-    from ...config._model import MetricsExporter, StatsdCollector
+    from ...config._model import MetricsExporterSettings, StatsdCollectorSettings
 
 __all__ = [
     "DatadogOutput",
@@ -54,7 +54,7 @@ def metrics_source(
 
 
 def build_outputs(
-    exporters: Sequence[MetricsExporter],
+    exporters: Sequence[MetricsExporterSettings],
     *,
     source: Collector,
     dropped: Any,
@@ -79,7 +79,7 @@ def build_outputs(
 
 
 def _build(
-    entry: MetricsExporter,
+    entry: MetricsExporterSettings,
     push: dict[str, Any],
     constant_labels: Mapping[str, str],
     *,
@@ -108,7 +108,7 @@ def _build(
 
 
 def build_statsd(
-    settings: StatsdCollector,
+    settings: StatsdCollectorSettings,
     *,
     registry: CollectorRegistry,
     dropped: Any,

@@ -27,8 +27,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from ...config._model import JaegerAgent
-from ...config._model import JaegerExporter as JaegerSettings
+from ...config._model import JaegerAgentSettings, JaegerExporterSettings
 from ...errors import ConfigError, MissingExtraError
 
 try:
@@ -49,7 +48,7 @@ __all__ = ["JaegerAgentExporter", "JaegerCollectorExporter", "jaeger_exporter_fa
 
 
 def jaeger_exporter_factory(
-    settings: JaegerSettings,
+    settings: JaegerExporterSettings,
     too_large: Callable[[int], None] | None = None,
     export_timeout: float | None = None,
 ) -> ExporterFactory:
@@ -69,7 +68,7 @@ def jaeger_exporter_factory(
             raise ConfigError([f"tracing.exporters.jaeger.endpoint: {exc}"]) from None
         timeout = min(COLLECTOR_TIMEOUT, export_timeout or COLLECTOR_TIMEOUT)
         return lambda: JaegerCollectorExporter(url, timeout=timeout)
-    agent = settings.agent or JaegerAgent()
+    agent = settings.agent or JaegerAgentSettings()
     if agent.max_packet_size > MAX_UDP_PAYLOAD:
         raise ConfigError(
             [
