@@ -6,15 +6,11 @@ everything they need (built-in endpoints, excluded paths) is decided here, once,
 
 from __future__ import annotations
 
-import atexit
-import contextlib
-import functools
+import dataclasses
 import logging
 import os
-import signal
 import threading
-import time
-import weakref
+import typing
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any, TypeVar
 
@@ -25,7 +21,21 @@ from structlog.typing import FilteringBoundLogger
 
 from . import __version__
 from . import semconv as sc
-from ._redaction import QueryRedactor
+from ._parts import (
+    Endpoint,
+    build_exposition,
+    build_log_pipeline,
+    build_log_sinks,
+    build_metric_outputs,
+    build_request_lifecycle,
+    build_routes,
+    drop_counters,
+    install_stdlib_bridge,
+    reject_unbuilt,
+    replace_section,
+    values_are_shared,
+)
+from ._shutdown import LIVE, close_at_exit, flush_parts, stop_parts
 from .config import (
     HealthSettings,
     LoggingSettings,
@@ -33,56 +43,32 @@ from .config import (
     TelemetrySettings,
     TracingSettings,
     load_settings,
-    not_built_yet,
-    parse_section,
 )
 from .config._model import GatewaySettings
 from .errors import ConfigError
-from .gateway._policy import http_metrics_for, request_log_filter
+from .gateway._policy import http_metrics_for
 from .health import Health
-from .logging import (
-    LEVELS,
-    LevelTable,
-    LogPipeline,
-    LogSink,
-    StdlibBridge,
-    TelemetryLogger,
-    bind_context,
-    build_processors,
-    build_sinks,
-    level_number,
-    make_logger,
-)
+from .logging._context import bind_context
+from .logging._levels import LevelTable, level_number
+from .logging._loggers import StdlibBridge, TelemetryLogger, make_logger
+from .logging._pipeline import LogPipeline
+from .logging._sinks import LogSink
 from .mesh._profiles import effective_settings
-from .mesh._proxy import build_extractor, build_lifecycle
-from .metrics import (
-    HttpMetrics,
-    Metric,
-    MetricBuilder,
-    MetricsEndpoint,
-    MetricSet,
-    MultiprocessCollector,
-    ProcessMetrics,
-    multiprocess_dir,
-    serve_metrics_in_thread,
-)
-from .tracing import (
-    Extractor,
-    SpanFactory,
-    TelemetryTracer,
-    TelemetryTracerProvider,
-    build_tracer_provider,
-    install_global_provider,
-)
+from .mesh._proxy import build_extractor
+from .metrics._exposition import MetricsEndpoint
+from .metrics._http import HttpMetrics
+from .metrics._multiprocess import ProcessMetrics, multiprocess_dir
+from .metrics._registry import Metric, MetricBuilder, MetricSet
+from .tracing._api import TelemetryTracer
+from .tracing._global import install_global_provider
+from .tracing._propagation import Extractor
+from .tracing._provider import TelemetryTracerProvider, build_tracer_provider
+from .tracing._span import SpanFactory
 
 __all__ = ["Endpoint", "Telemetry", "default_telemetry"]
 
-_log = logging.getLogger("telemetry_web")
 _F = TypeVar("_F", bound=Callable[..., Any])
-
-# A built-in route: request headers (lower-case names; the query string under the key
-# telemetry_web.health.QUERY_KEY, ":query") -> (status, headers, body)
-Endpoint = Callable[[Mapping[str, str]], tuple[int, list[tuple[str, str]], bytes]]
+_LIVE = LIVE  # every live Telemetry; the launcher reads it here (_launcher/_bootstrap.py)
 
 
 class Telemetry:
@@ -121,7 +107,7 @@ class Telemetry:
             config, use_env=use_env, service=service, environment=environment,
             labels=dict(labels) if labels is not None else None,
         )  # fmt: skip
-        _reject_unbuilt(settings)
+        reject_unbuilt(settings)
         self.settings = settings
         self._span_exporters = list(span_exporters)
         self._log_sinks = list(log_sinks)
@@ -135,24 +121,7 @@ class Telemetry:
             {sc.LABEL_SERVICE: settings.service, sc.LABEL_ENVIRONMENT: settings.environment,
              **settings.labels},
         )  # fmt: skip
-        self._spans_dropped = (
-            self.metrics.builder("counter", sc.SPANS_DROPPED)
-            .with_description("Spans dropped before export, by exporter and reason.")
-            .with_label_keys("exporter", "reason")
-            .register()
-        )
-        self._logs_dropped = (
-            self.metrics.builder("counter", sc.LOG_EVENTS_DROPPED)
-            .with_description("Log events dropped before delivery, by sink and reason.")
-            .with_label_keys("sink", "reason")
-            .register()
-        )
-        self._metrics_dropped = (
-            self.metrics.builder("counter", sc.METRICS_DROPPED)
-            .with_description("Metric samples not delivered by a metric output, by reason.")
-            .with_label_keys("exporter", "reason")
-            .register()
-        )
+        self._spans_dropped, self._logs_dropped, self._metrics_dropped = drop_counters(self.metrics)
         self._metric_outputs: list[Any] = []  # metrics.outputs.PushOutput, one per exporter
         self.http_metrics: HttpMetrics | None = None
         self.metrics_endpoint: MetricsEndpoint | None = None
@@ -174,7 +143,7 @@ class Telemetry:
         self.configure_logging()
         self.configure_health()
         self._configure_alerting()
-        _close_at_exit(self)
+        close_at_exit(self)
 
     # --- configuration ------------------------------------------------------------------------
 
@@ -182,8 +151,7 @@ class Telemetry:
         """(Re)build the HTTP metrics and the ``/metrics`` endpoint from ``metrics``."""
         with self._lock:
             settings = self._replace("metrics", section, MetricsSettings)
-            prom = settings.collectors.prometheus
-            shared_dir = multiprocess_dir() if _values_are_shared() else None
+            shared_dir = multiprocess_dir() if values_are_shared() else None
             self.http_metrics = (
                 http_metrics_for(
                     self.metrics, settings, self.settings.gateway, exemplars=shared_dir is None
@@ -191,68 +159,24 @@ class Telemetry:
                 if settings.enabled
                 else None
             )
-            if self._metrics_server is not None:
+            if self._metrics_server is not None:  # before a new one binds the port
                 self._metrics_server.shutdown()
                 self._metrics_server = None
-            if settings.enabled and prom is not None and prom.enabled:
-                collectors = None
-                if shared_dir is not None:
-                    if self._process_metrics is None:
-                        self._process_metrics = ProcessMetrics(self.metrics)
-                    refresh = self._process_metrics.refresh
-                    collectors = [MultiprocessCollector(shared_dir, before_collect=refresh)]
-                self.metrics_endpoint = MetricsEndpoint(
-                    self.registry, bearer_token=prom.bearer_token, collectors=collectors
+            self.metrics_endpoint, self._metrics_server, self._process_metrics = (
+                build_exposition(
+                    settings, self.metrics, shared_dir=shared_dir,
+                    process_metrics=self._process_metrics,
                 )
-                if prom.port is not None and shared_dir is not None:
-                    _log.warning(
-                        "metrics.collectors.prometheus.port is ignored with several worker "
-                        "processes (each would bind it); /metrics is served by the app instead"
-                    )
-                elif prom.port is not None:
-                    self._metrics_server = serve_metrics_in_thread(
-                        self.metrics_endpoint, prom.host, prom.port, prom.path
-                    )
-            else:
-                self.metrics_endpoint = None
+            )  # fmt: skip
             self._configure_metric_history(shared_dir)
-            self._configure_metric_outputs(settings, shared_dir)
+            old, self._metric_outputs = self._metric_outputs, []
+            for output in old:
+                output.shutdown(1.0)
+            self._metric_outputs = build_metric_outputs(
+                self.settings, self.metrics, dropped=self._metrics_dropped,
+                shared_dir=shared_dir, process_metrics=self._process_metrics,
+            )  # fmt: skip
             self._rebuild_lifecycle()
-
-    def _configure_metric_outputs(self, settings: MetricsSettings, shared_dir: str | None) -> None:
-        """The pushers of ``metrics.exporters`` (remote write, ...), over the same metrics as
-        ``/metrics`` (all workers' in multiprocess mode)."""
-        old, self._metric_outputs = self._metric_outputs, []
-        for output in old:
-            output.shutdown(1.0)
-        statsd = settings.collectors.statsd
-        if not settings.enabled or not (settings.exporters or statsd is not None):
-            return
-        from .metrics.outputs import build_outputs, metrics_source
-        from .tracing._provider import build_resource
-
-        refresh = self._process_metrics.refresh if self._process_metrics is not None else None
-        self._metric_outputs = build_outputs(
-            settings.exporters,
-            source=metrics_source(self.registry, shared_dir, refresh),
-            dropped=self._metrics_dropped,
-            constant_labels=dict(self.metrics.constant_labels),
-            shared_dir=shared_dir,
-            resource=build_resource(self.settings),  # OTLP: the spans' resource
-        )
-        if statsd is not None:  # every worker sends its own deltas
-            from .metrics.outputs import build_statsd
-
-            self._metric_outputs.append(
-                build_statsd(
-                    statsd,
-                    registry=self.registry,
-                    dropped=self._metrics_dropped,
-                    constant_labels=dict(self.metrics.constant_labels),
-                    shared_dir=shared_dir,
-                    before_collect=refresh,
-                )
-            )
 
     def _configure_metric_history(self, shared_dir: str | None) -> None:
         """Snapshots of every family in the store, when no metric backend is configured."""
@@ -269,7 +193,7 @@ class Telemetry:
         """Embedded alerting (one evaluating process per host) over the store and health."""
         from .alerting._evaluator import embedded_alerting
 
-        shared_dir = multiprocess_dir() if _values_are_shared() else None
+        shared_dir = multiprocess_dir() if values_are_shared() else None
         self._alerting = embedded_alerting(
             self.settings, metrics=self.metrics, health=self.health,
             log=self._alert_log, multiprocess_dir=shared_dir,
@@ -311,49 +235,20 @@ class Telemetry:
             settings = self._replace("logging", section, LoggingSettings)
             old = self.pipeline
             try:
-                sinks = build_sinks(
-                    settings, dropped=self._logs_dropped, resource=self._log_resource(settings)
+                sinks = build_log_sinks(
+                    self.settings, dropped=self._logs_dropped, extra=self._log_sinks
                 )
             except ConfigError:
                 self.settings = previous
                 raise
-            from .store import StoreLogSink, store_for_logs
-
-            store = self.settings.store
-            configured = settings.sinks
-            kept = any(s is not None for s in (configured.file, configured.elasticsearch,
-                                               configured.otlp))  # fmt: skip
-            if store_for_logs(store, other_sinks=kept or bool(self._log_sinks)):
-                sinks.append(
-                    StoreLogSink(
-                        store.path, retention=store.retention, busy_timeout=store.busy_timeout,
-                        max_size=store.max_size, dropped=self._logs_dropped,
-                    )
-                )  # fmt: skip
-            sinks.extend(self._log_sinks)
             self.log_levels.configure(settings.level, settings.levels)
-            self.pipeline = LogPipeline(
-                sinks=sinks,
-                processors=request_log_filter(self.settings.gateway)
-                + build_processors(settings.processors),
-                static_fields={"service": self.settings.service,
-                               "environment": self.settings.environment},
-                max_queue=settings.queue_size,
-                max_queue_bytes=settings.queue_bytes,
-                dropped=self._logs_dropped,
-            )  # fmt: skip
+            self.pipeline = build_log_pipeline(self.settings, sinks, dropped=self._logs_dropped)
             if old is not None:
                 old.shutdown()
-            self._install_stdlib_bridge(settings)
+            self._bridge = install_stdlib_bridge(
+                self._bridge, self.pipeline, self.log_levels, capture=self._capture_stdlib
+            )
             self._rebuild_lifecycle()
-
-    def _log_resource(self, settings: LoggingSettings) -> Any:
-        """The spans' resource, for the OTLP log records (None when no sink needs it)."""
-        if settings.sinks.otlp is None:
-            return None
-        from .tracing._provider import build_resource
-
-        return build_resource(self.settings)
 
     def configure_gateway(self, section: GatewaySettings | Mapping[str, Any] | None = None) -> None:
         """(Re)apply ``gateway``: per-route sample rates, request logs and request metrics
@@ -378,85 +273,32 @@ class Telemetry:
             self._rebuild_lifecycle()
 
     def _replace(self, name: str, section: Any, cls: type) -> Any:
-        if section is None:
-            return getattr(self.settings, name)
-        if isinstance(section, Mapping):
-            section = parse_section(cls, section, path=name)
-        import dataclasses
-
-        updated = dataclasses.replace(self.settings, **{name: section})
-        _reject_unbuilt(updated)
-        self.settings = updated
+        self.settings, section = replace_section(self.settings, name, section, cls)
         return section
-
-    def _install_stdlib_bridge(self, settings: LoggingSettings) -> None:
-        root = logging.getLogger()
-        if self._bridge is not None:
-            root.removeHandler(self._bridge)
-            self._bridge = None
-        if not self._capture_stdlib or self.pipeline is None:
-            return
-        for handler in list(root.handlers):
-            if isinstance(handler, StdlibBridge):  # another Telemetry's: the newest one wins
-                root.removeHandler(handler)
-        self._bridge = StdlibBridge(self.pipeline)
-        root.addHandler(self._bridge)
-        self.log_levels.apply_to_stdlib()
 
     def _rebuild_lifecycle(self) -> None:
         if not hasattr(self, "health"):
             return  # still in __init__; the last configure_* call builds it
         s = effective_settings(self.settings)  # a `mesh:` section's headers and probe paths
-        self.lifecycle = build_lifecycle(
-            s,
-            spans=self.span_factory,
-            extractor=self.extractor,
-            http_metrics=self.http_metrics,
-            pipeline=self.pipeline,
-            request_log=s.logging.request_log,
-            request_log_level=LEVELS[self._level_for("telemetry_web.request")],
-            redact_query=QueryRedactor(s.http.redact_query_params),
-            request_id_header=s.http.request_id_header,
-            capture_request_headers=s.http.capture_headers.request,
-            capture_response_headers=s.http.capture_headers.response,
-            redact_headers=s.http.redact_headers,
-        )
-        serves_own_port = self._metrics_server is not None
-        endpoints: dict[str, Endpoint] = {
-            s.health.liveness_endpoint: self.health.liveness,
-            s.health.readiness_endpoint: self.health.readiness,
-        }
+        self.lifecycle = build_request_lifecycle(
+            s, spans=self.span_factory, extractor=self.extractor,
+            http_metrics=self.http_metrics, pipeline=self.pipeline,
+        )  # fmt: skip
         prom = s.metrics.collectors.prometheus
         # /ready?verbose shows check targets and errors: behind the /metrics token when set
         self.health.verbose_token = prom.bearer_token if prom is not None else None
-        if self.metrics_endpoint is not None and prom is not None and not serves_own_port:
-            endpoint = self.metrics_endpoint
-            endpoints[prom.path] = lambda h: endpoint.render(
-                h.get("accept"), h.get("accept-encoding"), h.get("authorization")
-            )
-        self.endpoints = endpoints
-        exact = {p for p in s.http.exclude_paths if not p.endswith("*")} | set(endpoints)
-        if prom is not None:
-            exact.add(prom.path)
-        self.excluded_paths = frozenset(exact)
-        self.excluded_prefixes = tuple(p[:-1] for p in s.http.exclude_paths if p.endswith("*"))
-        self.redacted_headers = (
-            frozenset(h.lower() for h in s.http.redact_headers) | sc.SENSITIVE_HEADERS
+        routes = build_routes(
+            s, self.health, self.metrics_endpoint, serves_own_port=self._metrics_server is not None
         )
+        self.endpoints = routes.endpoints
+        self.excluded_paths = routes.excluded_paths
+        self.excluded_prefixes = routes.excluded_prefixes
+        self.redacted_headers = routes.redacted_headers
 
     def is_excluded(self, path: str) -> bool:
         return path in self.excluded_paths or (
             bool(self.excluded_prefixes) and path.startswith(self.excluded_prefixes)
         )
-
-    def _level_for(self, logger_name: str) -> str:
-        levels = self.settings.logging.levels
-        name = logger_name
-        while name:
-            if name in levels:
-                return levels[name]
-            name = name.rpartition(".")[0]
-        return self.settings.logging.level
 
     # --- the API for application code --------------------------------------------------------
 
@@ -495,9 +337,6 @@ class Telemetry:
         Raises:
             ValueError: ``level`` is not a level name.
         """
-        import dataclasses
-        import typing
-
         with self._lock:
             current = self.settings.logging
             if not name:
@@ -587,20 +426,10 @@ class Telemetry:
 
         Each exporter's queue and the log pipeline flush at once, in threads of their own, all
         within ``timeout`` (a hung backend uses up its own share only)."""
-        inner = _inner_budget(timeout)
-        tasks: list[tuple[str, Callable[[], object]]] = []
-        provider = self.tracer_provider
-        if provider is not None:
-            millis = int(inner * 1000)
-            for processor in provider.batch_processors:
-                tasks.append((f"spans {processor.name}",
-                              functools.partial(processor.force_flush, millis)))  # fmt: skip
-        pipeline = self.pipeline
-        if pipeline is not None:
-            tasks.append(("logs", functools.partial(pipeline.flush, inner)))
-        for output in self._metric_outputs:  # a push of the registry as it is now
-            tasks.append((f"metrics {output.name}", functools.partial(output.flush, inner)))
-        _in_parallel(tasks, timeout)
+        flush_parts(
+            timeout, provider=self.tracer_provider, pipeline=self.pipeline,
+            outputs=self._metric_outputs,
+        )  # fmt: skip
 
     def shutdown(self, timeout: float = 5.0) -> None:
         """Flush and stop everything, within ``timeout`` seconds in all; the object cannot record
@@ -615,40 +444,15 @@ class Telemetry:
             if self._closed:
                 return
             self._closed = True
-            inner = _inner_budget(timeout)
-            tasks: list[tuple[str, Callable[[], object]]] = [
-                ("health", functools.partial(self.health.shutdown, inner))
-            ]
-            provider = self.tracer_provider
-            # The application's own exporters, kept open until now, are shut down after the
-            # queue in front of them (in the same thread), or alone when no queue is.
-            own = list(self._span_exporters)
-            for processor in provider.batch_processors if provider is not None else ():
-                borrowed = getattr(processor.exporter, "exporter", None)
-                mine = next((e for e in own if e is borrowed), None)
-                if mine is not None:
-                    own.remove(mine)
-                stop = functools.partial(_stop_processor, processor, inner, mine)
-                tasks.append((f"spans {processor.name}", stop))
-            for exporter in own:
-                tasks.append((f"exporter {type(exporter).__name__}", exporter.shutdown))
-            if self.pipeline is not None:
-                tasks.append(("logs", functools.partial(self.pipeline.shutdown, inner)))
             server, self._metrics_server = self._metrics_server, None
-            if server is not None:
-                tasks.append(("metrics server", functools.partial(_stop_server, server)))
             history, self._metric_history = self._metric_history, None
-            if history is not None:  # a last snapshot, when this process writes the history
-                tasks.append(("metric history", functools.partial(history.stop, inner)))
             alerting, self._alerting = self._alerting, None
-            if alerting is not None:  # queued notifications are sent within the budget
-                tasks.append(("alerting", functools.partial(alerting.stop, inner)))
             outputs, self._metric_outputs = self._metric_outputs, []
-            for output in outputs:  # a last push, then the push lock is given up
-                tasks.append((f"metrics {output.name}", functools.partial(output.shutdown, inner)))
-            _in_parallel(tasks, timeout)
-            if provider is not None:
-                provider.shutdown(0.0)  # its processors are stopped: only the SDK's own part
+            stop_parts(
+                timeout, health=self.health, provider=self.tracer_provider,
+                own_exporters=self._span_exporters, pipeline=self.pipeline, server=server,
+                history=history, alerting=alerting, outputs=outputs,
+            )  # fmt: skip
             if self._bridge is not None:
                 logging.getLogger().removeHandler(self._bridge)
                 self._bridge = None
@@ -660,119 +464,6 @@ class Telemetry:
     def __repr__(self) -> str:
         s = self.settings
         return f"<Telemetry service={s.service!r} environment={s.environment!r}>"
-
-
-def _inner_budget(timeout: float) -> float:
-    """The share of a flush or shutdown budget each component gets: a little less than the
-    whole, so that it has counted what it drops by the time the caller's deadline comes."""
-    return max(0.0, timeout - min(0.2, timeout * 0.1))
-
-
-def _in_parallel(tasks: Sequence[tuple[str, Callable[[], object]]], timeout: float) -> bool:
-    """Run each task in a daemon thread of its own and wait for them until ``timeout``; False
-    when one was still running then (it is left to finish on its own)."""
-    deadline = time.monotonic() + timeout
-    threads = [
-        threading.Thread(target=_quietly, args=task, name=f"telemetry-stop-{task[0]}", daemon=True)
-        for task in tasks
-    ]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join(max(0.0, deadline - time.monotonic()))
-    stuck = [thread.name for thread in threads if thread.is_alive()]
-    if stuck:
-        _log.debug("still running at the end of the shutdown budget: %s", ", ".join(stuck))
-    return not stuck
-
-
-def _quietly(name: str, task: Callable[[], object]) -> None:
-    try:
-        task()
-    except Exception:  # one component's failure must not stop the others
-        _log.debug("%s failed to stop", name, exc_info=True)
-
-
-def _stop_processor(processor: Any, timeout: float, exporter: SpanExporter | None) -> None:
-    processor.shutdown(timeout)
-    if exporter is not None:
-        exporter.shutdown()
-
-
-def _stop_server(server: Any) -> None:
-    server.shutdown()
-    server.server_close()
-
-
-def _values_are_shared() -> bool:
-    """Whether prometheus-client keeps values in the multiprocess files (fixed at its import)."""
-    from prometheus_client import values
-
-    return bool(getattr(values.ValueClass, "_multiprocess", False))
-
-
-def _reject_unbuilt(settings: TelemetrySettings) -> None:
-    problems = not_built_yet(settings)
-    if problems:
-        raise ConfigError(problems)
-
-
-_LIVE: weakref.WeakSet[Telemetry] = weakref.WeakSet()
-
-
-def _close_at_exit(telemetry: Telemetry) -> None:
-    _LIVE.add(telemetry)
-    _flush_on_sigterm()
-
-
-_sigterm_previous: Any = None
-_sigterm_installed = False
-
-
-def _flush_on_sigterm() -> None:
-    """Deliver queued spans and log lines when the process is told to stop.
-
-    uvicorn re-raises SIGTERM after its graceful shutdown and gunicorn workers stop on it, so
-    exit hooks may never run; with a lifespan the ASGI middleware flushes at shutdown, without
-    one only a signal handler can. Ours is chained in front of whatever handler was there (the
-    server's, or the default), never replacing it, and the flush runs in a thread joined with a
-    bound, so that a lock held by the interrupted code can only delay the stop, never hang it.
-    """
-    global _sigterm_previous, _sigterm_installed
-    if _sigterm_installed or threading.current_thread() is not threading.main_thread():
-        return
-    try:
-        _sigterm_previous = signal.getsignal(signal.SIGTERM)
-        signal.signal(signal.SIGTERM, _on_sigterm)
-    except (ValueError, OSError):  # not the main interpreter, or signals unavailable
-        return
-    _sigterm_installed = True
-
-
-def _on_sigterm(signum: int, frame: Any) -> None:
-    def flush_all() -> None:
-        for telemetry in list(_LIVE):
-            with contextlib.suppress(Exception):
-                telemetry.flush(timeout=2.0)
-
-    flusher = threading.Thread(target=flush_all, name="telemetry-sigterm-flush", daemon=True)
-    flusher.start()
-    flusher.join(3.0)
-    previous = _sigterm_previous
-    if callable(previous):
-        previous(signum, frame)
-    elif previous != signal.SIG_IGN:  # the default action: terminate, as if we were not here
-        signal.signal(signum, signal.SIG_DFL)
-        os.kill(os.getpid(), signum)
-
-
-@atexit.register
-def _shutdown_all() -> None:
-    for telemetry in list(_LIVE):
-        try:
-            telemetry.shutdown(timeout=2.0)
-        except Exception:  # exiting anyway; never turn a clean exit into a traceback
-            pass
 
 
 _default: Telemetry | None = None
