@@ -40,15 +40,12 @@ from __future__ import annotations
 
 import calendar
 import os
-import threading
 import time
 import urllib.parse
-from collections import deque
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 from .. import __version__
-from .._forksafe import register_at_fork
 from ..errors import MissingExtraError
 from ._levels import LEVELS
 from ._otlp_transport import (
@@ -57,11 +54,10 @@ from ._otlp_transport import (
     GrpcTransport,
     HttpTransport,
     Rejected,
-    Retry,
     grpc_modules,
     where,
 )
-from ._shipping import Backoff, stderr
+from ._shipping import Item, ShippingSink
 
 __all__ = ["OtlpLogSink"]
 
@@ -95,7 +91,7 @@ def _proto() -> Any:
     return Proto
 
 
-class OtlpLogSink:
+class OtlpLogSink(ShippingSink):
     """Ships events to an OTLP logs endpoint; see the module docstring.
 
     Args:
@@ -111,6 +107,8 @@ class OtlpLogSink:
     """
 
     name = "otlp"
+    thread_name = "telemetry-logs-otlp"
+    _sender: HttpTransport | GrpcTransport
 
     def __init__(
         self,
@@ -138,60 +136,25 @@ class OtlpLogSink:
         self._headers = dict(headers or {})
         self.timeout = timeout
         self.batch_size = batch_size
-        self.flush_interval = flush_interval
-        self.max_buffer = max_buffer
-        self.max_buffer_bytes = max_buffer_bytes
-        self.backoff = backoff
-        self.max_backoff = max_backoff
-        self._dropped = dropped
-        self._report = report or stderr
         self._resource = resource
         self._encoded_resource: tuple[int, Any] = (0, None)  # (pid, Resource message)
         self._scope = self._pb.common.InstrumentationScope(name=_SCOPE, version=__version__)
         self._second: tuple[str, int] = ("", 0)  # (ISO second, its epoch seconds)
-        self.where = where(self.url)
-        self._stopped = False
-        self._start()
-        register_at_fork(after_in_child=self._after_fork_in_child)
+        super().__init__(
+            where(self.url), dropped=dropped, batch_size=batch_size,
+            flush_interval=flush_interval, max_buffer=max_buffer,
+            max_buffer_bytes=max_buffer_bytes, backoff=backoff, max_backoff=max_backoff,
+            report=report,
+        )  # fmt: skip
 
-    def _transport(self, url: str) -> HttpTransport | GrpcTransport:
+    def _connect(self) -> HttpTransport | GrpcTransport:
         if self.protocol == "grpc":
-            return GrpcTransport(url, self._headers, self.timeout, self._pb)
-        return HttpTransport(url, self._headers, self.timeout, self._pb)
-
-    def _start(self) -> None:
-        self._buffer: deque[tuple[Any, int]] = deque()  # (LogRecord, encoded size)
-        self._lock = threading.Lock()
-        self._changed = threading.Condition(self._lock)  # buffer emptied, batch sent or failed
-        self._wake = threading.Event()
-        self._in_flight = 0
-        self._bytes = 0  # of the buffer and the batch in flight
-        self._abandoned = False  # close() counted the batch in flight as dropped
-        self._closing = False
-        self._flush_now = False
-        self._close_deadline = float("inf")
-        self._backoff = Backoff(
-            self.name,
-            where(self.url),
-            backoff=self.backoff,
-            max_backoff=self.max_backoff,
-            report=self._report,
-        )
-        self._sender = self._transport(self.url)  # the child's own connection or channel
-        self._thread = threading.Thread(target=self._run, name="telemetry-logs-otlp", daemon=True)
-        self._thread.start()
-
-    def _after_fork_in_child(self) -> None:
-        # The parent ships what it had buffered; the child starts empty, on its own connection.
-        if not self._stopped:
-            self._start()
+            return GrpcTransport(self.url, self._headers, self.timeout, self._pb)
+        return HttpTransport(self.url, self._headers, self.timeout, self._pb)
 
     # --- the log writer thread ----------------------------------------------------------------
 
-    def write(self, events: Sequence[dict[str, Any]]) -> None:
-        if self._stopped:  # the log writer outlived close(): nothing will ship these
-            self._dropped.labels(self.name, "shutdown").inc(len(events))
-            return
+    def _encode(self, events: Sequence[dict[str, Any]]) -> list[Item]:
         observed = time.time_ns()
         attributes = self._resource.attributes
         on_resource = {
@@ -202,29 +165,13 @@ class OtlpLogSink:
         for event in events:
             record = self._record(event, observed, on_resource)
             items.append((record, record.ByteSize()))
-        with self._lock:
-            room = self.max_buffer - len(self._buffer) - self._in_flight
-            accepted = items if len(items) <= room else items[: max(0, room)]
-            room_bytes = self.max_buffer_bytes - self._bytes
-            size = 0
-            for count, (_record, item_size) in enumerate(accepted):
-                if size + item_size > room_bytes:
-                    accepted = accepted[:count]
-                    break
-                size += item_size
-            self._buffer.extend(accepted)
-            self._bytes += size
-            ready = len(self._buffer) >= self.batch_size
-        if len(accepted) < len(items):
-            self._dropped.labels(self.name, "buffer_full").inc(len(items) - len(accepted))
-        if ready:
-            self._wake.set()
+        return items
 
     def _record(self, event: dict[str, Any], observed: int, on_resource: dict[str, Any]) -> Any:
         """The ``LogRecord`` of one event; one that cannot be encoded becomes a record saying
         so (its message and the error)."""
         try:
-            return self._encode(event, observed, on_resource)
+            return self._log_record(event, observed, on_resource)
         except Exception as exc:
             message = _text(str(event.get("event", "")))
             return self._pb.logs.LogRecord(
@@ -233,7 +180,7 @@ class OtlpLogSink:
                 attributes=[_kv(self._pb, "encode_error", f"{type(exc).__name__}: {exc}")],
             )
 
-    def _encode(self, event: dict[str, Any], observed: int, on_resource: dict[str, Any]) -> Any:
+    def _log_record(self, event: dict[str, Any], observed: int, on_resource: dict[str, Any]) -> Any:
         pb = self._pb
         level = event.get("level")
         number, text = _severity(level)
@@ -286,64 +233,12 @@ class OtlpLogSink:
 
     # --- the sender thread --------------------------------------------------------------------
 
-    def _run(self) -> None:
-        next_tick = time.monotonic() + self.flush_interval
-        backoff = self._backoff
-        while True:
-            with self._lock:
-                closing = self._closing
-                waiting = len(self._buffer)
-                if not waiting:
-                    self._flush_now = False
-            now = time.monotonic()
-            due = now >= next_tick or self._flush_now or backoff.failures > 0
-            if closing or (
-                waiting and now >= backoff.retry_at and (due or waiting >= self.batch_size)
-            ):
-                self._flush_now = False
-                self._ship_all(final=closing, partial=closing or due)
-                if closing:
-                    return
-            now = time.monotonic()
-            if now >= next_tick:
-                next_tick = now + self.flush_interval
-            until = backoff.retry_at if backoff.retry_at > now else next_tick
-            self._wake.wait(max(0.0, until - now))
-            self._wake.clear()
-
-    def _ship_all(self, *, final: bool, partial: bool) -> None:
-        """Export full batches, and the last partial one when ``partial``, until the buffer is
-        empty or an attempt fails."""
-        while True:
-            with self._lock:
-                if not self._buffer or (not partial and len(self._buffer) < self.batch_size):
-                    self._changed.notify_all()
-                    return
-                count = min(len(self._buffer), self.batch_size)
-                batch = [self._buffer.popleft() for _ in range(count)]
-                self._in_flight = count
-            try:
-                rejected, message = self._sender.export(self._request(batch))
-            except Retry as exc:
-                if self._requeue(batch):
-                    with self._lock:
-                        waiting = len(self._buffer)
-                    self._backoff.failed(str(exc), waiting, exc.retry_after)
-                return
-            except Rejected as exc:
-                rejected, message = len(batch), str(exc)
-            self._backoff.succeeded()
-            with self._lock:
-                self._in_flight = 0
-                abandoned = self._abandoned
-                if not abandoned:
-                    self._bytes -= sum(size for _record, size in batch)
-                self._changed.notify_all()
-            if rejected and not abandoned:
-                self._dropped.labels(self.name, "rejected").inc(rejected)
-                self._backoff.dropped(rejected, message)
-            if final and time.monotonic() >= self._close_deadline:
-                return
+    def _send(self, batch: list[Item]) -> tuple[list[Item], int, str]:
+        try:
+            rejected, message = self._sender.export(self._request(batch))
+        except Rejected as exc:
+            return [], len(batch), str(exc)
+        return [], rejected, message
 
     def _request(self, batch: list[tuple[Any, int]]) -> Any:
         pb = self._pb
@@ -360,61 +255,6 @@ class OtlpLogSink:
             attributes = [_kv(pb, k, v) for k, v in self._resource.attributes.items()]
             self._encoded_resource = (pid, pb.resource.Resource(attributes=attributes))
         return self._encoded_resource[1]
-
-    def _requeue(self, batch: list[tuple[Any, int]]) -> bool:
-        """Put ``batch`` back in front; False when close() has counted it as dropped."""
-        with self._lock:
-            self._in_flight = 0
-            self._changed.notify_all()
-            if self._abandoned:
-                return False
-            self._buffer.extendleft(reversed(batch))
-            return True
-
-    # --- flush and close ------------------------------------------------------------------------
-
-    def flush(self, timeout: float = 5.0) -> bool:
-        """Ask for the buffer to be exported now and wait (up to ``timeout``) until it is;
-        False when records are still waiting (the Collector is away: they stay buffered)."""
-        deadline = time.monotonic() + timeout
-        with self._lock:
-            self._backoff.try_now()
-            self._flush_now = True
-        self._wake.set()
-        with self._lock:
-            while self._buffer or self._in_flight:
-                left = deadline - time.monotonic()
-                if left <= 0 or not self._thread.is_alive():
-                    return False
-                self._changed.wait(min(left, 0.1))
-                self._wake.set()
-        return True
-
-    def close(self, timeout: float = 5.0) -> None:
-        """One last attempt to export the buffer (within ``timeout``), then stop; what could
-        not be exported is counted as dropped with reason ``shutdown``."""
-        if self._stopped:
-            return
-        self._stopped = True
-        self._close_deadline = time.monotonic() + timeout
-        with self._lock:
-            self._closing = True
-        self._wake.set()
-        # The last moments of the budget are for counting: the caller's deadline is ours.
-        self._thread.join(max(0.0, timeout - min(0.1, timeout * 0.8)))
-        with self._lock:
-            left = len(self._buffer) + self._in_flight
-            self._buffer.clear()
-            self._abandoned = self._in_flight > 0
-            self._bytes = 0
-        if left:
-            self._dropped.labels(self.name, "shutdown").inc(left)
-        # An export blocked on a hung Collector fails now instead of at its timeout, and no
-        # answer can arrive for a batch counted as dropped.
-        self._sender.abort()
-        if left:
-            self._backoff.not_shipped(left)
-        self._sender.close()
 
 
 # --- encoding ---------------------------------------------------------------------------------

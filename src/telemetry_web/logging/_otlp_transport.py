@@ -15,7 +15,7 @@ from typing import Any
 from .. import __version__
 from .._redaction import scrub_text
 from ..errors import MissingExtraError
-from ._shipping import KeptAliveConnection, retry_after
+from ._shipping import KeptAliveConnection, Retry, retry_after
 
 __all__ = ["GRPC_PORT", "HTTP_PORT", "GrpcTransport", "HttpTransport", "Rejected", "Retry",
            "grpc_modules", "where"]  # fmt: skip
@@ -25,14 +25,6 @@ HTTP_PORT, GRPC_PORT = 4318, 4317
 _RETRY_STATUSES = frozenset({429, 502, 503, 504})
 _GRPC_RETRYABLE = ("CANCELLED", "DEADLINE_EXCEEDED", "ABORTED", "OUT_OF_RANGE", "UNAVAILABLE",
                    "DATA_LOSS")  # fmt: skip
-
-
-class Retry(Exception):
-    """An export another attempt may fix (``retry_after``: the server's word, in seconds)."""
-
-    def __init__(self, message: str, retry_after: float | None = None) -> None:
-        super().__init__(message)
-        self.retry_after = retry_after
 
 
 class Rejected(Exception):

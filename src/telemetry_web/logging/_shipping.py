@@ -1,5 +1,13 @@
-"""What the sinks that ship events over the network share: ``Retry-After`` in seconds, one
-kept-alive HTTP connection, and the backoff and stderr reports of a sender thread.
+"""What the sinks that ship events over the network share (Elasticsearch, OTLP): the bounded
+buffer and the sender thread (:class:`ShippingSink`), ``Retry-After`` in seconds (the metric
+outputs' too), one kept-alive HTTP connection, and the backoff and stderr reports.
+
+The log writer thread only encodes events and appends them to a buffer bounded by events and
+encoded bytes (the batch in flight, which is also the retry buffer, counts in both); past that,
+new events are dropped as ``buffer_full``. The sender thread sends a batch when ``batch_size``
+events are waiting or every ``flush_interval``; a failed attempt puts the events back in front
+and waits a backoff period (doubled per failure, or the server's ``Retry-After``); events the
+server refuses for good are dropped as ``rejected``, those left at close as ``shutdown``.
 
 The reports (``telemetry-web: Log shipping failed: <sink> <what>; ...``) are printed at most
 once per :data:`REPORT_EVERY` seconds each: the first failure at once, then one line per period
@@ -8,15 +16,22 @@ with the number of failed attempts since the last line, and one line when shippi
 
 from __future__ import annotations
 
+import abc
 import email.utils
 import http.client
 import socket
 import sys
+import threading
 import time
 import urllib.parse
-from collections.abc import Callable, Mapping
+from collections import deque
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any, ClassVar, Protocol
 
-__all__ = ["REPORT_EVERY", "Backoff", "KeptAliveConnection", "retry_after", "stderr"]
+from .._forksafe import register_at_fork
+
+__all__ = ["REPORT_EVERY", "Backoff", "KeptAliveConnection", "Retry", "ShippingSink",
+           "retry_after", "stderr"]  # fmt: skip
 
 REPORT_EVERY = 30.0  # seconds between two lines of the same kind
 _STALE_CONNECTION = (http.client.RemoteDisconnected, ConnectionResetError, BrokenPipeError)
@@ -184,3 +199,256 @@ class KeptAliveConnection:
             except Exception:
                 pass
             self._conn = None
+
+
+class Retry(Exception):
+    """An attempt another one may fix (``retry_after``: the server's word, in seconds)."""
+
+    def __init__(self, message: str, retry_after: float | None = None) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after
+
+
+class _Sender(Protocol):
+    def abort(self) -> None: ...
+    def close(self) -> None: ...
+
+
+#: One buffered event: what the sink sends, and its encoded size in bytes.
+Item = tuple[Any, int]
+
+
+class ShippingSink(abc.ABC):
+    """The buffer and the sender thread of a network sink; see the module docstring.
+
+    A subclass sets :attr:`name` and :attr:`thread_name`, encodes events (:meth:`_encode`),
+    opens its connection (:meth:`_connect`, again in a forked child) and sends one batch
+    (:meth:`_send`), then calls this ``__init__`` last.
+    """
+
+    name: ClassVar[str]
+    thread_name: ClassVar[str]
+
+    def __init__(
+        self,
+        where: str,
+        *,
+        dropped: Any,
+        batch_size: int,
+        flush_interval: float,
+        max_buffer: int,
+        max_buffer_bytes: int,
+        backoff: float,
+        max_backoff: float,
+        report: Callable[[str], None] | None,
+    ) -> None:
+        self.where = where
+        self._batch_size = batch_size
+        self.flush_interval = flush_interval
+        self.max_buffer = max_buffer
+        self.max_buffer_bytes = max_buffer_bytes
+        self.backoff = backoff
+        self.max_backoff = max_backoff
+        self._dropped = dropped
+        self._report = report or stderr
+        self._stopped = False
+        self._start()
+        register_at_fork(after_in_child=self._after_fork_in_child)
+
+    @abc.abstractmethod
+    def _encode(self, events: Sequence[dict[str, Any]]) -> list[Item]:
+        """The buffered form of ``events`` (on the log writer thread)."""
+
+    @abc.abstractmethod
+    def _connect(self) -> _Sender:
+        """The connection the sender thread sends on (``abort()``, ``close()``)."""
+
+    @abc.abstractmethod
+    def _send(self, batch: list[Item]) -> tuple[list[Item], int, str]:
+        """Send one batch: ``(items to send again, events refused for good, why)``.
+
+        Raises:
+            Retry: the whole batch is to be sent again.
+        """
+
+    def _start(self) -> None:
+        self._buffer: deque[Item] = deque()
+        self._lock = threading.Lock()
+        self._changed = threading.Condition(self._lock)  # buffer emptied, batch sent or failed
+        self._wake = threading.Event()
+        self._in_flight = 0
+        self._bytes = 0  # of the buffer and the batch in flight
+        self._abandoned = False  # close() counted the batch in flight as dropped
+        self._closing = False
+        self._flush_now = False  # flush() asked for the partial batch to go now
+        self._close_deadline = float("inf")
+        self._backoff = Backoff(
+            self.name, self.where, backoff=self.backoff, max_backoff=self.max_backoff,
+            report=self._report,
+        )  # fmt: skip
+        self._sender = self._connect()  # the child's own connection or channel
+        self._thread = threading.Thread(target=self._run, name=self.thread_name, daemon=True)
+        self._thread.start()
+
+    def _after_fork_in_child(self) -> None:
+        # The parent ships what it had buffered; the child starts empty, on its own connection.
+        if not self._stopped:
+            self._start()
+
+    # --- the log writer thread ----------------------------------------------------------------
+
+    def write(self, events: Sequence[dict[str, Any]]) -> None:
+        if self._stopped:  # the log writer outlived close(): nothing will ship these
+            self._dropped.labels(self.name, "shutdown").inc(len(events))
+            return
+        items = self._encode(events)
+        with self._lock:
+            room = self.max_buffer - len(self._buffer) - self._in_flight
+            accepted = items if len(items) <= room else items[: max(0, room)]
+            room_bytes = self.max_buffer_bytes - self._bytes
+            size = 0
+            for count, (_item, item_size) in enumerate(accepted):
+                if size + item_size > room_bytes:
+                    accepted = accepted[:count]
+                    break
+                size += item_size
+            self._buffer.extend(accepted)
+            self._bytes += size
+            ready = len(self._buffer) >= self._batch_size
+        if len(accepted) < len(items):
+            self._dropped.labels(self.name, "buffer_full").inc(len(items) - len(accepted))
+        if ready:
+            self._wake.set()
+
+    # --- the sender thread --------------------------------------------------------------------
+
+    def _run(self) -> None:
+        next_tick = time.monotonic() + self.flush_interval
+        backoff = self._backoff
+        while True:
+            with self._lock:
+                closing = self._closing
+                waiting = len(self._buffer)
+                if not waiting:
+                    self._flush_now = False  # nothing to flush; the next event waits its turn
+            now = time.monotonic()
+            due = now >= next_tick or self._flush_now or backoff.failures > 0
+            if closing or (
+                waiting and now >= backoff.retry_at and (due or waiting >= self._batch_size)
+            ):
+                self._flush_now = False
+                self._ship_all(final=closing, partial=closing or due)
+                if closing:
+                    return
+            # Until the next interval, or the end of the backoff period; a full buffer (or a
+            # flush) wakes it earlier, and the check above keeps a backoff period whole.
+            now = time.monotonic()
+            if now >= next_tick:
+                next_tick = now + self.flush_interval
+            until = backoff.retry_at if backoff.retry_at > now else next_tick
+            self._wake.wait(max(0.0, until - now))
+            self._wake.clear()
+
+    def _ship_all(self, *, final: bool, partial: bool) -> None:
+        """Send full batches, and the last partial one when ``partial``, until the buffer is
+        empty or an attempt fails."""
+        while True:
+            with self._lock:
+                if not self._buffer or (not partial and len(self._buffer) < self._batch_size):
+                    self._changed.notify_all()
+                    return
+                count = min(len(self._buffer), self._batch_size)
+                batch = [self._buffer.popleft() for _ in range(count)]
+                self._in_flight = count
+            try:
+                retry, rejected, why = self._send(batch)
+            except Retry as exc:
+                if self._requeue(batch, batch):
+                    self._backoff.failed(str(exc), self._waiting(), exc.retry_after)
+                return
+            if retry:
+                self._reject(rejected, why)
+                if self._requeue(retry, batch):
+                    what = f"{len(retry)} of {len(batch)} events refused for now"
+                    self._backoff.failed(what, self._waiting())
+                return
+            self._backoff.succeeded()
+            with self._lock:
+                self._in_flight = 0
+                if not self._abandoned:
+                    self._bytes -= sum(size for _item, size in batch)
+                self._changed.notify_all()
+            self._reject(rejected, why)
+            if final and time.monotonic() >= self._close_deadline:
+                return
+
+    def _waiting(self) -> int:
+        with self._lock:
+            return len(self._buffer)
+
+    def _requeue(self, items: list[Item], batch: list[Item]) -> bool:
+        """Put ``items`` (of the ``batch`` sent) back in front; False when close() has counted
+        the batch as dropped meanwhile."""
+        with self._lock:
+            self._in_flight = 0
+            self._changed.notify_all()
+            if self._abandoned:
+                return False
+            self._bytes -= sum(size for _item, size in batch)
+            self._buffer.extendleft(reversed(items))
+            self._bytes += sum(size for _item, size in items)
+            return True
+
+    def _reject(self, count: int, why: str) -> None:
+        """Count events the server refused for good (none when close() has counted their
+        batch already); one line per period."""
+        with self._lock:
+            if not count or self._abandoned:
+                return
+        self._dropped.labels(self.name, "rejected").inc(count)
+        self._backoff.dropped(count, why)
+
+    # --- flush and close ------------------------------------------------------------------------
+
+    def flush(self, timeout: float = 5.0) -> bool:
+        """Ask for the buffer to be shipped now and wait (up to ``timeout``) until it is; False
+        when events are still waiting (the backend is away: they stay buffered)."""
+        deadline = time.monotonic() + timeout
+        with self._lock:
+            self._backoff.try_now()  # an explicit flush tries now
+            self._flush_now = True
+        self._wake.set()
+        with self._lock:
+            while self._buffer or self._in_flight:
+                left = deadline - time.monotonic()
+                if left <= 0 or not self._thread.is_alive():
+                    return False
+                self._changed.wait(min(left, 0.1))
+                self._wake.set()
+        return True
+
+    def close(self, timeout: float = 5.0) -> None:
+        """One last attempt to ship the buffer (within ``timeout``), then stop; what could not
+        be shipped is counted as dropped with reason ``shutdown``."""
+        if self._stopped:
+            return
+        self._stopped = True
+        self._close_deadline = time.monotonic() + timeout
+        with self._lock:
+            self._closing = True
+        self._wake.set()
+        # The last moments of the budget are for counting: the caller's deadline is ours.
+        self._thread.join(max(0.0, timeout - min(0.1, timeout * 0.8)))
+        with self._lock:
+            left = len(self._buffer) + self._in_flight
+            self._buffer.clear()
+            self._abandoned = self._in_flight > 0
+            self._bytes = 0
+        if left:
+            self._dropped.labels(self.name, "shutdown").inc(left)
+        # A send blocked on a hung backend fails now instead of at its timeout, and no answer
+        # can arrive for a batch counted as dropped.
+        self._sender.abort()
+        if left:
+            self._backoff.not_shipped(left)
+        self._sender.close()

@@ -15,7 +15,8 @@ from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
 from ..._redaction import scrub_text
-from ._push import ExportError, parse_retry_after
+from ...logging._shipping import retry_after as parse_retry_after
+from ._push import ExportError
 
 __all__ = ["post", "where"]
 

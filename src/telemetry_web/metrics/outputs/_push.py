@@ -29,7 +29,6 @@ from __future__ import annotations
 
 import abc
 import contextlib
-import email.utils
 import fcntl
 import logging
 import os
@@ -47,7 +46,7 @@ from prometheus_client.samples import Sample
 from ..._forksafe import ForkLock, register_at_fork
 from ...tracing._batch import describe_failure
 
-__all__ = ["ExportError", "PushOutput", "Snapshot", "parse_retry_after"]
+__all__ = ["ExportError", "PushOutput", "Snapshot"]
 
 _log = logging.getLogger("telemetry_web.metrics")
 
@@ -89,20 +88,6 @@ class ExportError(Exception):
         self.cause = cause
         self.retry = retry
         self.retry_after = retry_after
-
-
-def parse_retry_after(value: str | None, limit: float = 300.0) -> float | None:
-    """Seconds from a ``Retry-After`` header (seconds or an HTTP date), at most ``limit``."""
-    if not value:
-        return None
-    value = value.strip()
-    if value.isdigit():
-        return min(float(value), limit)
-    try:
-        when = email.utils.parsedate_to_datetime(value)
-    except (TypeError, ValueError):
-        return None
-    return max(0.0, min(when.timestamp() - time.time(), limit))
 
 
 class _PushLock:
