@@ -31,7 +31,7 @@ What is recorded, per ``send`` (``get``, ``post``, ``stream``... all go through 
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from .. import semconv as sc
 from ._base import missing
@@ -41,9 +41,6 @@ try:
     import httpx
 except ModuleNotFoundError:
     raise missing("httpx") from None
-
-if TYPE_CHECKING:
-    pass
 
 __all__ = ["HttpxInstrumentor"]
 

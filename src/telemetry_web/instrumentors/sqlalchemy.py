@@ -66,10 +66,12 @@ from ._sql import parameter_attributes, parameters_for_log, sanitize
 try:
     import sqlalchemy
     from sqlalchemy import event
-    from sqlalchemy.engine import URL, Engine
-    from sqlalchemy.pool import Pool, QueuePool
+    from sqlalchemy.engine import Engine
+    from sqlalchemy.pool import Pool
 except ModuleNotFoundError:
     raise missing("sqlalchemy") from None
+
+from ._sqlalchemy_info import EngineInfo, PoolGauges, defining, pool_classes
 
 if TYPE_CHECKING:
     from opentelemetry.trace import Span
@@ -83,71 +85,7 @@ __all__ = ["SQLAlchemyInstrumentor"]
 require_version("sqlalchemy", sqlalchemy.__version__)
 
 _perf = time.perf_counter
-_BACKSLASH_DIALECTS = frozenset({"mysql", "mariadb"})
 _EVENTS = ("before_cursor_execute", "after_cursor_execute", "handle_error")
-
-
-class _EngineInfo:
-    """What one engine's spans and metric labels share, computed once."""
-
-    __slots__ = ("attributes", "backslashes", "namespace", "pool_name", "span_names", "system")
-
-    def __init__(self, engine: Engine) -> None:
-        url = engine.url
-        self.system: str = engine.dialect.name
-        self.namespace: str | None = (
-            url.database if url.database not in (None, "", ":memory:") else None
-        )
-        self.backslashes = self.system in _BACKSLASH_DIALECTS
-        attributes: dict[str, Any] = {sc.ATTR_DB_SYSTEM: self.system}
-        if self.namespace:
-            attributes[sc.ATTR_DB_NAMESPACE] = self.namespace
-        if url.host:
-            attributes[sc.ATTR_SERVER_ADDRESS] = url.host
-            if url.port:
-                attributes[sc.ATTR_SERVER_PORT] = url.port
-        self.attributes = attributes
-        named = getattr(engine.pool, "_orig_logging_name", None)
-        self.pool_name: str = (
-            named
-            or URL.create(
-                self.system, host=url.host, port=url.port, database=url.database
-            ).render_as_string()
-        )
-        self.span_names: dict[str, str] = {}
-
-    def span_name(self, operation: str) -> str:
-        name = self.span_names.get(operation)
-        if name is None:
-            name = f"{operation} {self.namespace}" if self.namespace else operation
-            self.span_names[operation] = name
-        return name
-
-
-class _PoolGauges:
-    """The used/idle/overflow children of one pool label; a value is set only when it changed."""
-
-    __slots__ = ("children", "count", "last")
-
-    def __init__(self, instrumentor: SQLAlchemyInstrumentor, info: _EngineInfo) -> None:
-        gauge = instrumentor.connections
-        self.children = tuple(
-            gauge.labels(info.system, info.pool_name, state) for state in sc.DB_CONNECTION_STATES
-        )
-        self.last = [0, 0, 0]
-        self.count = 0  # checked-out connections, for pools that do not count them
-
-    def refresh(self, pool: Pool, delta: int) -> None:
-        if isinstance(pool, QueuePool):
-            values = (max(pool.checkedout(), 0), pool.checkedin(), max(pool.overflow(), 0))
-        else:  # NullPool, StaticPool, SingletonThreadPool: only what we counted ourselves
-            self.count = max(self.count + delta, 0)
-            values = (self.count, 0, 0)
-        last = self.last
-        for index, value in enumerate(values):
-            if value != last[index]:
-                last[index] = value
-                self.children[index].set(value)
 
 
 class SQLAlchemyInstrumentor(BaseInstrumentor):
@@ -204,9 +142,9 @@ class SQLAlchemyInstrumentor(BaseInstrumentor):
         )
         self._slow_log = telemetry.get_logger(sc.INSTRUMENTATION_SQLALCHEMY)
         self._engines: weakref.WeakKeyDictionary[Engine, list[Patch]] = weakref.WeakKeyDictionary()
-        self._infos: weakref.WeakKeyDictionary[Engine, _EngineInfo] = weakref.WeakKeyDictionary()
-        self._pools: weakref.WeakKeyDictionary[Pool, _PoolGauges] = weakref.WeakKeyDictionary()
-        self._gauges: dict[tuple[str, str], _PoolGauges] = {}
+        self._infos: weakref.WeakKeyDictionary[Engine, EngineInfo] = weakref.WeakKeyDictionary()
+        self._pools: weakref.WeakKeyDictionary[Pool, PoolGauges] = weakref.WeakKeyDictionary()
+        self._gauges: dict[tuple[str, str], PoolGauges] = {}
         # Engines given hide_parameters=True, with the value they had.
         self._hidden: weakref.WeakKeyDictionary[Engine, bool] = weakref.WeakKeyDictionary()
         self._return_patches: list[Patch] = []
@@ -293,18 +231,18 @@ class SQLAlchemyInstrumentor(BaseInstrumentor):
         # classes may override it (SingletonThreadPool in 1.4): each definition is wrapped.
         if self._return_patches:
             return
-        for cls in _pool_classes():
+        for cls in pool_classes():
             if "_return_conn" in vars(cls):
                 wrapper = self._return_conn_wrapper(cls)
                 self._return_patches.append(wrap(cls, "_return_conn", wrapper))
 
-    def _info(self, engine: Engine) -> _EngineInfo:
+    def _info(self, engine: Engine) -> EngineInfo:
         info = self._infos.get(engine)
         if info is None:
             with self._info_lock:
                 info = self._infos.get(engine)
                 if info is None:
-                    info = self._infos[engine] = _EngineInfo(engine)
+                    info = self._infos[engine] = EngineInfo(engine)
                     self._hide_parameters(engine)
         return info
 
@@ -388,7 +326,7 @@ class SQLAlchemyInstrumentor(BaseInstrumentor):
     def _log_slow(
         self,
         span: Span | None,
-        info: _EngineInfo,
+        info: EngineInfo,
         text: str,
         operation: str,
         status: str,
@@ -434,7 +372,7 @@ class SQLAlchemyInstrumentor(BaseInstrumentor):
             key = (info.system, info.pool_name)
             gauges = self._gauges.get(key)
             if gauges is None:
-                gauges = self._gauges.setdefault(key, _PoolGauges(self, info))
+                gauges = self._gauges.setdefault(key, PoolGauges(self.connections, info))
             self._pools[pool] = gauges
         gauges.refresh(pool, 1)
         self.wait.labels(info.system, info.pool_name).observe(wait)
@@ -463,7 +401,7 @@ class SQLAlchemyInstrumentor(BaseInstrumentor):
                     kind = type(instance)
                     mine = used_by.get(kind)
                     if mine is None:
-                        mine = used_by[kind] = _defining(kind, "_return_conn") is owner
+                        mine = used_by[kind] = defining(kind, "_return_conn") is owner
                     if mine:
                         gauges.refresh(instance, -1)
                 except Exception as exc:
@@ -471,21 +409,6 @@ class SQLAlchemyInstrumentor(BaseInstrumentor):
             return result
 
         return _traced_return_conn
-
-
-def _pool_classes() -> list[type]:
-    found: list[type] = []
-    pending: list[type] = [Pool]
-    while pending:
-        cls = pending.pop()
-        if cls not in found:
-            found.append(cls)
-            pending.extend(cls.__subclasses__())
-    return found
-
-
-def _defining(cls: type, attribute: str) -> type | None:
-    return next((c for c in cls.__mro__ if attribute in vars(c)), None)
 
 
 def _sync_engines(engines: Any) -> list[Engine]:
