@@ -114,7 +114,7 @@ def build_telemetry_web() -> WSGIVariant:
     exporter = CountingSpanExporter()
     sink = CountingLogSink()
     # The documented setup: the app, and the middleware first.
-    _configure(["telemetry_web.django"], ["telemetry_web.django.TelemetryMiddleware"])
+    _configure(["telemetry_web.django"], ["telemetry_web.django.DjangoTelemetryMiddleware"])
     tel = Telemetry(**telemetry_options(exporter, sink))
     # Before django.setup(): the app's ready() then finds this one instead of building its own.
     set_telemetry(tel)

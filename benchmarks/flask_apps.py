@@ -62,12 +62,12 @@ def build_bare() -> WSGIVariant:
 
 def build_telemetry_web() -> WSGIVariant:
     # Imported here so the other variants still run while the package is broken or absent.
-    from telemetry_web.flask import Telemetry
+    from telemetry_web.flask import FlaskTelemetry
 
     exporter = CountingSpanExporter()
     sink = CountingLogSink()
     app = _flask()
-    tel = Telemetry(app, **telemetry_options(exporter, sink))
+    tel = FlaskTelemetry(app, **telemetry_options(exporter, sink)).telemetry
     # The app itself, as a server calls it: Flask.__call__ runs app.wsgi_app, which is now
     # telemetry-web's middleware around Flask's.
     return WSGIVariant(TELEMETRY_WEB, app, lambda: telemetry_produced(tel, exporter, sink))

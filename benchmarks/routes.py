@@ -159,7 +159,7 @@ async def overhead(
 
 def label_cost(build: Callable[[int], Any], n: int, shape: str, count: int) -> float:
     """µs (thread CPU) of the route label alone: the app's label source before the app runs."""
-    from telemetry_web.adapters._routes import resolver_for
+    from telemetry_web._http.routes import resolver_for
 
     source = resolver_for(build(n))
     if source is None:

@@ -67,10 +67,10 @@ def _flask(routes: int) -> Flask:
 
 def telemetry_app(routes: int) -> Flask:
     """The app with telemetry-web's Flask extension (only metrics are looked at)."""
-    from telemetry_web.flask import Telemetry
+    from telemetry_web.flask import FlaskTelemetry
 
     app = _flask(routes)
-    Telemetry(
+    FlaskTelemetry(
         app, service="bench", use_env=False, capture_stdlib_logging=False,
         config={"logging": {"sinks": {"console": False}}, "store": {"enabled": "false"}},
     )  # fmt: skip

@@ -85,8 +85,9 @@ def test_site_builds_strictly(tmp_path: Path) -> None:
     assert result.returncode == 0, result.stderr[-5000:]
     assert (tmp_path / "site" / "reference" / "configuration" / "index.html").exists()
     api = (tmp_path / "site" / "api" / "index.html").read_text(encoding="utf-8")
-    for name in ("telemetry_web.Telemetry", "telemetry_web.flask.Telemetry",
-                 "telemetry_web.django.TelemetryMiddleware",
+    for name in ("telemetry_web.Telemetry", "telemetry_web.flask.FlaskTelemetry",
+                 "telemetry_web.asgi.TelemetryMiddleware",
+                 "telemetry_web.django.DjangoTelemetryMiddleware",
                  "telemetry_web.wsgi.TelemetryWSGIMiddleware",
                  "telemetry_web.instrumentors.SQLAlchemyInstrumentor",
                  "telemetry_web.testing.capture_telemetry"):  # fmt: skip

@@ -3,5 +3,5 @@
 ``python sample_apps/django_project/manage.py runserver``.
 
 Two entries in settings.py are all telemetry-web needs: ``"telemetry_web.django"`` in
-``INSTALLED_APPS`` and ``"telemetry_web.django.TelemetryMiddleware"`` first in ``MIDDLEWARE``.
+``INSTALLED_APPS`` and ``"telemetry_web.django.DjangoTelemetryMiddleware"`` first in ``MIDDLEWARE``.
 """

@@ -11,7 +11,7 @@ INSTALLED_APPS = [
     "sample_apps.django_project.api",
 ]
 MIDDLEWARE = [
-    "telemetry_web.django.TelemetryMiddleware",  # first: it times everything after it
+    "telemetry_web.django.DjangoTelemetryMiddleware",  # first: it times everything after it
     "django.middleware.common.CommonMiddleware",
 ]
 ROOT_URLCONF = "sample_apps.django_project.urls"

@@ -14,10 +14,10 @@ from collections.abc import Iterator
 
 from flask import Flask, Response, abort, jsonify, request, stream_with_context
 
-from telemetry_web.flask import Telemetry
+from telemetry_web.flask import FlaskTelemetry
 
 app = Flask(__name__)
-telemetry = Telemetry(app, service="sample-flask")
+telemetry = FlaskTelemetry(app, service="sample-flask").telemetry
 log = telemetry.get_logger("sample_flask")
 stdlib_log = logging.getLogger("sample_flask.stdlib")
 

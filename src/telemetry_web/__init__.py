@@ -26,7 +26,7 @@ _prepare_multiprocess()
 
 if TYPE_CHECKING:
     from ._engine import Telemetry
-    from .adapters.asgi import TelemetryMiddleware
+    from .asgi import TelemetryMiddleware
     from .config import TelemetrySettings, load_settings
     from .errors import ConfigError, MetricRegistrationError, MissingExtraError, TelemetryError
 
@@ -36,7 +36,7 @@ _LAZY = {
     "MissingExtraError": ".errors",
     "Telemetry": "._engine",
     "TelemetryError": ".errors",
-    "TelemetryMiddleware": ".adapters.asgi",
+    "TelemetryMiddleware": ".asgi",
     "TelemetrySettings": ".config",
     "load_settings": ".config",
 }

@@ -1,23 +1,27 @@
-"""The Flask extension: ``from telemetry_web.flask import Telemetry``.
+"""The Flask extension: ``from telemetry_web.flask import FlaskTelemetry``.
 
-    telemetry = Telemetry(app, service="orders")     # or, with an application factory:
-    telemetry = Telemetry()                          # extensions.py
-    telemetry.init_app(app)                          # create_app()
+    flask_telemetry = FlaskTelemetry(app, service="orders")   # or, with an application factory:
+    flask_telemetry = FlaskTelemetry()                        # extensions.py
+    flask_telemetry.init_app(app)                             # create_app()
+    log = flask_telemetry.telemetry.get_logger("orders")
 
-``Telemetry`` is a :class:`telemetry_web.Telemetry` (same keyword arguments, same API:
-``get_logger``, ``create_counter``, …) whose first positional argument is the optional app.
+``FlaskTelemetry`` is a small integration that owns an engine rather than being one:
+``.telemetry`` is the :class:`telemetry_web.Telemetry` it records into, either given
+(``FlaskTelemetry(app, telemetry=telemetry)``) or built from the keyword arguments, which are
+:class:`telemetry_web.Telemetry`'s (``config=``, ``service=``, ``environment=``, …).
 ``init_app`` wraps ``app.wsgi_app`` in :class:`~telemetry_web.wsgi.TelemetryWSGIMiddleware` and
-keeps everything per app in ``app.extensions["telemetry_web"]``, so one extension can serve
-several apps and several extensions can live in one process.
+keeps everything per app in ``app.extensions["telemetry_web"]`` (a :class:`FlaskState`), so one
+extension can serve several apps and several extensions can live in one process.
 
-Configuration, lowest precedence first: ``config=`` (a YAML path, a mapping or settings) or,
-when none is given, ``app.config["TELEMETRY"]`` (same schema); then ``service=``,
-``environment=``, ``labels=``; then the environment, as always. ``Telemetry(app)`` reads
-``app.config`` at once. ``Telemetry()`` without ``config=`` is built by the first ``init_app``,
-from that app's ``app.config["TELEMETRY"]``; used before any ``init_app`` (``get_logger`` at
-import time), it is built from code and the environment only, and a later
-``app.config["TELEMETRY"]`` is ignored with a ``RuntimeWarning`` (as is a second app's that
-differs from the first's): one configuration, one Telemetry.
+Configuration of an engine it builds, lowest precedence first: ``config=`` (a YAML path, a
+mapping or settings) or, when none is given, ``app.config["TELEMETRY"]`` (same schema); then
+``service=``, ``environment=``, ``labels=``; then the environment, as always.
+``FlaskTelemetry(app)`` reads ``app.config`` at once. ``FlaskTelemetry()`` without ``config=``
+builds its engine at the first ``init_app``, from that app's ``app.config["TELEMETRY"]``; if
+``.telemetry`` is used before any ``init_app`` (``get_logger`` at import time), the engine is
+built from code and the environment only, and a later ``app.config["TELEMETRY"]`` is ignored
+with a ``RuntimeWarning`` (as is a second app's that differs from the first's): one
+configuration, one engine.
 
 Routes: the label is Flask's rule template (``/api/users/<int:user_id>``, blueprint prefixes
 included), matched before the view runs with the app's own URL adapter and cached per (method,
@@ -34,19 +38,23 @@ actually sent (a handler answering 422 counts a 422; a 5xx marks the span and th
 errors), like an exception handler of any other framework: the exception itself was handled by
 the app and is not recorded. An unhandled exception is a 500 with the exception on the span and
 the log line, whether Flask renders the 500 or propagates it (``PROPAGATE_EXCEPTIONS``, testing
-and debug mode). Streamed responses (generators,
-``stream_with_context``) are timed to their last chunk.
+and debug mode). Streamed responses (generators, ``stream_with_context``) are timed to their
+last chunk.
+
+``FlaskTelemetry`` replaces ``telemetry_web.flask.Telemetry``, a subclass of the engine; that
+name still works (with its old signature ``Telemetry(app, config, **settings)`` and the
+engine's attributes reachable on it) and emits a ``DeprecationWarning``.
 """
 
 from __future__ import annotations
 
+import inspect
 import threading
 import warnings
-from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
-from .._engine import Telemetry as _Telemetry
-from ..errors import MissingExtraError
+from . import _engine
+from .errors import MissingExtraError
 
 try:
     from flask import Flask, has_request_context, request
@@ -58,153 +66,150 @@ except ModuleNotFoundError:
 from .wsgi import TelemetryWSGIMiddleware, note_exception
 
 if TYPE_CHECKING:
-    import os
-
-    from opentelemetry.sdk.trace.export import SpanExporter
     from werkzeug.routing import MapAdapter
 
-    from ..config import TelemetrySettings
-    from ..logging import LogSink
+    import telemetry_web
 
-__all__ = ["FlaskState", "Telemetry"]
+__all__ = ["FlaskState", "FlaskTelemetry"]
 
 EXTENSION_KEY = "telemetry_web"
 _CACHE_SIZE = 4096
-_DEFERRED, _BUILDING, _BUILT = "deferred", "building", "built"
 
 
-class Telemetry(_Telemetry):
-    """Telemetry for Flask apps: ``Telemetry(app)`` or ``Telemetry()`` + ``init_app(app)``.
+class FlaskTelemetry:
+    """Telemetry for Flask apps: ``FlaskTelemetry(app)`` or ``FlaskTelemetry()`` + ``init_app``.
 
     Args:
         app: the Flask app to instrument now (or later with :meth:`init_app`).
-        config: a YAML path, a mapping or settings; when omitted, ``app.config["TELEMETRY"]``
-            of the first app (see the module documentation for the precedence).
-        service, environment, labels, span_exporters, log_sinks, use_env, set_global,
-        capture_stdlib_logging: as for :class:`telemetry_web.Telemetry`.
+        telemetry: the engine to record into; when omitted, one is built from ``settings``.
+        settings: :class:`telemetry_web.Telemetry`'s keyword arguments (``config``, ``service``,
+            ``environment``, ``labels``, …); without ``config``, the first app's
+            ``app.config["TELEMETRY"]`` is used (see the module documentation).
+
+    Raises:
+        TypeError: ``telemetry=`` together with settings, or an unknown setting.
     """
 
     def __init__(
         self,
         app: Flask | None = None,
-        config: str | os.PathLike[str] | Mapping[str, Any] | TelemetrySettings | None = None,
         *,
-        service: str | None = None,
-        environment: str | None = None,
-        labels: Mapping[str, str] | None = None,
-        span_exporters: Sequence[SpanExporter] = (),
-        log_sinks: Sequence[LogSink] = (),
-        use_env: bool = True,
-        set_global: bool = True,
-        capture_stdlib_logging: bool = True,
+        telemetry: telemetry_web.Telemetry | None = None,
+        **settings: Any,
     ) -> None:
-        self._flask_lock = threading.RLock()
-        self._flask_state = _DEFERRED
-        self._flask_explicit = config is not None
-        self._flask_config: Any = config
-        self._flask_source = "code and the environment"
-        self._flask_kwargs: dict[str, Any] = {
-            "service": service, "environment": environment, "labels": labels,
-            "span_exporters": span_exporters, "log_sinks": log_sinks, "use_env": use_env,
-            "set_global": set_global, "capture_stdlib_logging": capture_stdlib_logging,
-        }  # fmt: skip
-        if config is not None or app is not None:
-            self._flask_build(app)
+        if telemetry is not None and settings:
+            raise TypeError(
+                "FlaskTelemetry takes telemetry= or the settings to build one, not both "
+                f"(got telemetry= and {', '.join(sorted(settings))})"
+            )
+        inspect.signature(_engine.Telemetry).bind(
+            **settings
+        )  # a misspelt setting fails here, not later
+        self._lock = threading.RLock()
+        self._engine = telemetry
+        self._settings = settings
+        self._config: Any = settings.get("config")
+        self._explicit = telemetry is not None or self._config is not None
+        self._source = "telemetry=" if telemetry is not None else "code and the environment"
         if app is not None:
             self.init_app(app)
+        elif self._config is not None:
+            self._build(None)
+
+    @property
+    def telemetry(self) -> telemetry_web.Telemetry:
+        """The engine this extension records into (given, or built on first need)."""
+        engine = self._engine
+        return engine if engine is not None else self._build(None)
 
     def init_app(self, app: Flask) -> None:
         """Instrument ``app``: wrap its ``wsgi_app``, resolve its routes, observe its errors.
 
         Raises:
-            RuntimeError: ``app`` is already instrumented by another Telemetry.
+            RuntimeError: ``app`` is already instrumented by another extension.
         """
         existing = app.extensions.get(EXTENSION_KEY)
         if existing is not None:
-            if existing.telemetry is self:
+            if existing.extension is self:
                 return
             raise RuntimeError(
                 f"Flask app {app.name!r} is already instrumented by another telemetry_web "
-                "Telemetry; use one per app"
+                "FlaskTelemetry; use one per app"
             )
-        self._flask_build(app)
+        telemetry = self._build(app)
         self._check_ignored_config(app)
-        state = FlaskState(app, self)
-        state.middleware = TelemetryWSGIMiddleware(
-            app.wsgi_app, telemetry=self, route_resolver=state.resolve_route
-        )
-        app.wsgi_app = state.middleware  # type: ignore[method-assign]
-        got_request_exception.connect(_unhandled_exception, app)
-        app.extensions[EXTENSION_KEY] = state
+        instrument_app(app, telemetry, extension=self)
 
-    # --- building from the first app's configuration -----------------------------------------
-
-    def _flask_build(self, app: Flask | None) -> None:
-        with self._flask_lock:
-            if self._flask_state != _DEFERRED:
-                return
-            config = self._flask_config
+    def _build(self, app: Flask | None) -> telemetry_web.Telemetry:
+        """The engine, built once: from ``config=``, else the first app's configuration."""
+        with self._lock:
+            if self._engine is not None:
+                return self._engine
+            config = self._config
             if config is None and app is not None:
                 config = app.config.get("TELEMETRY")
                 if config is not None:
-                    self._flask_source = f"app.config['TELEMETRY'] of {app.name!r}"
+                    self._source = f"app.config['TELEMETRY'] of {app.name!r}"
             elif config is not None:
-                self._flask_source = "config="
-            self._flask_config = config
-            self._flask_state = _BUILDING
-            try:
-                super().__init__(config, **self._flask_kwargs)
-            except BaseException:
-                self._flask_state = _DEFERRED
-                raise
-            self._flask_state = _BUILT
+                self._source = "config="
+            self._config = config
+            self._engine = _engine.Telemetry(**{**self._settings, "config": config})
+            return self._engine
 
     def _check_ignored_config(self, app: Flask) -> None:
         ignored = app.config.get("TELEMETRY")
-        if ignored is None or self._flask_explicit:
+        if ignored is None or self._explicit:
             return
-        used = self._flask_config
+        used = self._config
         if ignored is used or ignored == used:
             return
         warnings.warn(
-            f"app.config['TELEMETRY'] of {app.name!r} is ignored: this Telemetry was already "
-            f"configured from {self._flask_source}; create one Telemetry per configuration "
-            "(or call init_app before using it)",
+            f"app.config['TELEMETRY'] of {app.name!r} is ignored: this FlaskTelemetry was "
+            f"already configured from {self._source}; create one FlaskTelemetry per "
+            "configuration (or call init_app before using its telemetry)",
             RuntimeWarning,
             stacklevel=3,
         )
 
-    if not TYPE_CHECKING:
-
-        def __getattr__(self, name: str) -> Any:
-            """Used before any ``init_app``: build from code and the environment, then answer."""
-            if name.startswith(("__", "_flask_")):
-                raise AttributeError(name)
-            lock = self.__dict__.get("_flask_lock")
-            if lock is None:
-                raise AttributeError(name)
-            with lock:
-                if self.__dict__.get("_flask_state") == _DEFERRED:
-                    self._flask_build(None)
-            return object.__getattribute__(self, name)
-
     def __repr__(self) -> str:
-        if self._flask_state != _BUILT:
-            return "<Telemetry (Flask) not configured yet: waiting for init_app>"
-        return super().__repr__()
+        if self._engine is None:
+            return "<FlaskTelemetry not configured yet: waiting for init_app>"
+        return f"<FlaskTelemetry telemetry={self._engine!r}>"
+
+
+def instrument_app(
+    app: Flask, telemetry: telemetry_web.Telemetry, *, extension: FlaskTelemetry | None = None
+) -> FlaskState:
+    """Wrap ``app.wsgi_app`` and keep the app's state in ``app.extensions`` (also the launcher's
+    way in, with no extension)."""
+    state = FlaskState(app, telemetry, extension)
+    state.middleware = TelemetryWSGIMiddleware(
+        app.wsgi_app, telemetry=telemetry, route_resolver=state.resolve_route
+    )
+    app.wsgi_app = state.middleware  # type: ignore[method-assign]
+    got_request_exception.connect(_unhandled_exception, app)
+    app.extensions[EXTENSION_KEY] = state
+    return state
 
 
 class FlaskState:
     """What one app keeps in ``app.extensions["telemetry_web"]``.
 
     Attributes:
-        telemetry: the extension recording this app's requests.
+        telemetry: the engine recording this app's requests.
+        extension: the :class:`FlaskTelemetry` that instrumented the app (None: the launcher).
         middleware: the WSGI middleware wrapping ``app.wsgi_app``.
     """
 
-    def __init__(self, app: Flask, telemetry: Telemetry) -> None:
+    def __init__(
+        self,
+        app: Flask,
+        telemetry: telemetry_web.Telemetry,
+        extension: FlaskTelemetry | None = None,
+    ) -> None:
         self.app = app
         self.telemetry = telemetry
+        self.extension = extension
         self.middleware: TelemetryWSGIMiddleware | None = None
         self._routes: dict[tuple[str, str, str], str | None] = {}
 
@@ -252,3 +257,39 @@ def _unhandled_exception(sender: Flask, exception: BaseException, **_extra: Any)
     """``got_request_exception``: the exception behind the 500 Flask renders (or propagates)."""
     if has_request_context():
         note_exception(request.environ, exception)
+
+
+class _DeprecatedTelemetry(FlaskTelemetry):
+    """The extension under its old name, ``telemetry_web.flask.Telemetry``, with its old
+    signature (``config`` second) and the engine's attributes reachable on it."""
+
+    def __init__(self, app: Flask | None = None, config: Any = None, **settings: Any) -> None:
+        if config is not None:
+            settings["config"] = config
+        super().__init__(app, **settings)
+
+    def __getattr__(self, name: str) -> Any:
+        if name.startswith("_"):  # ours (not set yet) and dunders: never the engine's
+            raise AttributeError(name)
+        return getattr(self.telemetry, name)
+
+    def __repr__(self) -> str:
+        if self._engine is None:
+            return "<Telemetry (Flask) not configured yet: waiting for init_app>"
+        return repr(self._engine)
+
+
+if TYPE_CHECKING:
+    Telemetry = _DeprecatedTelemetry  # what type checkers see of the former name
+
+
+def __getattr__(name: str) -> Any:
+    if name == "Telemetry":
+        warnings.warn(
+            "telemetry_web.flask.Telemetry is deprecated: use "
+            "telemetry_web.flask.FlaskTelemetry (its .telemetry is the engine)",
+            DeprecationWarning,
+            stacklevel=2,
+        )
+        return _DeprecatedTelemetry
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -32,28 +32,19 @@ import logging
 import os
 import time
 from collections.abc import Callable, Iterable, Iterator
-from http import HTTPStatus
 from typing import TYPE_CHECKING, Any
 
-from .. import semconv as sc
-from .._engine import Endpoint, Telemetry, default_telemetry
-from .._lifecycle import ActiveRequest, RequestLifecycle
-from ..health import QUERY_KEY
-from ._environ import (
-    ENDPOINT_KEYS,
-    header_keys,
-    pick_headers,
-    pick_response_headers,
-    protocol,
-    query,
-    server,
-)
+from . import semconv as sc
+from ._engine import Telemetry, default_telemetry
+from ._http.endpoints import answer_wsgi
+from ._http.environ import header_keys, pick_headers, pick_response_headers, protocol, query, server
+from ._lifecycle import ActiveRequest, RequestLifecycle
 
 if TYPE_CHECKING:
     from _typeshed import OptExcInfo
     from _typeshed.wsgi import StartResponse, WSGIApplication, WSGIEnvironment
 
-__all__ = ["TelemetryWSGIMiddleware", "WSGIRouteResolver", "note_exception"]
+__all__ = ["TelemetryWSGIMiddleware", "WSGIRouteResolver"]
 
 WSGIRouteResolver = Callable[[dict[str, Any]], "str | None"]
 
@@ -61,7 +52,6 @@ _log = logging.getLogger("telemetry_web")
 # The request being recorded, set in the environ by the first copy of the middleware.
 ENVIRON_KEY = "telemetry_web.request"
 _perf = time.perf_counter
-# The request headers the built-in endpoints read.
 
 
 class TelemetryWSGIMiddleware:
@@ -98,7 +88,7 @@ class TelemetryWSGIMiddleware:
         method = environ.get("REQUEST_METHOD", "GET")
         endpoint = telemetry.endpoints.get(path_info)
         if endpoint is not None and method in ("GET", "HEAD"):
-            return _builtin(endpoint, environ, start_response, method)
+            return answer_wsgi(endpoint, environ, start_response, method)
         if telemetry.is_excluded(path_info):
             return self.app(environ, start_response)
         outer = environ.get(ENVIRON_KEY)
@@ -409,25 +399,6 @@ class _CountingInput:
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self._stream, name)
-
-
-def _builtin(
-    endpoint: Endpoint, environ: WSGIEnvironment, start_response: StartResponse, method: str
-) -> list[bytes]:
-    headers = pick_headers(environ, ENDPOINT_KEYS)
-    raw_query = query(environ)
-    if raw_query:
-        headers[QUERY_KEY] = raw_query
-    status, response_headers, body = endpoint(headers)
-    start_response(_status_line(status), [*response_headers, ("Content-Length", str(len(body)))])
-    return [] if method == "HEAD" else [body]
-
-
-def _status_line(status: int) -> str:
-    try:
-        return f"{status} {HTTPStatus(status).phrase}"
-    except ValueError:
-        return f"{status} Unknown"
 
 
 def _recover(raw: str) -> str:

@@ -405,17 +405,33 @@ def gunicorn_argv(spec: str, port: int, *, workers: int, threads: int) -> list[s
 # --- Flask ---------------------------------------------------------------------------------------
 
 
-def capture_flask(app: Any = None, config: Any = None, **kwargs: Any) -> CapturedTelemetry:
+class CapturedFlask(CapturedTelemetry):
+    """A :class:`FlaskTelemetry` (``.extension``) recording into memory; ``.telemetry`` is its
+    engine, built on first use as the extension builds it."""
+
+    def __init__(self, extension: Any, spans: Any, logs: Any) -> None:
+        self.extension = extension
+        self._spans = spans
+        self._logs = logs
+
+    @property
+    def telemetry(self) -> Any:  # type: ignore[override]
+        return self.extension.telemetry
+
+
+def capture_flask(app: Any = None, config: Any = None, **kwargs: Any) -> CapturedFlask:
     """The Flask extension recording into memory (``config=None`` defers to app.config)."""
     from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
-    from telemetry_web.flask import Telemetry
+    from telemetry_web.flask import FlaskTelemetry
     from telemetry_web.testing import InMemoryLogSink
 
     spans, logs = InMemorySpanExporter(), InMemoryLogSink()
     kwargs.setdefault("use_env", False)
-    telemetry = Telemetry(app, config, span_exporters=[spans], log_sinks=[logs], **kwargs)
-    return CapturedTelemetry(telemetry, spans, logs)
+    extension = FlaskTelemetry(
+        app, config=config, span_exporters=[spans], log_sinks=[logs], **kwargs
+    )
+    return CapturedFlask(extension, spans, logs)
 
 
 FLASK_CONFIG: dict[str, Any] = {

@@ -15,7 +15,7 @@ from starlette.middleware.gzip import GZipMiddleware
 from starlette.routing import Mount
 
 from telemetry_web import Telemetry, TelemetryMiddleware
-from telemetry_web.adapters._routes import resolver_for
+from telemetry_web._http.routes import resolver_for
 
 from ._support import client_for, count_requests
 

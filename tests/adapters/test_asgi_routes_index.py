@@ -15,7 +15,7 @@ from starlette.responses import JSONResponse, PlainTextResponse, Response
 from starlette.routing import BaseRoute, Host, Match, Mount, Route, Router, WebSocketRoute
 
 from telemetry_web import Telemetry, TelemetryMiddleware
-from telemetry_web.adapters._routes._index import RouteIndex
+from telemetry_web._http.routes._index import RouteIndex
 
 from ._support import BASE_LABELS, client_for, count_requests, scrape_telemetry
 

@@ -13,10 +13,10 @@ import pytest
 from flask import Flask
 
 import telemetry_web
-from telemetry_web.flask import FlaskState, Telemetry
-from telemetry_web.testing import CapturedTelemetry
+from telemetry_web.flask import FlaskState, FlaskTelemetry
+from telemetry_web.testing import CapturedTelemetry, capture_telemetry
 
-from ._wsgi_support import FLASK_CONFIG, capture_flask, request_lines
+from ._wsgi_support import FLASK_CONFIG, CapturedFlask, capture_flask, request_lines
 
 
 def make_app(name: str, rule: str, config: dict[str, Any] | None = None) -> Flask:
@@ -28,6 +28,13 @@ def make_app(name: str, rule: str, config: dict[str, Any] | None = None) -> Flas
     return app
 
 
+def extension(captured: CapturedTelemetry) -> FlaskTelemetry:
+    """The Flask extension that ``capture_flask`` built, typed as such."""
+    assert isinstance(captured, CapturedFlask)
+    assert isinstance(captured.extension, FlaskTelemetry)
+    return captured.extension
+
+
 @pytest.fixture
 def closing() -> Iterator[list[CapturedTelemetry]]:
     """Captures appended here are shut down after the test."""
@@ -37,16 +44,18 @@ def closing() -> Iterator[list[CapturedTelemetry]]:
         captured.close()
 
 
-def test_factory_pattern_serves_two_apps_with_one_extension(closing) -> None:
-    """One ``Telemetry()`` + ``init_app`` on two apps: each app's routes, state per app only."""
+def test_factory_pattern_serves_two_apps_with_one_extension(
+    closing: list[CapturedTelemetry],
+) -> None:
+    """One ``FlaskTelemetry()`` + ``init_app`` on two apps: each app's routes, state per app."""
     captured = capture_flask(None, FLASK_CONFIG)
     closing.append(captured)
-    telemetry = captured.telemetry
+    flask_telemetry = extension(captured)
     app_a = make_app("app_a", "/a/<int:n>")
     app_b = make_app("app_b", "/b/<name>")
-    telemetry.init_app(app_a)
-    telemetry.init_app(app_b)
-    telemetry.init_app(app_a)  # idempotent
+    flask_telemetry.init_app(app_a)
+    flask_telemetry.init_app(app_b)
+    flask_telemetry.init_app(app_a)  # idempotent
     assert app_a.test_client().get("/a/1", buffered=True).status_code == 200
     assert app_b.test_client().get("/b/x", buffered=True).status_code == 200
     assert (
@@ -59,15 +68,17 @@ def test_factory_pattern_serves_two_apps_with_one_extension(closing) -> None:
     assert isinstance(state_a, FlaskState)
     assert isinstance(state_b, FlaskState)
     assert state_a is not state_b
-    assert state_a.telemetry is telemetry
-    assert state_b.telemetry is telemetry
+    assert state_a.extension is flask_telemetry
+    assert state_b.extension is flask_telemetry
+    assert state_a.telemetry is flask_telemetry.telemetry
+    assert state_b.telemetry is flask_telemetry.telemetry
     assert app_a.wsgi_app is state_a.middleware
-    kept = [v for v in vars(telemetry).values() if isinstance(v, Flask | FlaskState)]
+    kept = [v for v in vars(flask_telemetry).values() if isinstance(v, Flask | FlaskState)]
     assert kept == []  # no per-app state on the extension itself
 
 
-def test_two_extensions_two_apps_record_separately(closing) -> None:
-    """Two Telemetry objects in one process each record only their own app's requests."""
+def test_two_extensions_two_apps_record_separately(closing: list[CapturedTelemetry]) -> None:
+    """Two extensions in one process each record only their own app's requests."""
     app_one, app_two = make_app("first", "/one"), make_app("second", "/two")
     first = capture_flask(app_one, {**FLASK_CONFIG, "service": "first"})
     second = capture_flask(app_two, {**FLASK_CONFIG, "service": "second"})
@@ -80,18 +91,20 @@ def test_two_extensions_two_apps_record_separately(closing) -> None:
     assert 'route="/two"' not in first.metrics_text()
 
 
-def test_another_extension_on_an_instrumented_app_is_refused(closing) -> None:
-    """An app already instrumented by one Telemetry refuses a second one (it would count twice)."""
+def test_another_extension_on_an_instrumented_app_is_refused(
+    closing: list[CapturedTelemetry],
+) -> None:
+    """An app already instrumented by one extension refuses a second (it would count twice)."""
     app = make_app("app", "/x")
     closing.append(capture_flask(app, FLASK_CONFIG))
     other = capture_flask(None, FLASK_CONFIG)
     closing.append(other)
     with pytest.raises(RuntimeError, match="already instrumented"):
-        other.telemetry.init_app(app)
+        extension(other).init_app(app)
 
 
-def test_app_config_is_read_by_telemetry_app(closing) -> None:
-    """``Telemetry(app)`` without config= is configured from app.config["TELEMETRY"]."""
+def test_app_config_is_read_by_telemetry_app(closing: list[CapturedTelemetry]) -> None:
+    """``FlaskTelemetry(app)`` without config= is configured from app.config["TELEMETRY"]."""
     app = make_app("configured", "/x", {**FLASK_CONFIG, "service": "from-app-config"})
     captured = capture_flask(app)
     closing.append(captured)
@@ -100,18 +113,20 @@ def test_app_config_is_read_by_telemetry_app(closing) -> None:
     assert request_lines(captured.logs())[0]["service"] == "from-app-config"
 
 
-def test_factory_extension_is_configured_by_the_first_init_app(closing) -> None:
-    """``Telemetry()`` waits for init_app and reads that app's config, under service= kwargs."""
+def test_factory_extension_is_configured_by_the_first_init_app(
+    closing: list[CapturedTelemetry],
+) -> None:
+    """``FlaskTelemetry()`` waits for init_app and reads that app's config, under kwargs."""
     captured = capture_flask(None, None, environment="from-kwargs")
     closing.append(captured)
-    assert "not configured yet" in repr(captured.telemetry)
+    assert "not configured yet" in repr(extension(captured))
     app = make_app("factory", "/x", {**FLASK_CONFIG, "service": "from-app-config"})
-    captured.telemetry.init_app(app)
+    extension(captured).init_app(app)
     settings = captured.telemetry.settings
     assert (settings.service, settings.environment) == ("from-app-config", "from-kwargs")
 
 
-def test_config_argument_wins_over_app_config(closing) -> None:
+def test_config_argument_wins_over_app_config(closing: list[CapturedTelemetry]) -> None:
     """config= in code is used as given; app.config["TELEMETRY"] is then not read (no warning)."""
     app = make_app("explicit", "/x", {**FLASK_CONFIG, "service": "from-app-config"})
     captured = capture_flask(app, {**FLASK_CONFIG, "service": "from-code"})
@@ -119,7 +134,9 @@ def test_config_argument_wins_over_app_config(closing) -> None:
     assert captured.telemetry.settings.service == "from-code"
 
 
-def test_environment_wins_over_app_config(closing, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_environment_wins_over_app_config(
+    closing: list[CapturedTelemetry], monkeypatch: pytest.MonkeyPatch
+) -> None:
     """As everywhere, TELEMETRY_* / OTEL_* variables win over app.config["TELEMETRY"]."""
     monkeypatch.setenv("OTEL_SERVICE_NAME", "from-env")
     app = make_app("env", "/x", {**FLASK_CONFIG, "service": "from-app-config"})
@@ -128,7 +145,9 @@ def test_environment_wins_over_app_config(closing, monkeypatch: pytest.MonkeyPat
     assert captured.telemetry.settings.service == "from-env"
 
 
-def test_use_before_init_app_ignores_later_app_config_with_a_warning(closing) -> None:
+def test_use_before_init_app_ignores_later_app_config_with_a_warning(
+    closing: list[CapturedTelemetry],
+) -> None:
     """Used before init_app (get_logger at import), it is built from code and environment;
     the app.config["TELEMETRY"] it meets later is ignored with a RuntimeWarning."""
     captured = capture_flask(None, None, service="early")
@@ -136,23 +155,23 @@ def test_use_before_init_app_ignores_later_app_config_with_a_warning(closing) ->
     captured.telemetry.get_logger("app").info("at import time")
     app = make_app("late", "/x", {**FLASK_CONFIG, "service": "from-app-config"})
     with pytest.warns(RuntimeWarning, match=r"app.config\['TELEMETRY'\] of 'late' is ignored"):
-        captured.telemetry.init_app(app)
+        extension(captured).init_app(app)
     assert captured.telemetry.settings.service == "early"
     assert app.test_client().get("/x", buffered=True).status_code == 200
     assert request_lines(captured.logs())[0]["service"] == "early"
 
 
-def test_second_app_with_other_config_warns(closing) -> None:
+def test_second_app_with_other_config_warns(closing: list[CapturedTelemetry]) -> None:
     """A second app whose app.config["TELEMETRY"] differs from the first's gets a warning."""
     captured = capture_flask(None)
     closing.append(captured)
-    captured.telemetry.init_app(make_app("one", "/x", {**FLASK_CONFIG, "service": "one"}))
-    captured.telemetry.init_app(make_app("same", "/y", {**FLASK_CONFIG, "service": "one"}))
+    extension(captured).init_app(make_app("one", "/x", {**FLASK_CONFIG, "service": "one"}))
+    extension(captured).init_app(make_app("same", "/y", {**FLASK_CONFIG, "service": "one"}))
     with pytest.warns(RuntimeWarning, match="of 'two' is ignored"):
-        captured.telemetry.init_app(make_app("two", "/z", {**FLASK_CONFIG, "service": "two"}))
+        extension(captured).init_app(make_app("two", "/z", {**FLASK_CONFIG, "service": "two"}))
 
 
-def test_lazy_build_happens_once_across_threads(closing) -> None:
+def test_lazy_build_happens_once_across_threads(closing: list[CapturedTelemetry]) -> None:
     """Threads using a not-yet-initialised extension at once all get the same single build."""
     captured = capture_flask(None)
     closing.append(captured)
@@ -161,9 +180,53 @@ def test_lazy_build_happens_once_across_threads(closing) -> None:
     assert len(registries) == 1
 
 
-def test_flask_telemetry_is_a_telemetry() -> None:
-    """The extension is a telemetry_web.Telemetry, so everything that takes one takes it."""
-    assert issubclass(Telemetry, telemetry_web.Telemetry)
+def test_given_engine_is_used_and_not_rebuilt(closing: list[CapturedTelemetry]) -> None:
+    """``FlaskTelemetry(app, telemetry=engine)`` records into that engine, ignoring app.config."""
+    captured = capture_telemetry(FLASK_CONFIG, service="given")
+    closing.append(captured)
+    app = make_app("given", "/x", {**FLASK_CONFIG, "service": "from-app-config"})
+    flask_telemetry = FlaskTelemetry(app, telemetry=captured.telemetry)
+    assert flask_telemetry.telemetry is captured.telemetry
+    assert app.extensions["telemetry_web"].telemetry is captured.telemetry
+    assert app.test_client().get("/x", buffered=True).status_code == 200
+    assert request_lines(captured.logs())[0]["service"] == "given"
+
+
+@pytest.mark.parametrize(
+    "kwargs",
+    [{"telemetry": object(), "service": "both"}, {"servce": "misspelt"}],
+    ids=["engine-and-settings", "unknown-setting"],
+)
+def test_bad_arguments_fail_at_construction(kwargs: dict[str, Any]) -> None:
+    """``telemetry=`` with settings, or a setting the engine does not take, is a TypeError."""
+    with pytest.raises(TypeError):
+        FlaskTelemetry(**kwargs)
+
+
+def test_former_telemetry_name_warns_and_keeps_working(closing: list[CapturedTelemetry]) -> None:
+    """``telemetry_web.flask.Telemetry`` warns (DeprecationWarning, at the caller) and keeps its
+    old signature, ``init_app`` and the engine's attributes."""
+    import telemetry_web.flask
+
+    with pytest.warns(DeprecationWarning, match="FlaskTelemetry") as caught:
+        legacy = telemetry_web.flask.Telemetry
+    assert len(caught) == 1
+    assert caught[0].filename == __file__
+    app = make_app("legacy", "/x")
+    old = legacy(app, FLASK_CONFIG, service="legacy", use_env=False)
+    closing.append(CapturedFlask(old, None, None))
+    assert isinstance(old, FlaskTelemetry)
+    assert old.settings.service == "legacy"
+    assert old.registry is old.telemetry.registry
+    old.get_logger("app").info("still works")
+    assert app.test_client().get("/x", buffered=True).status_code == 200
+    assert app.extensions["telemetry_web"].extension is old
+
+
+def test_extension_owns_an_engine_rather_than_being_one() -> None:
+    """FlaskTelemetry is a small integration: the engine's API is on ``.telemetry`` only."""
+    assert not issubclass(FlaskTelemetry, telemetry_web.Telemetry)
+    assert not hasattr(FlaskTelemetry, "get_logger")
 
 
 def test_missing_flask_names_the_extra() -> None:

@@ -20,8 +20,8 @@ from starlette.routing import Route
 from werkzeug.test import Client
 
 from telemetry_web import Telemetry, TelemetryMiddleware
-from telemetry_web.django import TelemetryMiddleware as DjangoMiddleware
-from telemetry_web.flask import Telemetry as FlaskTelemetry
+from telemetry_web.django import DjangoTelemetryMiddleware as DjangoMiddleware
+from telemetry_web.flask import FlaskTelemetry
 from telemetry_web.testing import CapturedTelemetry, InMemoryLogSink, capture_telemetry
 from telemetry_web.wsgi import TelemetryWSGIMiddleware
 
@@ -125,9 +125,11 @@ def _flask_captured(config: dict[str, Any]) -> CapturedTelemetry:
 
     spans, logs = InMemorySpanExporter(), InMemoryLogSink()
     config = {"logging": {"sinks": {"console": False}}, **config}
-    tel = FlaskTelemetry(app, config, span_exporters=[spans], log_sinks=[logs], use_env=False)
-    FLASK_APPS[id(tel)] = app
-    return CapturedTelemetry(tel, spans, logs)
+    extension = FlaskTelemetry(
+        app, config=config, span_exporters=[spans], log_sinks=[logs], use_env=False
+    )
+    FLASK_APPS[id(extension.telemetry)] = app
+    return CapturedTelemetry(extension.telemetry, spans, logs)
 
 
 def _header_attributes(captured: CapturedTelemetry) -> dict[str, Any]:

@@ -339,7 +339,7 @@ def drive_django(calls: Sequence[Call]) -> tuple[CapturedTelemetry, list[Answer]
 def drive_flask(calls: Sequence[Call]) -> tuple[CapturedTelemetry, list[Answer]]:
     from flask import Flask, abort, request
 
-    from telemetry_web.flask import Telemetry
+    from telemetry_web.flask import FlaskTelemetry
 
     app = Flask("conformance")
     app.config["TESTING"] = False  # Flask renders the 500 itself, as in production
@@ -368,17 +368,17 @@ def drive_flask(calls: Sequence[Call]) -> tuple[CapturedTelemetry, list[Answer]]
     def service_unavailable(exc: Unavailable) -> tuple[str, int]:
         return "try later", 503
 
-    # What capture_telemetry() builds, with the Flask extension's Telemetry subclass.
+    # What capture_telemetry() builds, recorded through the Flask extension.
     spans, logs = InMemorySpanExporter(), InMemoryLogSink()
-    telemetry = Telemetry(
+    telemetry = FlaskTelemetry(
         app,
-        {"logging": {"sinks": {"console": False}}, **CONFIG},
+        config={"logging": {"sinks": {"console": False}}, **CONFIG},
         service=SERVICE,
         span_exporters=[spans],
         log_sinks=[logs],
         use_env=False,
     )
-    captured = CapturedTelemetry(telemetry, spans, logs)
+    captured = CapturedTelemetry(telemetry.telemetry, spans, logs)
     client = app.test_client()
     answers = []
     for call in calls:

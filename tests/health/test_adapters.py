@@ -182,15 +182,16 @@ async def test_asgi_without_lifespan_starts_on_the_first_request(
 
 @pytest.fixture
 def flask_telemetry(clock: Any) -> Iterator[Any]:
-    """``make(app, config)``: a Flask extension on the manual clock, shut down afterwards."""
+    """``make(app, config)``: the engine of a Flask extension on the manual clock, shut down
+    afterwards."""
     made: list[Any] = []
 
     def make(app: Flask, config: dict[str, Any]) -> Any:
-        extension = telemetry_web.flask.Telemetry(
+        extension = telemetry_web.flask.FlaskTelemetry(
             app,
-            {"service": "shop", "logging": {"sinks": {"console": False}}, **config},
+            config={"service": "shop", "logging": {"sinks": {"console": False}}, **config},
             use_env=False,
-        )
+        ).telemetry
         extension.health.use_clock(clock)
         made.append(extension)
         return extension

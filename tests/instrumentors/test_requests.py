@@ -141,17 +141,21 @@ def test_flask_request_parents_sync_engine_and_redis_spans(
     """A Flask view querying PostgreSQL and Redis through the Flask extension: every span is a
     child of the request span, and the app's /metrics shows the samples."""
     flask = pytest.importorskip("flask")
-    from telemetry_web.flask import Telemetry as FlaskTelemetry
+    from telemetry_web.flask import FlaskTelemetry
 
     app = flask.Flask("instrumentor_tests")
     spans, logs = InMemorySpanExporter(), InMemoryLogSink()
     tel = FlaskTelemetry(
         app,
-        {"service": SERVICE, "environment": ENVIRONMENT, "logging": {"sinks": {"console": False}}},
+        config={
+            "service": SERVICE,
+            "environment": ENVIRONMENT,
+            "logging": {"sinks": {"console": False}},
+        },
         span_exporters=[spans],
         log_sinks=[logs],
         use_env=False,
-    )
+    ).telemetry
     captured = CapturedTelemetry(tel, spans, logs)
     _instrument(tel, cleanup)
     engine = create_engine(postgres_url)

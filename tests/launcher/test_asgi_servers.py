@@ -356,7 +356,7 @@ def test_django_project_keeps_its_installed_apps_and_gets_readiness(
         assert server.get("/installed").json() == {
             "apps": ["django.contrib.contenttypes"],
             "middleware": [
-                "telemetry_web.django.TelemetryMiddleware",
+                "telemetry_web.django.DjangoTelemetryMiddleware",
                 "django.middleware.common.CommonMiddleware",
             ],
         }

@@ -159,21 +159,21 @@ async def test_fastapi_sync_dependency_binds_for_the_whole_request(
 
 
 def flask_captured(app: Any) -> CapturedTelemetry:
-    """What capture_telemetry() builds, with the Flask extension's Telemetry subclass."""
+    """What capture_telemetry() builds, recorded through the Flask extension."""
     from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
-    from telemetry_web.flask import Telemetry
+    from telemetry_web.flask import FlaskTelemetry
     from telemetry_web.testing import InMemoryLogSink
 
     spans, logs = InMemorySpanExporter(), InMemoryLogSink()
-    telemetry = Telemetry(
+    telemetry = FlaskTelemetry(
         app,
-        {"logging": {"sinks": {"console": False}}},
+        config={"logging": {"sinks": {"console": False}}},
         service="correlation",
         span_exporters=[spans],
         log_sinks=[logs],
         use_env=False,
-    )
+    ).telemetry
     return CapturedTelemetry(telemetry, spans, logs)
 
 

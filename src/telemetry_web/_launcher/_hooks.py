@@ -19,7 +19,6 @@ instrumentor, when the app imports it.
 
 from __future__ import annotations
 
-import inspect
 import threading
 import warnings
 from collections.abc import Callable
@@ -27,16 +26,16 @@ from typing import Any
 
 import wrapt
 
-from . import _bootstrap
+from . import _process
 from ._access import take_over_access_logs
-from ._bootstrap import process_telemetry, safely, when_telemetry_exists
 from ._notice import claim
-from ._servers import SERVER_HOOKS, service_hint
+from ._process import process_telemetry, safely, when_telemetry_exists
+from ._servers import SERVER_HOOKS, service_hint, wrap_wsgi_app
 
-__all__ = ["register", "wrap_wsgi_app"]
+__all__ = ["register"]
 
 _MARK = "_telemetry_web_launched"
-_DJANGO_MIDDLEWARE = "telemetry_web.django.TelemetryMiddleware"
+_DJANGO_MIDDLEWARE = "telemetry_web.django.DjangoTelemetryMiddleware"
 _DJANGO_APP = "telemetry_web.django"
 _django_ready_done = False
 _flask_lock = threading.Lock()
@@ -79,7 +78,7 @@ def _hook_engine(module: Any) -> None:
     def created(wrapped: Any, instance: Any, args: Any, kwargs: Any) -> None:
         wrapped(*args, **kwargs)
         safely("access-log", take_over_access_logs, instance)
-        safely("launcher", _bootstrap.telemetry_created, instance)
+        safely("launcher", _process.telemetry_created, instance)
 
     _wrap_once(module, "Telemetry.__init__", created)
 
@@ -136,15 +135,15 @@ def _wrap_once(module: Any, name: str, wrapper: Callable[..., Any]) -> None:
 
 
 def _hook_starlette(module: Any) -> None:
-    _bootstrap.prepare_multiprocess()
-    from ..adapters import asgi  # noqa: F401  (its own build_middleware_stack observer: inner)
+    _process.prepare_multiprocess()
+    from .. import asgi  # noqa: F401  (its own build_middleware_stack observer: inner)
 
     _wrap_once(module, "Starlette.build_middleware_stack", _add_asgi_middleware("starlette"))
 
 
 def _hook_fastapi(module: Any) -> None:
-    _bootstrap.prepare_multiprocess()
-    from ..adapters import asgi  # noqa: F401
+    _process.prepare_multiprocess()
+    from .. import asgi  # noqa: F401
 
     _wrap_once(module, "FastAPI.build_middleware_stack", _add_asgi_middleware("fastapi"))
 
@@ -160,9 +159,9 @@ def _add_asgi_middleware(name: str) -> Callable[..., Any]:
 def _insert_asgi_middleware(app: Any) -> None:
     from starlette.middleware import Middleware
 
-    from ..adapters.asgi import TelemetryMiddleware
+    from ..asgi import TelemetryMiddleware
 
-    if id(app) in _bootstrap.covered_apps:
+    if id(app) in _process.covered_apps:
         return  # its server wraps the whole app
     user_middleware = app.user_middleware
     for middleware in user_middleware:
@@ -191,23 +190,13 @@ def _flask_call(wrapped: Any, instance: Any, args: Any, kwargs: Any) -> Any:
 
 
 def _instrument_flask(app: Any) -> None:
-    _bootstrap.prepare_multiprocess()
-    from flask.signals import got_request_exception
-
-    from ..adapters.flask import EXTENSION_KEY, FlaskState, _unhandled_exception
-    from ..adapters.wsgi import TelemetryWSGIMiddleware
+    _process.prepare_multiprocess()
+    from ..flask import EXTENSION_KEY, instrument_app
 
     if EXTENSION_KEY in app.extensions:
-        return  # Telemetry(app) / init_app by hand
+        return  # FlaskTelemetry(app) / init_app by hand
     package = app.import_name.split(".")[0]
-    telemetry: Any = process_telemetry(package if package != "__main__" else service_hint())
-    state = FlaskState(app, telemetry)
-    state.middleware = TelemetryWSGIMiddleware(
-        app.wsgi_app, telemetry=telemetry, route_resolver=state.resolve_route
-    )
-    app.wsgi_app = state.middleware
-    got_request_exception.connect(_unhandled_exception, app)
-    app.extensions[EXTENSION_KEY] = state
+    instrument_app(app, process_telemetry(package if package != "__main__" else service_hint()))
 
 
 # --- Django ----------------------------------------------------------------------------------
@@ -225,7 +214,7 @@ def _hook_django_apps(module: Any) -> None:
 
 def _django_apps_populated(wrapped: Any, instance: Any, args: Any, kwargs: Any) -> Any:
     result = wrapped(*args, **kwargs)
-    if _bootstrap.django_active and instance.ready:
+    if _process.django_active and instance.ready:
         safely("django", _django_ready, instance)
     return result
 
@@ -248,7 +237,7 @@ def _django_settings_loaded(wrapped: Any, instance: Any, args: Any, kwargs: Any)
 
 
 def _instrument_django(settings: Any) -> None:
-    _bootstrap.prepare_multiprocess()  # under uvicorn/hypercorn workers, before the engine
+    _process.prepare_multiprocess()  # under uvicorn/hypercorn workers, before the engine
     from ..config import load_settings
 
     config = getattr(settings, "TELEMETRY", None)
@@ -258,7 +247,7 @@ def _instrument_django(settings: Any) -> None:
     middleware = list(getattr(settings, "MIDDLEWARE", None) or ())
     if not any(str(entry).startswith("telemetry_web.django") for entry in middleware):
         settings.MIDDLEWARE = [_DJANGO_MIDDLEWARE, *middleware]
-    _bootstrap.django_active = True
+    _process.django_active = True
 
 
 # --- gunicorn --------------------------------------------------------------------------------
@@ -313,26 +302,6 @@ def _gunicorn_app_loaded(wrapped: Any, instance: Any, args: Any, kwargs: Any) ->
         return app  # an ASGI app: the Starlette/FastAPI hooks cover it
     wrapped_app = safely("wsgi", wrap_wsgi_app, app)
     return app if wrapped_app is None else wrapped_app
-
-
-# Frameworks whose own hook instruments them (or that are ASGI): not wrapped again.
-_FRAMEWORK_MODULES = ("flask", "django", "starlette", "fastapi", "telemetry_web")
-
-
-def wrap_wsgi_app(app: Any) -> Any:
-    """A WSGI app no framework hook covers, in the WSGI middleware (else unchanged)."""
-    module = getattr(type(app), "__module__", "") or ""
-    if inspect.isfunction(app) or inspect.ismethod(app):
-        module = getattr(app, "__module__", "") or ""
-    if module.split(".")[0] in _FRAMEWORK_MODULES:
-        return app
-    call = app if inspect.isroutine(app) else getattr(app, "__call__", None)  # noqa: B004
-    if inspect.iscoroutinefunction(call):
-        return app
-    _bootstrap.prepare_multiprocess()
-    from ..adapters.wsgi import TelemetryWSGIMiddleware
-
-    return TelemetryWSGIMiddleware(app, telemetry=process_telemetry(service_hint()))
 
 
 # --- client libraries ------------------------------------------------------------------------

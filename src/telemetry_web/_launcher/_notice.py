@@ -15,7 +15,7 @@ from typing import Any
 
 import wrapt
 
-from . import _bootstrap
+from . import _process
 
 __all__ = ["LOOKED_FOR", "claim", "say_once", "watch_listening_sockets"]
 
@@ -31,7 +31,7 @@ _said_lock = threading.Lock()
 
 def claim(name: str) -> None:
     """A framework or server hook fired in this process: listening is expected."""
-    _bootstrap.claimed.add(name)
+    _process.claimed.add(name)
 
 
 def say_once(key: str, message: str) -> None:
@@ -56,7 +56,7 @@ def _listening(wrapped: Any, instance: Any, args: Any, kwargs: Any) -> Any:
     result = wrapped(*args, **kwargs)
     try:
         if (
-            not _bootstrap.claimed
+            not _process.claimed
             and instance.family in (socket.AF_INET, socket.AF_INET6)
             and instance.type == socket.SOCK_STREAM
         ):

@@ -12,7 +12,7 @@ ASGI callable alike, and also sees the 500 page Starlette's error middleware ren
 an app that has :class:`~telemetry_web.TelemetryMiddleware` already (added by hand), a Django
 handler (the Django hook puts the middleware into the settings, where Django's resolver names
 the route), and an app of a framework disabled by name. A WSGI app goes through the same rule as
-under gunicorn (:func:`._hooks.wrap_wsgi_app`).
+under gunicorn (:func:`wrap_wsgi_app`).
 """
 
 from __future__ import annotations
@@ -25,11 +25,11 @@ from typing import Any
 
 import wrapt
 
-from . import _bootstrap, disabled_instrumentations
-from ._bootstrap import process_telemetry, safely
+from . import _process, disabled_instrumentations
 from ._notice import claim, say_once
+from ._process import process_telemetry, safely
 
-__all__ = ["SERVER_HOOKS", "instrument_asgi_app", "service_hint"]
+__all__ = ["SERVER_HOOKS", "instrument_asgi_app", "service_hint", "wrap_wsgi_app"]
 
 _lock = threading.Lock()
 # id(app) -> (app, what is served instead): the lifespan and the requests of one app share one
@@ -60,14 +60,14 @@ def _wrap_asgi(app: Any, import_string: str | None) -> Any:
         return app  # the Django hook covers it through the settings
     if frameworks & disabled_instrumentations():
         return app
-    _bootstrap.prepare_multiprocess()
-    from ..adapters.asgi import TelemetryMiddleware
+    _process.prepare_multiprocess()
+    from ..asgi import TelemetryMiddleware
 
     if any(_has_middleware(link, TelemetryMiddleware) for link in chain):
         return app  # instrumented by hand
     telemetry = process_telemetry(service_hint(import_string))
     for link in chain:  # the Starlette/FastAPI hooks must not add a second copy inside
-        _bootstrap.covered_apps.add(id(link))
+        _process.covered_apps.add(id(link))
     middleware: Any = TelemetryMiddleware
     return middleware(app, telemetry=telemetry)
 
@@ -146,8 +146,6 @@ def _wrap_uvicorn_app(config: Any) -> None:
         holder, attribute, app = app, "app", app.app
     import_string = config.app if isinstance(config.app, str) else None
     if config.interface == "wsgi":  # uvicorn's (or a2wsgi's) adapter around the WSGI app
-        from ._hooks import wrap_wsgi_app
-
         inner = wrap_wsgi_app(app.app)
         app.app = _closing(inner) if type(app).__module__.startswith("uvicorn.") else inner
         return
@@ -243,8 +241,6 @@ def _replace_app(server: str, index: int) -> Callable[..., Any]:
 def _replace_wsgi_app(index: int) -> Callable[..., Any]:
     def wrapper(wrapped: Any, instance: Any, args: Any, kwargs: Any) -> Any:
         if len(args) > index:
-            from ._hooks import wrap_wsgi_app
-
             args = (*args[:index], wrap_wsgi_app(args[index]), *args[index + 1 :])
         return wrapped(*args, **kwargs)
 
@@ -262,3 +258,23 @@ SERVER_HOOKS: dict[str, tuple[tuple[str, Callable[[Any], None]], ...]] = {
     ),
     "daphne": (("daphne.server", _hook_daphne),),
 }
+
+
+# Frameworks whose own hook instruments them (or that are ASGI): not wrapped again.
+_FRAMEWORK_MODULES = ("flask", "django", "starlette", "fastapi", "telemetry_web")
+
+
+def wrap_wsgi_app(app: Any) -> Any:
+    """A WSGI app no framework hook covers, in the WSGI middleware (else unchanged)."""
+    module = getattr(type(app), "__module__", "") or ""
+    if inspect.isfunction(app) or inspect.ismethod(app):
+        module = getattr(app, "__module__", "") or ""
+    if module.split(".")[0] in _FRAMEWORK_MODULES:
+        return app
+    call = app if inspect.isroutine(app) else getattr(app, "__call__", None)  # noqa: B004
+    if inspect.iscoroutinefunction(call):
+        return app
+    _process.prepare_multiprocess()
+    from ..wsgi import TelemetryWSGIMiddleware
+
+    return TelemetryWSGIMiddleware(app, telemetry=process_telemetry(service_hint()))

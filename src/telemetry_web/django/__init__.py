@@ -3,7 +3,7 @@
     # settings.py
     INSTALLED_APPS = [..., "telemetry_web.django"]
     MIDDLEWARE = [
-        "telemetry_web.django.TelemetryMiddleware",   # first: it times everything after it
+        "telemetry_web.django.DjangoTelemetryMiddleware",   # first: it times everything after it
         "django.middleware.security.SecurityMiddleware",   # then the others
     ]
     TELEMETRY = {"service": "orders", "environment": "prod"}   # optional, the YAML schema
@@ -36,8 +36,12 @@ Exceptions raised by views are recorded on the span and the log line of the 500 
 returns. Streamed responses (``StreamingHttpResponse``, ``FileResponse``) are timed to the end of
 the stream: the span ends and the request is counted when the server closes the response.
 
+``telemetry_web.django.TelemetryMiddleware`` (and ``…django.middleware.TelemetryMiddleware``),
+the middleware's former name, still works in ``MIDDLEWARE`` and emits a
+``DeprecationWarning``.
+
 Tests record into their own Telemetry: ``set_telemetry(captured.telemetry)`` (see
-:mod:`telemetry_web.testing`), or ``TelemetryMiddleware(get_response, telemetry=...)``.
+:mod:`telemetry_web.testing`), or ``DjangoTelemetryMiddleware(get_response, telemetry=...)``.
 """
 
 from __future__ import annotations
@@ -50,7 +54,16 @@ try:
 except ImportError as exc:
     raise MissingExtraError("telemetry_web.django", exc.name or "django", "django") from None
 
-from ._state import get_telemetry, set_telemetry
-from .middleware import TelemetryMiddleware
+from typing import Any
 
-__all__ = ["TelemetryMiddleware", "get_telemetry", "set_telemetry"]
+from ._state import get_telemetry, set_telemetry
+from .middleware import DjangoTelemetryMiddleware, warn_renamed
+
+__all__ = ["DjangoTelemetryMiddleware", "get_telemetry", "set_telemetry"]
+
+
+def __getattr__(name: str) -> Any:
+    if name == "TelemetryMiddleware":  # the former name, still in many MIDDLEWARE settings
+        warn_renamed(f"{__name__}.TelemetryMiddleware")
+        return DjangoTelemetryMiddleware
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

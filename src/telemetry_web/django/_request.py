@@ -12,8 +12,8 @@ from typing import Any
 
 from django.http import HttpResponse
 
-from ..adapters._environ import ENDPOINT_KEYS, pick_headers, query
-from ..adapters._environ import protocol as environ_protocol
+from .._http.environ import ENDPOINT_KEYS, pick_headers, query
+from .._http.environ import protocol as environ_protocol
 from ..health import QUERY_KEY
 
 __all__ = ["builtin_response", "protocol"]

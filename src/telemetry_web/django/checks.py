@@ -15,8 +15,14 @@ from django.utils.module_loading import import_string
 
 __all__ = ["MIDDLEWARE_PATH", "check_middleware"]
 
-MIDDLEWARE_PATH = "telemetry_web.django.TelemetryMiddleware"
-_OUR_PATHS = frozenset({MIDDLEWARE_PATH, "telemetry_web.django.middleware.TelemetryMiddleware"})
+MIDDLEWARE_PATH = "telemetry_web.django.DjangoTelemetryMiddleware"
+# The name and the deprecated former one, each at the package and at the module.
+_OUR_PATHS = frozenset({
+    MIDDLEWARE_PATH,
+    "telemetry_web.django.middleware.DjangoTelemetryMiddleware",
+    "telemetry_web.django.TelemetryMiddleware",
+    "telemetry_web.django.middleware.TelemetryMiddleware",
+})  # fmt: skip
 
 
 def check_middleware(app_configs: Any = None, **kwargs: Any) -> list[checks.CheckMessage]:
@@ -48,10 +54,10 @@ def check_middleware(app_configs: Any = None, **kwargs: Any) -> list[checks.Chec
 def _is_ours(entry: Any) -> bool:
     if entry in _OUR_PATHS:
         return True
-    from .middleware import TelemetryMiddleware
+    from .middleware import DjangoTelemetryMiddleware
 
     try:
         cls = import_string(entry)
     except Exception:  # Django reports unimportable middleware itself
         return False
-    return isinstance(cls, type) and issubclass(cls, TelemetryMiddleware)
+    return isinstance(cls, type) and issubclass(cls, DjangoTelemetryMiddleware)

@@ -1,4 +1,4 @@
-"""``TelemetryMiddleware``: each Django request as one lifecycle ``begin``/``finish``.
+"""``DjangoTelemetryMiddleware``: each Django request as one lifecycle ``begin``/``finish``.
 
 Sync- and async-capable: it takes the mode of the handler after it (``markcoroutinefunction``
 when that handler is async, as Django's documentation describes), so under ASGI with async
@@ -22,20 +22,22 @@ from __future__ import annotations
 import asyncio
 import functools
 import logging
+import sys
 import time
+import warnings
 from collections.abc import AsyncIterator, Callable, Iterable
 from typing import Any
 
 from asgiref.sync import iscoroutinefunction, markcoroutinefunction
 
 from .._engine import Telemetry
+from .._http.environ import header_keys, pick_headers, pick_response_headers, query, server
 from .._lifecycle import ActiveRequest, RequestLifecycle
-from ..adapters._environ import header_keys, pick_headers, pick_response_headers, query, server
 from ._request import builtin_response, protocol
 from ._routes import RouteLabels
 from ._state import get_telemetry
 
-__all__ = ["TelemetryMiddleware"]
+__all__ = ["DjangoTelemetryMiddleware"]
 
 _log = logging.getLogger("telemetry_web")
 _perf = time.perf_counter
@@ -43,7 +45,7 @@ _perf = time.perf_counter
 _REQUEST_ATTR = "_telemetry_web"
 
 
-class TelemetryMiddleware:
+class DjangoTelemetryMiddleware:
     """Telemetry for every HTTP request of a Django project (first entry of ``MIDDLEWARE``).
 
     Args:
@@ -70,7 +72,7 @@ class TelemetryMiddleware:
             markcoroutinefunction(self)
 
     def __repr__(self) -> str:
-        return f"<TelemetryMiddleware async_mode={self.async_mode}>"
+        return f"<DjangoTelemetryMiddleware async_mode={self.async_mode}>"
 
     def __call__(self, request: Any) -> Any:
         if self.async_mode:
@@ -265,3 +267,26 @@ async def _count_async(
     finally:
         recording.ended = _perf()
         recording.active.detach()
+
+
+def __getattr__(name: str) -> Any:
+    if name == "TelemetryMiddleware":
+        warn_renamed(f"{__name__}.TelemetryMiddleware")
+        return DjangoTelemetryMiddleware
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+def warn_renamed(old: str) -> None:
+    """The one deprecation message for the middleware's old name (``old``, a dotted path).
+
+    Called from a module ``__getattr__``; ``from package import name`` looks the name up twice
+    (importlib's ``_handle_fromlist``, then the importing code): only the second one warns.
+    """
+    if sys._getframe(2).f_code.co_name == "_handle_fromlist":
+        return
+    warnings.warn(
+        f"{old} is deprecated: use telemetry_web.django.DjangoTelemetryMiddleware (in "
+        "MIDDLEWARE: 'telemetry_web.django.DjangoTelemetryMiddleware')",
+        DeprecationWarning,
+        stacklevel=3,
+    )

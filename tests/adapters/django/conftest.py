@@ -21,7 +21,7 @@ from telemetry_web.testing import CapturedTelemetry, capture_telemetry
 from ._support import ENVIRONMENT, SERVICE
 
 MIDDLEWARE = [
-    "telemetry_web.django.TelemetryMiddleware",
+    "telemetry_web.django.DjangoTelemetryMiddleware",
     "django.middleware.common.CommonMiddleware",
 ]
 

@@ -1,4 +1,4 @@
-"""Middleware the tests put after TelemetryMiddleware."""
+"""Middleware the tests put after DjangoTelemetryMiddleware."""
 
 from __future__ import annotations
 

@@ -14,8 +14,9 @@ from django.core.checks import run_checks
 from django.test import override_settings
 
 from telemetry_web import ConfigError, Telemetry
-from telemetry_web.django import TelemetryMiddleware, get_telemetry, set_telemetry
+from telemetry_web.django import DjangoTelemetryMiddleware, get_telemetry, set_telemetry
 from telemetry_web.django._state import build_telemetry, service_from_settings_module
+from telemetry_web.testing import CapturedTelemetry
 
 from .conftest import MIDDLEWARE
 
@@ -24,7 +25,7 @@ COMMON = MIDDLEWARE[1]
 SECURITY = "django.middleware.security.SecurityMiddleware"
 
 
-class SubclassedMiddleware(TelemetryMiddleware):
+class SubclassedMiddleware(DjangoTelemetryMiddleware):
     """A project's own subclass counts as the middleware."""
 
 
@@ -39,6 +40,8 @@ def _our_messages() -> list[tuple[str, str]]:
     [
         ([OURS, COMMON], []),
         ([OURS], []),
+        (["telemetry_web.django.middleware.DjangoTelemetryMiddleware", COMMON], []),
+        (["telemetry_web.django.TelemetryMiddleware", COMMON], []),  # the former name
         (["telemetry_web.django.middleware.TelemetryMiddleware", COMMON], []),
         ([f"{__name__}.SubclassedMiddleware", COMMON], []),
         ([COMMON], [("telemetry_web.W001", "Warning")]),
@@ -210,3 +213,36 @@ def test_missing_django_names_the_extra() -> None:
         "telemetry_web.django needs 'django', which is not installed: "
         "pip install 'telemetry-web[django]'"
     )
+
+
+@pytest.mark.parametrize(
+    "module", ["telemetry_web.django", "telemetry_web.django.middleware"], ids=["package", "module"]
+)
+def test_former_name_warns_once_and_is_the_middleware(module: str) -> None:
+    """``TelemetryMiddleware``, the former name, is DjangoTelemetryMiddleware with one
+    DeprecationWarning per use, attributed to the code that used it."""
+    import importlib
+    import warnings
+
+    package = importlib.import_module(module)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        exec(f"from {module} import TelemetryMiddleware as old", {})
+        by_attribute = package.TelemetryMiddleware
+    assert by_attribute is DjangoTelemetryMiddleware
+    assert [w.category for w in caught] == [DeprecationWarning, DeprecationWarning]
+    assert "DjangoTelemetryMiddleware" in str(caught[1].message)
+    assert caught[0].filename == "<string>"  # the importing code, not importlib
+    assert caught[1].filename == __file__
+
+
+@pytest.mark.filterwarnings("ignore:telemetry_web.django.TelemetryMiddleware is deprecated")
+def test_former_middleware_path_still_records(captured: CapturedTelemetry) -> None:
+    """A MIDDLEWARE setting that still names ``telemetry_web.django.TelemetryMiddleware`` works."""
+    from django.test import Client
+
+    with override_settings(MIDDLEWARE=["telemetry_web.django.TelemetryMiddleware", COMMON]):
+        response = Client().get("/")
+    assert response.status_code == 200
+    assert response.has_header("X-Request-ID")
+    assert captured.sample("http_requests_total", method="GET", route="/", status="200") == 1

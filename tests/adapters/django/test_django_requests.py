@@ -13,7 +13,7 @@ from django.test import AsyncClient, Client, RequestFactory, override_settings
 from opentelemetry import trace
 from opentelemetry.trace import SpanKind
 
-from telemetry_web.django import TelemetryMiddleware
+from telemetry_web.django import DjangoTelemetryMiddleware
 from telemetry_web.logging import CURRENT_REQUEST
 from telemetry_web.testing import CapturedTelemetry
 
@@ -232,7 +232,7 @@ def test_middleware_follows_the_handler_mode(captured: CapturedTelemetry) -> Non
     sync_client = Client()
     sync_client.get("/")
     sync_middleware = sync_client.handler._middleware_chain.__wrapped__
-    assert isinstance(sync_middleware, TelemetryMiddleware)
+    assert isinstance(sync_middleware, DjangoTelemetryMiddleware)
     assert sync_middleware.async_mode is False
 
     async def load() -> Any:
@@ -249,14 +249,15 @@ def test_middleware_follows_the_handler_mode(captured: CapturedTelemetry) -> Non
 
 
 def test_telemetry_given_to_the_constructor(make_captured: MakeCaptured) -> None:
-    """``TelemetryMiddleware(get_response, telemetry=...)`` records there, not in the default."""
+    """``DjangoTelemetryMiddleware(get_response, telemetry=...)`` records there, not in the
+    default."""
     default = make_captured()
     own = make_captured(service="own")
 
     def view(request: HttpRequest) -> HttpResponse:
         return HttpResponse(b"hi")
 
-    middleware = TelemetryMiddleware(view, telemetry=own.telemetry)
+    middleware = DjangoTelemetryMiddleware(view, telemetry=own.telemetry)
     response = middleware(RequestFactory().get("/"))
     assert response.status_code == 200
     assert len(own.spans()) == 1
@@ -269,7 +270,7 @@ def test_constructor_with_async_get_response(captured: CapturedTelemetry) -> Non
     async def view(request: HttpRequest) -> HttpResponse:
         return HttpResponse(b"hi", status=202)
 
-    middleware = TelemetryMiddleware(view)
+    middleware = DjangoTelemetryMiddleware(view)
     assert iscoroutinefunction(middleware)
     response = asyncio.run(middleware(RequestFactory().get("/")))
     assert response.status_code == 202

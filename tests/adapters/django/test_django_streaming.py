@@ -12,7 +12,7 @@ from django.http import HttpRequest, StreamingHttpResponse
 from django.test import AsyncClient, Client, RequestFactory, override_settings
 from opentelemetry import trace
 
-from telemetry_web.django import TelemetryMiddleware
+from telemetry_web.django import DjangoTelemetryMiddleware
 from telemetry_web.logging import CURRENT_REQUEST
 from telemetry_web.testing import CapturedTelemetry
 
@@ -89,7 +89,7 @@ def test_file_response_counted_when_closed(captured: CapturedTelemetry) -> None:
 
 def test_file_response_keeps_sendfile_under_wsgi(captured: CapturedTelemetry) -> None:
     """With ``wsgi.file_wrapper`` the file is left to the server; size from Content-Length."""
-    middleware = TelemetryMiddleware(views.file)
+    middleware = DjangoTelemetryMiddleware(views.file)
     request = RequestFactory().get("/file", **{"wsgi.file_wrapper": object})
     response = middleware(request)
     assert response.file_to_stream is not None
@@ -129,7 +129,7 @@ async def test_close_in_another_context_detaches_quietly(
     captured: CapturedTelemetry, caplog: pytest.LogCaptureFixture
 ) -> None:
     """As Django's ASGI handler does: stream in the request's task, close from elsewhere."""
-    middleware = TelemetryMiddleware(_async_stream_view)
+    middleware = DjangoTelemetryMiddleware(_async_stream_view)
     request = RequestFactory().get("/anything")
 
     async def serve() -> StreamingHttpResponse:  # the request's task
@@ -152,7 +152,7 @@ async def test_close_without_iteration_in_another_context(
     captured: CapturedTelemetry, caplog: pytest.LogCaptureFixture
 ) -> None:
     """A stream the server never iterated (client gone) is still finished quietly at close."""
-    middleware = TelemetryMiddleware(_async_stream_view)
+    middleware = DjangoTelemetryMiddleware(_async_stream_view)
 
     async def serve() -> StreamingHttpResponse:
         return await middleware(RequestFactory().get("/anything"))  # type: ignore[no-any-return]
