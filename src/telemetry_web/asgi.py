@@ -141,15 +141,9 @@ class TelemetryMiddleware:
             _log.exception("telemetry-web could not start recording a request")
             return None
         declared = headers.get("content-length", "")
-        return Exchange(
-            active,
-            receive,
-            send,
-            app=app_object,
-            id_name=life.request_id_header,
-            request_size=int(declared) if declared.isdigit() and len(declared) < 16 else 0,
-            capture=self._response_headers(life),
-        )
+        size = int(declared) if declared.isdigit() and len(declared) < 16 else 0
+        capture = self._response_headers(life)
+        return Exchange(active, receive, send, app_object, life.request_id_header, size, capture)
 
     async def _answer_error(self, scope: Scope, exchange: Exchange) -> None:
         """An exception escaped the app before any response: who answers the client?"""
@@ -163,7 +157,7 @@ class TelemetryMiddleware:
             await safe_500(exchange.send)
 
     def _route(self, scope: Scope) -> str:
-        """The label before the app runs; the source's token is kept for ``finish_request``."""
+        """The label before the app runs; the source's token is kept for ``Exchange.finish``."""
         if self.route_resolver is not None:
             return resolved_route(self.route_resolver, scope)
         try:

@@ -18,7 +18,7 @@ from ._adapters import Call
 RESPONSE_WITHOUT_REQUEST_ID: dict[tuple[str, str], str] = {
     # An exception escaping a plain WSGI app is answered by the WSGI server (gunicorn, waitress;
     # here `like_a_wsgi_server`), outside the middleware, which therefore cannot add the header
-    # (documented in telemetry_web/adapters/wsgi.py). The span and log line still carry the id.
+    # (documented in telemetry_web/wsgi.py). The span and log line still carry the id.
     ("wsgi", "fail"): "the WSGI server, not the middleware, writes the 500 of an escaped error",
 }
 

@@ -106,3 +106,20 @@ def test_gunicorn_hooks_are_chained_before_configured_ones(monkeypatch: pytest.M
     chained(object(), object())
     cfg.on_exit(object())
     assert calls == ["ours", "configured", "ours on_exit"]
+
+
+def test_launcher_modules_import_one_way() -> None:
+    """No import cycle: _bootstrap → _hooks → _servers → _process, and nothing imports back."""
+    import ast
+    from pathlib import Path
+
+    package = Path(_bootstrap.__file__).parent
+    order = ["_bootstrap", "_hooks", "_servers", "_notice", "_access", "_process"]
+    for name in order:
+        tree = ast.parse((package / f"{name}.py").read_text(encoding="utf-8"))
+        imported: set[str] = set()
+        for node in ast.walk(tree):
+            if isinstance(node, ast.ImportFrom) and node.level == 1:
+                imported |= {node.module} if node.module else {a.name for a in node.names}
+        earlier = set(order[: order.index(name) + 1])
+        assert not imported & earlier, f"{name} imports {sorted(imported & earlier)}"

@@ -66,7 +66,7 @@ class ErrorResponseObserver:
         finally:
             deferred = slot.deferred
             if deferred is not None:
-                deferred.finish_deferred(scope)
+                deferred.finish(scope, deferred.status or 500)
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self.app, name)  # look like the stack we wrap (its .app, .handler, …)

@@ -19,11 +19,11 @@ from .. import semconv as sc
 from .routes import RecordedRoutes, RouteResolver
 from .scope import Message, Receive, Scope, Send, capture_response
 
-__all__ = ["ROUTE_KEY", "Exchange", "finish_request", "resolved_route"]
+__all__ = ["RECORDED", "ROUTE_KEY", "Exchange", "resolved_route"]
 
 _log = logging.getLogger("telemetry_web")
 _perf = time.perf_counter
-# (source, token) of the request's route label, for the check once the app ran (finish_request).
+# (source, token) of the request's route label, for the check once the app ran (finish).
 ROUTE_KEY = "telemetry_web.route"
 # For apps no source understands: reads what a Starlette router recorded, if one ran.
 RECORDED = RecordedRoutes()
@@ -50,7 +50,6 @@ class Exchange:
         active: Any,
         receive: Receive,
         send: Send,
-        *,
         app: Any,
         id_name: str,
         request_size: int,
@@ -86,8 +85,15 @@ class Exchange:
 
     async def send(self, message: Message) -> None:
         kind = message["type"]
-        if kind == "http.response.start":
-            message = self.start(message)
+        if kind == "http.response.start":  # what start() does, inline: once per request
+            self.status = message["status"]
+            self.started = True
+            headers = message.get("headers") or []
+            if self.capture is not None:
+                capture_response(self.active, headers, self.capture)
+            id_header = self.id_header
+            if not any(name.lower() == id_header[0] for name, _ in headers):
+                message = {**message, "headers": [*headers, id_header]}
         elif kind == "http.response.body":
             self.response_size += len(message.get("body", b""))
             if not message.get("more_body", False):
@@ -122,43 +128,37 @@ class Exchange:
         (nothing was sent yet, so its status and sizes are still to come)."""
         self.deferred = True
 
-    def finish(self, scope: Scope) -> None:
-        """Record the request once the app returned or raised (unless deferred)."""
-        if self.deferred:
-            return
-        status, error = self.status, self.error
-        if not self.started or status == 0:
-            cancelled = self.disconnected or isinstance(error, asyncio.CancelledError)
-            status = 499 if cancelled else 500
-        # An exception after the response started: its status is what the client saw.
-        finish_request(self, scope, status)
-
-    def finish_deferred(self, scope: Scope) -> None:
-        """Record a deferred request once the error response went out."""
-        finish_request(self, scope, self.status or 500)
-
-
-def finish_request(exchange: Exchange, scope: Scope, status: int) -> None:
-    active = exchange.active
-    # What the framework recorded wins: the span name, metrics and log line all carry it.
-    try:
-        late = _route_from_scope(scope)
-    except Exception:
-        _log.exception("telemetry-web could not read the route the framework recorded")
-        late = None
-    if late is not None:
-        active.route = late
-    error = exchange.error
-    try:
-        active.finish(
-            status,
-            request_size=exchange.request_size,
-            response_size=exchange.response_size,
-            exception=error if isinstance(error, Exception) else None,
-            ended=exchange.ended,
-        )
-    except Exception:
-        _log.exception("telemetry-web could not record a request")
+    def finish(self, scope: Scope, status: int | None = None) -> None:
+        """Record the request: once the app returned or raised (``status`` None: from what was
+        sent; nothing when deferred), or, deferred, once the error response went out."""
+        if status is None:
+            if self.deferred:
+                return
+            status = self.status
+            if not self.started or status == 0:
+                cancelled = self.disconnected or isinstance(self.error, asyncio.CancelledError)
+                status = 499 if cancelled else 500
+            # An exception after the response started: its status is what the client saw.
+        active = self.active
+        # What the framework recorded wins: the span name, metrics and log line all carry it.
+        try:
+            late = _route_from_scope(scope)
+        except Exception:
+            _log.exception("telemetry-web could not read the route the framework recorded")
+            late = None
+        if late is not None:
+            active.route = late
+        error = self.error
+        try:
+            active.finish(
+                status,
+                request_size=self.request_size,
+                response_size=self.response_size,
+                exception=error if isinstance(error, Exception) else None,
+                ended=self.ended,
+            )
+        except Exception:
+            _log.exception("telemetry-web could not record a request")
 
 
 def resolved_route(resolver: RouteResolver, scope: Scope) -> str:
