@@ -219,14 +219,12 @@ def test_planted_secrets_reach_no_output(tmp_path: Path, postgres: sa.Engine) ->
             "response": ["Set-Cookie", "Content-Type"],
         },
     )
-    instrumentors = [
-        SQLAlchemyInstrumentor(telemetry=tel),
-        RedisInstrumentor(telemetry=tel, record_arguments=True),
-        HttpxInstrumentor(telemetry=tel),
-    ]
-    instrumentors[0].instrument(engine=postgres)
-    instrumentors[1].instrument(client=cache)
-    instrumentors[2].instrument(client=outbound)
+    sqlalchemy_instrumentor = SQLAlchemyInstrumentor(telemetry=tel)
+    redis_instrumentor = RedisInstrumentor(telemetry=tel, record_arguments=True)
+    httpx_instrumentor = HttpxInstrumentor(telemetry=tel)
+    sqlalchemy_instrumentor.instrument(engine=postgres)
+    redis_instrumentor.instrument(client=cache)
+    httpx_instrumentor.instrument(client=outbound)
     try:
         app = Starlette(routes=[Route("/work", work), Route("/cookie", cookie)])
         wrapped = TelemetryMiddleware(app, telemetry=tel)
@@ -256,8 +254,9 @@ def test_planted_secrets_reach_no_output(tmp_path: Path, postgres: sa.Engine) ->
         assert {"GET /work", "GET /cookie", "GET", "SELECT test", "SET", "HSET"} <= names
         outputs = _outputs(tel, spans, tmp_path, metrics)
     finally:
-        for instrumentor in instrumentors:
-            instrumentor.uninstrument()
+        sqlalchemy_instrumentor.uninstrument()
+        redis_instrumentor.uninstrument()
+        httpx_instrumentor.uninstrument()
         outbound.close()
         cache.close()
     assert len(s) >= 20

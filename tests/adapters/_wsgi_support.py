@@ -257,7 +257,7 @@ class RawApp:
             from werkzeug.utils import send_file
 
             response = send_file(data_file(), environ, mimetype="application/octet-stream")
-            return response(environ, start_response)  # type: ignore[no-any-return]
+            return response(environ, start_response)
         start_response("404 Not Found", text)
         return [b"not found: " + method.encode()]
 

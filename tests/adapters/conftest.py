@@ -15,6 +15,8 @@ from telemetry_web import Telemetry
 from ._support import ENVIRONMENT, SERVICE, ListSink
 
 MakeTelemetry = Callable[..., Telemetry]
+#: ``finished_spans(tel)``: flush ``tel`` and return every span exported so far.
+FinishedSpans = Callable[[Telemetry], list[ReadableSpan]]
 
 BASE_CONFIG: dict[str, Any] = {
     "service": SERVICE,
@@ -76,9 +78,7 @@ def tel(make_telemetry: MakeTelemetry) -> Telemetry:
 
 
 @pytest.fixture
-def finished_spans(
-    span_exporter: InMemorySpanExporter,
-) -> Callable[[Telemetry], list[ReadableSpan]]:
+def finished_spans(span_exporter: InMemorySpanExporter) -> FinishedSpans:
     """``finished_spans(tel)``: flush ``tel`` and return every span exported so far."""
 
     def read(telemetry: Telemetry) -> list[ReadableSpan]:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pytest
+from starlette.applications import Starlette
 
 from telemetry_web import Telemetry, TelemetryMiddleware
 
@@ -17,13 +18,14 @@ from ._support import (
     labels,
     scrape,
 )
+from .conftest import FinishedSpans, MakeTelemetry
 
 pytestmark = pytest.mark.asyncio
 
 OPENMETRICS = "application/openmetrics-text; version=1.0.0"
 
 
-def starlette_app(tel: Telemetry):
+def starlette_app(tel: Telemetry) -> Starlette:
     app = build_starlette()
     app.add_middleware(TelemetryMiddleware, telemetry=tel)
     return app
@@ -44,7 +46,9 @@ async def test_metrics_text_format(tel: Telemetry) -> None:
     assert metrics.value("http_requests_total", **labels("GET", "/api/users/{user_id}", 200)) == 1
 
 
-async def test_metrics_openmetrics_with_exemplars(tel: Telemetry, finished_spans) -> None:
+async def test_metrics_openmetrics_with_exemplars(
+    tel: Telemetry, finished_spans: FinishedSpans
+) -> None:
     """OpenMetrics is negotiated by Accept, ends in # EOF, and duration buckets carry exemplars."""
     async with client_for(starlette_app(tel)) as client:
         await client.get("/api/users/1")
@@ -104,7 +108,7 @@ async def test_health_and_ready(tel: Telemetry) -> None:
 
 
 async def test_builtin_routes_leave_no_telemetry(
-    tel: Telemetry, finished_spans, log_sink: ListSink
+    tel: Telemetry, finished_spans: FinishedSpans, log_sink: ListSink
 ) -> None:
     """Scrapes and probes never appear in metrics, spans or request logs."""
     async with client_for(starlette_app(tel)) as client:
@@ -118,7 +122,7 @@ async def test_builtin_routes_leave_no_telemetry(
     assert log_sink.request_lines() == []
 
 
-async def test_configured_paths(make_telemetry) -> None:
+async def test_configured_paths(make_telemetry: MakeTelemetry) -> None:
     """Configured metrics, liveness and readiness paths replace the defaults."""
     tel = make_telemetry(
         metrics={"collectors": {"prometheus": {"path": "/internal/metrics"}}},
@@ -153,7 +157,9 @@ async def test_configured_paths(make_telemetry) -> None:
         ("Bearer s3cret", 200),
     ],
 )
-async def test_metrics_bearer_token(make_telemetry, authorization: str | None, status: int) -> None:
+async def test_metrics_bearer_token(
+    make_telemetry: MakeTelemetry, authorization: str | None, status: int
+) -> None:
     """With a bearer token configured, /metrics answers 401 unless the exact token is presented."""
     tel = make_telemetry(metrics={"collectors": {"prometheus": {"bearer_token": "s3cret"}}})
     headers = {"Authorization": authorization} if authorization is not None else {}
@@ -177,7 +183,11 @@ async def test_metrics_bearer_token(make_telemetry, authorization: str | None, s
     ],
 )
 async def test_exclude_paths(
-    make_telemetry, finished_spans, log_sink: ListSink, excluded: str, path: str
+    make_telemetry: MakeTelemetry,
+    finished_spans: FinishedSpans,
+    log_sink: ListSink,
+    excluded: str,
+    path: str,
 ) -> None:
     """Paths in ``http.exclude_paths`` (exact or prefix) are served but kept out of telemetry."""
     tel = make_telemetry(http={"exclude_paths": [excluded]})

@@ -3,12 +3,16 @@
 from __future__ import annotations
 
 import re
+from collections.abc import AsyncIterator
+from typing import NoReturn
 
 import pytest
 from opentelemetry.trace import StatusCode
 from starlette.applications import Starlette
-from starlette.responses import JSONResponse, StreamingResponse
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response, StreamingResponse
 from starlette.routing import Route
+from starlette.types import ASGIApp, Receive, Scope, Send
 
 from telemetry_web import Telemetry, TelemetryMiddleware
 
@@ -21,6 +25,7 @@ from ._support import (
     labels,
     scrape,
 )
+from .conftest import FinishedSpans, MakeTelemetry
 
 pytestmark = pytest.mark.asyncio
 
@@ -28,7 +33,7 @@ GENERATED_ID = re.compile(r"^[0-9a-f]{32}$")
 INSTALLS = ["add_middleware", "wrapped"]
 
 
-def install(app, tel: Telemetry, how: str):
+def install(app: Starlette, tel: Telemetry, how: str) -> ASGIApp:
     if how == "add_middleware":
         app.add_middleware(TelemetryMiddleware, telemetry=tel)
         return app
@@ -37,7 +42,7 @@ def install(app, tel: Telemetry, how: str):
 
 @pytest.mark.parametrize("how", INSTALLS)
 async def test_unhandled_exception_is_a_recorded_500(
-    tel: Telemetry, finished_spans, log_sink: ListSink, how: str
+    tel: Telemetry, finished_spans: FinishedSpans, log_sink: ListSink, how: str
 ) -> None:
     """An endpoint raising RuntimeError gives a 500 with a request id, recorded as 500."""
     app = install(build_starlette(), tel, how)
@@ -76,7 +81,9 @@ async def test_unhandled_exception_is_a_recorded_500(
 
 
 @pytest.mark.parametrize("how", INSTALLS)
-async def test_fastapi_unhandled_exception(tel: Telemetry, finished_spans, how: str) -> None:
+async def test_fastapi_unhandled_exception(
+    tel: Telemetry, finished_spans: FinishedSpans, how: str
+) -> None:
     """A FastAPI endpoint raising gives a 500 with a request id and one ERROR span."""
     app = install(build_fastapi(), tel, how)
     async with client_for(app) as client:
@@ -100,7 +107,13 @@ async def test_fastapi_unhandled_exception(tel: Telemetry, finished_spans, how: 
     ],
 )
 async def test_handled_exceptions_keep_their_status(
-    tel: Telemetry, finished_spans, log_sink: ListSink, how: str, path: str, status: int, body: str
+    tel: Telemetry,
+    finished_spans: FinishedSpans,
+    log_sink: ListSink,
+    how: str,
+    path: str,
+    status: int,
+    body: str,
 ) -> None:
     """Exceptions turned into responses by handlers are recorded with the status the client got."""
     app = install(build_starlette(), tel, how)
@@ -124,7 +137,7 @@ async def test_handled_exceptions_keep_their_status(
 
 
 async def test_valid_incoming_request_id_is_kept(
-    tel: Telemetry, finished_spans, log_sink: ListSink
+    tel: Telemetry, finished_spans: FinishedSpans, log_sink: ListSink
 ) -> None:
     """A valid incoming X-Request-ID is echoed and used in the request log line and the span."""
     app = install(build_starlette(), tel, "add_middleware")
@@ -190,7 +203,7 @@ async def test_request_ids_differ_between_requests(tel: Telemetry) -> None:
     assert len(ids) == 5
 
 
-async def test_custom_request_id_header(make_telemetry, log_sink: ListSink) -> None:
+async def test_custom_request_id_header(make_telemetry: MakeTelemetry, log_sink: ListSink) -> None:
     """``http.request_id_header`` renames the header that is read and echoed."""
     tel = make_telemetry(http={"request_id_header": "X-Correlation-ID"})
     app = install(build_starlette(), tel, "add_middleware")
@@ -206,17 +219,17 @@ async def test_custom_request_id_header(make_telemetry, log_sink: ListSink) -> N
 # --- handlers outside the middleware, bare ASGI apps, disconnects --------------------------------
 
 
-async def _boom_endpoint(request):
+async def _boom_endpoint(request: Request) -> NoReturn:
     raise RuntimeError("kaboom")
 
 
-async def _service_unavailable(request, exc):
+async def _service_unavailable(request: Request, exc: Exception) -> Response:
     return JSONResponse({"error": "unavailable"}, status_code=503)
 
 
 @pytest.mark.parametrize("how", INSTALLS)
 async def test_catch_all_exception_handler_status_is_recorded(
-    tel: Telemetry, finished_spans, log_sink: ListSink, how: str
+    tel: Telemetry, finished_spans: FinishedSpans, log_sink: ListSink, how: str
 ) -> None:
     """An app-level ``Exception`` handler answering 503 is recorded as the 503 the client got."""
     app = Starlette(
@@ -236,14 +249,16 @@ async def test_catch_all_exception_handler_status_is_recorded(
     assert line["status"] == 503
 
 
-async def _bare_app(scope, receive, send):
+async def _bare_app(scope: Scope, receive: Receive, send: Send) -> None:
     if scope["path"] == "/raise":
         raise ValueError("bare failure")
     await send({"type": "http.response.start", "status": 200, "headers": []})
     await send({"type": "http.response.body", "body": b"bare"})
 
 
-async def test_bare_asgi_app_exception_gets_our_500(tel: Telemetry, finished_spans) -> None:
+async def test_bare_asgi_app_exception_gets_our_500(
+    tel: Telemetry, finished_spans: FinishedSpans
+) -> None:
     """A plain ASGI callable that raises gets the middleware's 500, with a request id."""
     app = TelemetryMiddleware(_bare_app, telemetry=tel)
     async with client_for(app) as client:
@@ -261,13 +276,13 @@ async def test_bare_asgi_app_exception_gets_our_500(tel: Telemetry, finished_spa
     assert [(s.attributes or {})["error.type"] for s in errors] == ["ValueError"]
 
 
-async def _waits_for_disconnect(scope, receive, send):
+async def _waits_for_disconnect(scope: Scope, receive: Receive, send: Send) -> None:
     while (await receive())["type"] != "http.disconnect":
         pass
 
 
 async def test_client_disconnect_before_response_is_499(
-    tel: Telemetry, finished_spans, log_sink: ListSink
+    tel: Telemetry, finished_spans: FinishedSpans, log_sink: ListSink
 ) -> None:
     """A client that leaves before any response is recorded with status 499."""
     app = TelemetryMiddleware(_waits_for_disconnect, telemetry=tel)
@@ -283,12 +298,12 @@ async def test_client_disconnect_before_response_is_499(
 
 
 async def test_exception_mid_stream_keeps_the_sent_status(
-    tel: Telemetry, finished_spans, log_sink: ListSink
+    tel: Telemetry, finished_spans: FinishedSpans, log_sink: ListSink
 ) -> None:
     """An exception after the response started keeps the status already sent, as an error."""
 
-    async def broken(request):
-        async def chunks():
+    async def broken(request: Request) -> Response:
+        async def chunks() -> AsyncIterator[bytes]:
             yield b"first"
             raise RuntimeError("stream broke")
 
@@ -317,7 +332,7 @@ async def test_app_error_handler_runs_once_per_exception(
     """The app's 500/``Exception`` handler runs once per exception, as without the middleware."""
     calls: list[str] = []
 
-    async def counting_handler(request, exc):
+    async def counting_handler(request: Request, exc: Exception) -> Response:
         calls.append(request.url.path)  # e.g. an error reporter: must not report twice
         return JSONResponse({"error": "unavailable"}, status_code=503)
 

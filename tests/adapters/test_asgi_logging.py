@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import json
 import re
+from typing import Any
 
 import pytest
+from starlette.applications import Starlette
 
 from telemetry_web import Telemetry, TelemetryMiddleware
 
@@ -20,19 +22,22 @@ from ._support import (
     labels,
     scrape,
 )
+from .conftest import FinishedSpans, MakeTelemetry
 
 pytestmark = pytest.mark.asyncio
 
 ISO_UTC = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d+)?Z$")
 
 
-def starlette_app(tel: Telemetry, **kwargs):
+def starlette_app(tel: Telemetry, **kwargs: Any) -> Starlette:
     app = build_starlette(**kwargs)
     app.add_middleware(TelemetryMiddleware, telemetry=tel)
     return app
 
 
-async def test_request_log_line_fields(tel: Telemetry, finished_spans, log_sink: ListSink) -> None:
+async def test_request_log_line_fields(
+    tel: Telemetry, finished_spans: FinishedSpans, log_sink: ListSink
+) -> None:
     """One request log line with the documented fields, its ids equal to the exported span's."""
     async with client_for(starlette_app(tel)) as client:
         response = await client.get(
@@ -85,7 +90,9 @@ async def test_request_log_level_follows_status(
     assert (line["status"], line["level"]) == (status, level)
 
 
-async def test_request_log_level_threshold(make_telemetry, log_sink: ListSink) -> None:
+async def test_request_log_level_threshold(
+    make_telemetry: MakeTelemetry, log_sink: ListSink
+) -> None:
     """``logging.levels`` for telemetry_web.request drops request lines below the level."""
     tel = make_telemetry(logging={"levels": {"telemetry_web.request": "warning"}})
     async with client_for(starlette_app(tel)) as client:
@@ -95,7 +102,9 @@ async def test_request_log_level_threshold(make_telemetry, log_sink: ListSink) -
     assert [line["status"] for line in log_sink.request_lines()] == [404]
 
 
-async def test_request_log_can_be_disabled(make_telemetry, log_sink: ListSink) -> None:
+async def test_request_log_can_be_disabled(
+    make_telemetry: MakeTelemetry, log_sink: ListSink
+) -> None:
     """``logging.request_log: false`` writes no request lines but still records metrics."""
     tel = make_telemetry(logging={"request_log": False})
     async with client_for(starlette_app(tel)) as client:
@@ -107,7 +116,7 @@ async def test_request_log_can_be_disabled(make_telemetry, log_sink: ListSink) -
 
 
 async def test_app_logs_share_trace_and_request_id(
-    tel: Telemetry, finished_spans, log_sink: ListSink
+    tel: Telemetry, finished_spans: FinishedSpans, log_sink: ListSink
 ) -> None:
     """structlog and stdlib records in an endpoint carry the request's trace_id and request_id."""
     app = starlette_app(tel, app_logger_telemetry=tel)
@@ -137,13 +146,13 @@ async def test_app_logs_share_trace_and_request_id(
 SECRETS = ("abc", "password=x", "auth-value-9f3e", "cookie-value-77aa")
 
 
-def _scannable(event: dict) -> str:
+def _scannable(event: dict[str, Any]) -> str:
     """The event as JSON without its random hex ids (which may spell 'abc' by chance)."""
     return json.dumps({k: v for k, v in event.items() if k not in ("trace_id", "span_id")})
 
 
 async def test_secrets_stay_out_of_spans_and_logs(
-    tel: Telemetry, finished_spans, log_sink: ListSink
+    tel: Telemetry, finished_spans: FinishedSpans, log_sink: ListSink
 ) -> None:
     """Authorization, Cookie and sensitive query values reach no span attribute and no log field."""
     auth = "Bearer auth-value-9f3e"
@@ -173,7 +182,7 @@ async def test_secrets_stay_out_of_spans_and_logs(
 
 
 async def test_streamed_response_duration_and_size(
-    tel: Telemetry, finished_spans, log_sink: ListSink
+    tel: Telemetry, finished_spans: FinishedSpans, log_sink: ListSink
 ) -> None:
     """A streamed response is timed to its last chunk and its size counts every chunk."""
     minimum = STREAM_GAP * (len(STREAM_CHUNKS) - 1)
@@ -195,7 +204,7 @@ async def test_streamed_response_duration_and_size(
 
 
 async def test_log_events_are_json_serialisable(
-    tel: Telemetry, log_sink: ListSink, finished_spans
+    tel: Telemetry, log_sink: ListSink, finished_spans: FinishedSpans
 ) -> None:
     """Every event the request path produces renders as JSON (the console sink's format)."""
     app = starlette_app(tel, app_logger_telemetry=tel)
@@ -222,7 +231,11 @@ SECRET_QUERIES = {
 
 @pytest.mark.parametrize(("query", "redacted"), SECRET_QUERIES.values(), ids=SECRET_QUERIES.keys())
 async def test_sensitive_query_values_are_redacted(
-    tel: Telemetry, finished_spans, log_sink: ListSink, query: str, redacted: str | None
+    tel: Telemetry,
+    finished_spans: FinishedSpans,
+    log_sink: ListSink,
+    query: str,
+    redacted: str | None,
 ) -> None:
     """Sensitive query values (names the log redaction also knows) reach no span or log."""
     async with client_for(starlette_app(tel)) as client:
@@ -230,6 +243,7 @@ async def test_sensitive_query_values_are_redacted(
         assert response.status_code == 200
     (span,) = finished_spans(tel)
     url_query = (span.attributes or {})["url.query"]
+    assert isinstance(url_query, str)
     assert "abc" not in url_query
     assert "REDACTED" in url_query
     if redacted is not None:

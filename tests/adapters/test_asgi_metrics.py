@@ -3,11 +3,15 @@
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable
+from typing import NoReturn
 
 import pytest
 from starlette.applications import Starlette
-from starlette.responses import JSONResponse, PlainTextResponse
+from starlette.requests import Request
+from starlette.responses import JSONResponse, PlainTextResponse, Response
 from starlette.routing import Host, Route, Router
+from starlette.types import ASGIApp, Receive, Scope, Send
 
 from telemetry_web import Telemetry, TelemetryMiddleware
 from telemetry_web.testing import capture_telemetry
@@ -21,6 +25,7 @@ from ._support import (
     scrape,
     scrape_telemetry,
 )
+from .conftest import FinishedSpans, MakeTelemetry
 
 pytestmark = pytest.mark.asyncio
 
@@ -36,7 +41,7 @@ STARLETTE_CASES = [
 ]
 
 
-def starlette_app(tel: Telemetry):
+def starlette_app(tel: Telemetry) -> Starlette:
     app = build_starlette()
     app.add_middleware(TelemetryMiddleware, telemetry=tel)
     return app
@@ -183,7 +188,7 @@ async def test_unknown_method_is_other(tel: Telemetry) -> None:
     ]
 
 
-async def test_otel_naming(make_telemetry) -> None:
+async def test_otel_naming(make_telemetry: MakeTelemetry) -> None:
     """``metrics.naming: otel`` records the OpenTelemetry names and labels, and no default names."""
     tel = make_telemetry(metrics={"naming": "otel"})
     async with client_for(starlette_app(tel)) as client:
@@ -209,6 +214,7 @@ async def test_second_middleware_copy_records_nothing(tel: Telemetry, layout: st
     """A second copy of the middleware passes the request through without recording it again."""
     app = build_starlette()
     app.add_middleware(TelemetryMiddleware, telemetry=tel)
+    outer: ASGIApp
     if layout == "add_middleware twice":
         app.add_middleware(TelemetryMiddleware, telemetry=tel)
         outer = app
@@ -223,18 +229,18 @@ async def test_second_middleware_copy_records_nothing(tel: Telemetry, layout: st
     assert metrics.value(DURATION_COUNT, **labels("GET", "/api/users/{user_id}", 200)) == 1
 
 
-async def _plain_asgi(scope, receive, send):
+async def _plain_asgi(scope: Scope, receive: Receive, send: Send) -> None:
     await send({"type": "http.response.start", "status": 200, "headers": []})
     await send({"type": "http.response.body", "body": b"plain"})
 
 
-def _resolver(scope):
+def _resolver(scope: Scope) -> str | None:
     if scope["path"].startswith("/things/"):
         return "/things/{id}"
     return None
 
 
-def _broken_resolver(scope):
+def _broken_resolver(scope: Scope) -> NoReturn:
     raise KeyError("resolver bug")
 
 
@@ -248,7 +254,7 @@ def _broken_resolver(scope):
     ],
 )
 async def test_route_resolver_for_plain_asgi_apps(
-    tel: Telemetry, resolver, path: str, route: str
+    tel: Telemetry, resolver: Callable[[Scope], str | None] | None, path: str, route: str
 ) -> None:
     """Apps without a Starlette router use ``route_resolver``; a failing one fails no request."""
     app = TelemetryMiddleware(_plain_asgi, telemetry=tel, route_resolver=resolver)
@@ -262,7 +268,7 @@ async def test_route_resolver_for_plain_asgi_apps(
 async def test_in_progress_gauge_counts_the_running_request(tel: Telemetry) -> None:
     """While a request runs, ``http_requests_in_progress`` for its route is 1."""
 
-    async def watch(request):
+    async def watch(request: Request) -> Response:
         now = scrape_telemetry(tel)
         series = {k: v for k, v in labels("GET", "/watch", 200).items() if k != "status"}
         return JSONResponse({"in_progress": now.value("http_requests_in_progress", **series)})
@@ -280,7 +286,7 @@ async def test_in_progress_gauge_counts_the_running_request(tel: Telemetry) -> N
 async def test_host_routes_resolve_per_host(tel: Telemetry) -> None:
     """With Host routing, the same path on two hosts is labelled with each host's own template."""
 
-    async def ok(request):
+    async def ok(request: Request) -> Response:
         return PlainTextResponse("ok")
 
     app = Starlette(
@@ -298,7 +304,9 @@ async def test_host_routes_resolve_per_host(tel: Telemetry) -> None:
     assert routes == ["/x/{a_id}", "/x/{b_id}"]
 
 
-async def test_concurrent_requests_are_counted_exactly(tel: Telemetry, finished_spans) -> None:
+async def test_concurrent_requests_are_counted_exactly(
+    tel: Telemetry, finished_spans: FinishedSpans
+) -> None:
     """Fifty concurrent requests give exactly fifty counts and spans, and none left in progress."""
     async with client_for(starlette_app(tel)) as client:
         responses = await asyncio.gather(*(client.get(f"/api/users/{i}") for i in range(50)))
@@ -319,7 +327,7 @@ async def test_concurrent_requests_are_counted_exactly(tel: Telemetry, finished_
 async def test_request_size_counts_declared_body_the_app_never_reads() -> None:
     """A POST answered 405 without reading its body still records its Content-Length."""
 
-    async def only_get(request):
+    async def only_get(request: Request) -> Response:
         return PlainTextResponse("ok")
 
     captured = capture_telemetry({"metrics": {"size_histograms": True}})

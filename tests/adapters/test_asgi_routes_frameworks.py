@@ -3,7 +3,7 @@ launcher wraps any ASGI app, and mounted under Starlette."""
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, cast
 
 import pytest
 from litestar import Litestar, Router, asgi, get, post
@@ -13,6 +13,7 @@ from quart import Blueprint, Quart
 from starlette.applications import Starlette
 from starlette.middleware.gzip import GZipMiddleware
 from starlette.routing import Mount
+from starlette.types import ASGIApp
 
 from telemetry_web import Telemetry, TelemetryMiddleware
 from telemetry_web._http.routes import resolver_for
@@ -22,7 +23,12 @@ from ._support import client_for, count_requests
 pytestmark = pytest.mark.asyncio
 
 
-def litestar_app() -> Litestar:
+# Litestar and Quart type the ASGI scope and messages as TypedDicts, starlette (and so our
+# middleware) as a MutableMapping: the same protocol, two spellings mypy cannot unify, hence the
+# casts in the two factories.
+
+
+def litestar_app() -> ASGIApp:
     @get("/users/{user_id:int}", sync_to_thread=False)
     def user(user_id: FromPath[int]) -> dict[str, int]:
         return {"id": user_id}
@@ -38,10 +44,10 @@ def litestar_app() -> Litestar:
     @asgi("/static", is_mount=True, copy_scope=True)
     async def static(scope: Scope, receive: Receive, send: Send) -> None:
         await send({"type": "http.response.start", "status": 200, "headers": []})
-        await send({"type": "http.response.body", "body": b"static"})
+        await send({"type": "http.response.body", "body": b"static", "more_body": False})
 
     tenant = Router(path="/v1/{tenant:str}", route_handlers=[user])
-    return Litestar([user, note, files, static, tenant])
+    return cast("ASGIApp", Litestar([user, note, files, static, tenant]))
 
 
 LITESTAR_CASES = [
@@ -69,7 +75,7 @@ async def test_litestar_templates(
     assert counted == {(request_[0], route, str(status)): 2}
 
 
-def quart_app() -> Quart:
+def quart_app() -> ASGIApp:
     app = Quart(__name__)
 
     @app.get("/users/<int:user_id>")
@@ -91,7 +97,7 @@ def quart_app() -> Quart:
         return slug
 
     app.register_blueprint(blueprint)
-    return app
+    return cast("ASGIApp", app)
 
 
 QUART_CASES = [

@@ -120,9 +120,9 @@ def test_real_server_counts_and_promtool(served_app: tuple[str, str]) -> None:
         for s in metrics.named("http_requests_total")
     }
     assert counted == expected
-    for (route, status), times in expected.items():
-        series = {"method": "GET", "route": route, "status": status}
-        assert _series(metrics, "http_request_duration_seconds_count", **series) == [times]
+    for (route_label, status_label), total in expected.items():
+        series = {"method": "GET", "route": route_label, "status": status_label}
+        assert _series(metrics, "http_request_duration_seconds_count", **series) == [total]
     assert all(v == 0 for v in _series(metrics, "http_requests_in_progress"))
 
     promtool = require_tool("promtool")

@@ -6,13 +6,15 @@ import pytest
 from opentelemetry import trace
 from opentelemetry.trace import SpanKind
 from starlette.applications import Starlette
-from starlette.responses import PlainTextResponse
+from starlette.requests import Request
+from starlette.responses import PlainTextResponse, Response
 from starlette.routing import Route
 
 from telemetry_web import Telemetry, TelemetryMiddleware
-from telemetry_web.tracing import GLOBAL_PROVIDER
+from telemetry_web.tracing._global import GLOBAL_PROVIDER
 
 from ._support import build_fastapi, build_starlette, call_asgi, client_for, scrape
+from .conftest import FinishedSpans
 
 pytestmark = pytest.mark.asyncio
 
@@ -21,13 +23,15 @@ PARENT_ID = "b7ad6b7169203331"
 VALID_TRACEPARENT = f"00-{TRACE_ID}-{PARENT_ID}-01"
 
 
-def starlette_app(tel: Telemetry):
+def starlette_app(tel: Telemetry) -> Starlette:
     app = build_starlette()
     app.add_middleware(TelemetryMiddleware, telemetry=tel)
     return app
 
 
-async def test_one_server_span_with_attributes(tel: Telemetry, finished_spans) -> None:
+async def test_one_server_span_with_attributes(
+    tel: Telemetry, finished_spans: FinishedSpans
+) -> None:
     """A request yields exactly one SERVER span named by method and route, with HTTP attributes."""
     async with client_for(starlette_app(tel)) as client:
         response = await client.get("/api/users/42", headers={"User-Agent": "adapter-tests/1.0"})
@@ -58,7 +62,7 @@ async def test_one_server_span_with_attributes(tel: Telemetry, finished_spans) -
     ],
 )
 async def test_span_name_for_mounted_and_unmatched(
-    tel: Telemetry, finished_spans, path: str, name: str, route_attribute: str | None
+    tel: Telemetry, finished_spans: FinishedSpans, path: str, name: str, route_attribute: str | None
 ) -> None:
     """Mounted routes name the span by the joined template; unmatched ones have no http.route."""
     async with client_for(starlette_app(tel)) as client:
@@ -68,7 +72,9 @@ async def test_span_name_for_mounted_and_unmatched(
     assert (span.attributes or {}).get("http.route") == route_attribute
 
 
-async def test_valid_traceparent_becomes_parent(tel: Telemetry, finished_spans) -> None:
+async def test_valid_traceparent_becomes_parent(
+    tel: Telemetry, finished_spans: FinishedSpans
+) -> None:
     """A valid incoming ``traceparent`` makes the server span a child in the caller's trace."""
     async with client_for(starlette_app(tel)) as client:
         response = await client.get("/api/users/1", headers={"traceparent": VALID_TRACEPARENT})
@@ -102,7 +108,7 @@ MALFORMED_TRACEPARENTS = {
     "value", MALFORMED_TRACEPARENTS.values(), ids=MALFORMED_TRACEPARENTS.keys()
 )
 async def test_malformed_traceparent_starts_new_root(
-    tel: Telemetry, finished_spans, value: bytes
+    tel: Telemetry, finished_spans: FinishedSpans, value: bytes
 ) -> None:
     """A malformed ``traceparent`` (raw ASGI header bytes) gives a new root span and a 200."""
     response = await call_asgi(
@@ -118,7 +124,9 @@ async def test_malformed_traceparent_starts_new_root(
     assert (span.attributes or {})["http.response.status_code"] == 200
 
 
-async def test_unknown_method_other_with_original(tel: Telemetry, finished_spans) -> None:
+async def test_unknown_method_other_with_original(
+    tel: Telemetry, finished_spans: FinishedSpans
+) -> None:
     """An unknown method is ``_OTHER``, the original in http.request.method_original."""
     async with client_for(starlette_app(tel)) as client:
         response = await client.request("PURGE", "/api/users/1")
@@ -131,7 +139,7 @@ async def test_unknown_method_other_with_original(tel: Telemetry, finished_spans
     assert span.name == "HTTP /api/users/{user_id}"
 
 
-async def test_head_span(tel: Telemetry, finished_spans) -> None:
+async def test_head_span(tel: Telemetry, finished_spans: FinishedSpans) -> None:
     """A HEAD request's span carries method HEAD."""
     async with client_for(starlette_app(tel)) as client:
         await client.head("/api/users/1")
@@ -140,7 +148,9 @@ async def test_head_span(tel: Telemetry, finished_spans) -> None:
     assert span.name == "HEAD /api/users/{user_id}"
 
 
-async def test_fastapi_request_yields_exactly_one_span(tel: Telemetry, finished_spans) -> None:
+async def test_fastapi_request_yields_exactly_one_span(
+    tel: Telemetry, finished_spans: FinishedSpans
+) -> None:
     """With the telemetry's provider global, a FastAPI request exports only our one span."""
     assert trace.get_tracer_provider() is GLOBAL_PROVIDER, (
         "precondition: another tracer provider was made global earlier in this process"
@@ -153,13 +163,15 @@ async def test_fastapi_request_yields_exactly_one_span(tel: Telemetry, finished_
         assert response.status_code == 200
         metrics = await scrape(client)
     spans = finished_spans(tel)
-    assert len(spans) == 1, [(s.name, s.instrumentation_scope.name) for s in spans]
+    assert len(spans) == 1, [(s.name, s.instrumentation_scope) for s in spans]
     assert spans[0].kind is SpanKind.SERVER
     assert spans[0].parent is None
     assert metrics.total("http_requests_total") == 1
 
 
-async def test_fastapi_span_named_by_full_template(tel: Telemetry, finished_spans) -> None:
+async def test_fastapi_span_named_by_full_template(
+    tel: Telemetry, finished_spans: FinishedSpans
+) -> None:
     """The FastAPI span is named by the included router's full template, prefix included."""
     app = build_fastapi()
     app.add_middleware(TelemetryMiddleware, telemetry=tel)
@@ -171,7 +183,9 @@ async def test_fastapi_span_named_by_full_template(tel: Telemetry, finished_span
     assert (span.attributes or {})["http.route"] == "/v2/items/{item_id}"
 
 
-async def test_fastapi_wrapped_app_yields_exactly_one_span(tel: Telemetry, finished_spans) -> None:
+async def test_fastapi_wrapped_app_yields_exactly_one_span(
+    tel: Telemetry, finished_spans: FinishedSpans
+) -> None:
     """Wrapping a FastAPI app (no add_middleware) still exports exactly one span per request."""
     app = TelemetryMiddleware(build_fastapi(), telemetry=tel)
     async with client_for(app) as client:
@@ -182,10 +196,12 @@ async def test_fastapi_wrapped_app_yields_exactly_one_span(tel: Telemetry, finis
     assert spans[0].kind is SpanKind.SERVER
 
 
-async def test_app_spans_join_the_request_trace(tel: Telemetry, finished_spans) -> None:
+async def test_app_spans_join_the_request_trace(
+    tel: Telemetry, finished_spans: FinishedSpans
+) -> None:
     """A span started with the global tracer inside an endpoint is a child of the server span."""
 
-    async def work(request):
+    async def work(request: Request) -> Response:
         with trace.get_tracer("app.code").start_as_current_span("db.query"):
             return PlainTextResponse("ok")
 

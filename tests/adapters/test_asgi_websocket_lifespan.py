@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import warnings
 
+from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from opentelemetry.trace import SpanKind
 
 from telemetry_web import Telemetry, TelemetryMiddleware
 
 from ._support import LifespanFlags, ListSink, build_starlette, scrape_telemetry
+from .conftest import FinishedSpans
 
 with warnings.catch_warnings():
     # Starlette 1.x prefers httpx2 for its TestClient and warns (an error here) on plain httpx.
@@ -17,7 +19,7 @@ with warnings.catch_warnings():
 
 
 def test_websocket_gets_one_span_and_no_http_metrics(
-    tel: Telemetry, finished_spans, log_sink: ListSink
+    tel: Telemetry, finished_spans: FinishedSpans, log_sink: ListSink
 ) -> None:
     """A websocket connection yields one span and no HTTP metric samples."""
     app = build_starlette()
@@ -68,7 +70,9 @@ def test_lifespan_passes_through_wrapped_app(tel: Telemetry) -> None:
     assert flags.stopped
 
 
-def test_lifespan_shutdown_flushes_spans(tel: Telemetry, span_exporter, log_sink: ListSink) -> None:
+def test_lifespan_shutdown_flushes_spans(
+    tel: Telemetry, span_exporter: InMemorySpanExporter, log_sink: ListSink
+) -> None:
     """Lifespan shutdown delivers queued spans and log lines without an explicit flush."""
     app = build_starlette()
     app.add_middleware(TelemetryMiddleware, telemetry=tel)
@@ -78,7 +82,7 @@ def test_lifespan_shutdown_flushes_spans(tel: Telemetry, span_exporter, log_sink
     assert len(log_sink.request_lines()) == 1
 
 
-def test_testclient_http_request(tel: Telemetry, finished_spans) -> None:
+def test_testclient_http_request(tel: Telemetry, finished_spans: FinishedSpans) -> None:
     """Requests through the synchronous TestClient are recorded like any other."""
     app = build_starlette()
     app.add_middleware(TelemetryMiddleware, telemetry=tel)

@@ -195,7 +195,7 @@ def test_route_cache_is_bounded(app: Flask, captured: CapturedTelemetry) -> None
 def test_builtin_endpoints_are_answered_before_flask(client: FlaskClient, app: Flask) -> None:
     """/health is answered by the middleware: no view, no before_request, no recording."""
     called: list[str] = []
-    app.before_request(lambda: called.append("before") and None)
+    app.before_request(lambda: called.append("before"))
     response = client.get("/health", buffered=True)
     assert response.status_code == 200
     assert called == []

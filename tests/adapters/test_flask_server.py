@@ -152,7 +152,7 @@ def test_flask_run_serves_the_sample_app(flask_run_sample: Server) -> None:
     for method, _path, status, route in PLAN:
         key = (method, route, str(status))
         expected[key] = expected.get(key, 0) + ROUNDS
-    for (method, route, status), count in expected.items():
-        series = {**base, "method": method, "route": route, "status": status}
+    for (method_label, route_label, status_label), count in expected.items():
+        series = {**base, "method": method_label, "route": route_label, "status": status_label}
         assert metrics.value("http_requests_total", **series) == count
     assert metrics.total("http_requests_total") == len(sent)

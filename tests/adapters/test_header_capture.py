@@ -4,7 +4,7 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import httpx
@@ -142,8 +142,12 @@ def _header_attributes(captured: CapturedTelemetry) -> dict[str, Any]:
     }
 
 
+#: ``make_captured(config, adapter="asgi")``
+MakeCaptured = Callable[..., CapturedTelemetry]
+
+
 @pytest.fixture
-def make_captured() -> Any:
+def make_captured() -> Iterator[MakeCaptured]:
     """``make_captured(config, adapter)``: a captured Telemetry for that adapter, closed after."""
     created: list[CapturedTelemetry] = []
 
@@ -159,7 +163,9 @@ def make_captured() -> Any:
 
 
 @pytest.mark.parametrize("adapter", sorted(ADAPTERS))
-def test_captured_headers_are_lists_and_credentials_redacted(adapter: str, make_captured) -> None:
+def test_captured_headers_are_lists_and_credentials_redacted(
+    adapter: str, make_captured: MakeCaptured
+) -> None:
     """Each adapter records the configured request and response headers as one-string lists;
     credentials, configured names and credential-like names are REDACTED, absent ones left out."""
     captured = make_captured(CAPTURE, adapter)
@@ -170,7 +176,7 @@ def test_captured_headers_are_lists_and_credentials_redacted(adapter: str, make_
 
 
 @pytest.mark.parametrize("adapter", sorted(ADAPTERS))
-def test_nothing_captured_by_default(adapter: str, make_captured) -> None:
+def test_nothing_captured_by_default(adapter: str, make_captured: MakeCaptured) -> None:
     """Without configuration only the request id header is on the span, as before."""
     captured = make_captured({}, adapter)
     ADAPTERS[adapter](captured.telemetry)
@@ -179,7 +185,7 @@ def test_nothing_captured_by_default(adapter: str, make_captured) -> None:
     assert "http.request.header.x-request-id" in (span.attributes or {})
 
 
-def test_lifecycle_decodes_only_the_wanted_headers(make_captured) -> None:
+def test_lifecycle_decodes_only_the_wanted_headers(make_captured: MakeCaptured) -> None:
     """The captured request headers join the lifecycle's wanted set (decided once); response
     names are handed to adapters only when configured."""
     plain = make_captured({}).telemetry.lifecycle
@@ -213,7 +219,7 @@ def test_otel_variables_configure_capture(monkeypatch: pytest.MonkeyPatch) -> No
         captured.close()
 
 
-def test_repeated_request_header_lines_are_joined(make_captured) -> None:
+def test_repeated_request_header_lines_are_joined(make_captured: MakeCaptured) -> None:
     """A captured header sent on two lines is one comma-joined string under ASGI, as WSGI
     servers join it for WSGI, Flask and Django."""
     captured = make_captured({"http": {"capture_headers": {"request": ["X-Tag"]}}})

@@ -6,8 +6,8 @@ import io
 import subprocess
 import sys
 import textwrap
-from collections.abc import Iterator
-from typing import Any
+from collections.abc import Callable, Iterator
+from typing import TYPE_CHECKING, Any
 
 import pytest
 from gunicorn.http.wsgi import FileWrapper as GunicornFileWrapper
@@ -34,6 +34,9 @@ from ._wsgi_support import (
     request_lines,
 )
 
+if TYPE_CHECKING:
+    from _typeshed import OptExcInfo
+
 TRACE_ID = "0af7651916cd43dd8448eb211c80319c"
 PARENT_ID = "b7ad6b7169203331"
 
@@ -44,6 +47,13 @@ def captured() -> Iterator[CapturedTelemetry]:
     capture_ = capture()
     yield capture_
     capture_.close()
+
+
+def _ignore_start_response(
+    status: str, headers: list[tuple[str, str]], exc_info: OptExcInfo | None = None
+) -> Callable[[bytes], object]:
+    """A server's start_response whose write() callable is never used."""
+    return lambda data: None
 
 
 @pytest.fixture
@@ -69,7 +79,9 @@ def scrape(test_client: Client) -> Scrape:
 # --- metrics, span, log line ---------------------------------------------------------------------
 
 
-def test_one_request_gives_metrics_span_and_log_line(captured: CapturedTelemetry, app) -> None:
+def test_one_request_gives_metrics_span_and_log_line(
+    captured: CapturedTelemetry, app: RawApp
+) -> None:
     """A request is counted under its route template, gets one SERVER span and one log line."""
     c = client(captured, app)
     response = c.get(
@@ -120,7 +132,7 @@ def test_one_request_gives_metrics_span_and_log_line(captured: CapturedTelemetry
     assert line["duration_ms"] >= 0
 
 
-def test_query_is_redacted_in_span_and_log(captured: CapturedTelemetry, app) -> None:
+def test_query_is_redacted_in_span_and_log(captured: CapturedTelemetry, app: RawApp) -> None:
     """QUERY_STRING reaches url.query and the log line with secret values redacted."""
     c = client(captured, app)
     c.get("/users/1?token=abc&page=2", buffered=True)
@@ -130,7 +142,9 @@ def test_query_is_redacted_in_span_and_log(captured: CapturedTelemetry, app) -> 
     assert line["query"] == "token=REDACTED&page=2"
 
 
-def test_no_resolver_labels_every_request_unmatched(captured: CapturedTelemetry, app) -> None:
+def test_no_resolver_labels_every_request_unmatched(
+    captured: CapturedTelemetry, app: RawApp
+) -> None:
     """Without a route_resolver the route is <unmatched> and the span is named by method only."""
     c = client(captured, app, route_resolver=None)
     c.get("/users/1", buffered=True)
@@ -141,7 +155,7 @@ def test_no_resolver_labels_every_request_unmatched(captured: CapturedTelemetry,
 
 
 def test_route_resolver_gets_the_environ_and_failures_are_unmatched(
-    captured: CapturedTelemetry, app
+    captured: CapturedTelemetry, app: RawApp
 ) -> None:
     """The resolver sees the request's environ; one that raises leaves the request <unmatched>."""
     seen: list[str] = []
@@ -162,7 +176,7 @@ def test_route_resolver_gets_the_environ_and_failures_are_unmatched(
 
 
 def test_nested_middleware_records_once_with_the_inner_route(
-    captured: CapturedTelemetry, app
+    captured: CapturedTelemetry, app: RawApp
 ) -> None:
     """Wrapped twice, a request is recorded once; the inner copy's resolver names the route."""
     inner = wrap(captured, app)
@@ -180,7 +194,7 @@ def test_nested_middleware_records_once_with_the_inner_route(
 # --- request ids ---------------------------------------------------------------------------------
 
 
-def test_valid_incoming_request_id_is_kept(captured: CapturedTelemetry, app) -> None:
+def test_valid_incoming_request_id_is_kept(captured: CapturedTelemetry, app: RawApp) -> None:
     """A valid incoming X-Request-ID is echoed and lands on the span and the log line."""
     response = client(captured, app).get(
         "/users/1", headers={"X-Request-ID": "req-1.2:3/4+5=6@7"}, buffered=True
@@ -197,7 +211,7 @@ def test_valid_incoming_request_id_is_kept(captured: CapturedTelemetry, app) -> 
     ids=["spaces", "too long", "forbidden character", "utf-8 non-ascii", "invalid utf-8"],
 )
 def test_invalid_incoming_request_id_is_replaced(
-    captured: CapturedTelemetry, app, value: str
+    captured: CapturedTelemetry, app: RawApp, value: str
 ) -> None:
     """An invalid X-Request-ID (raw environ text) is replaced by a generated 32-hex id."""
     response = client(captured, app).get(
@@ -210,7 +224,9 @@ def test_invalid_incoming_request_id_is_replaced(
     assert request_lines(captured.logs())[0]["request_id"] == generated
 
 
-def test_request_ids_differ_and_are_on_error_responses(captured: CapturedTelemetry, app) -> None:
+def test_request_ids_differ_and_are_on_error_responses(
+    captured: CapturedTelemetry, app: RawApp
+) -> None:
     """Every response carries its own id: 200, 404 and a 500 the app reports with exc_info."""
     c = client(captured, app)
     ids = {c.get(path, buffered=True).headers["X-Request-ID"] for path in ("/users/1", "/nope")}
@@ -221,14 +237,16 @@ def test_request_ids_differ_and_are_on_error_responses(captured: CapturedTelemet
     assert ids == {line["request_id"] for line in request_lines(captured.logs())}
 
 
-def test_app_chosen_request_id_header_is_not_duplicated(captured: CapturedTelemetry, app) -> None:
+def test_app_chosen_request_id_header_is_not_duplicated(
+    captured: CapturedTelemetry, app: RawApp
+) -> None:
     """A response that already has the request id header keeps it and gets no second one."""
     response = client(captured, app).get("/teapot", buffered=True)
     assert response.status_code == 418
     assert response.headers.getlist("X-Request-ID") == ["app-chosen"]
 
 
-def test_custom_request_id_header(app) -> None:
+def test_custom_request_id_header(app: RawApp) -> None:
     """``http.request_id_header`` names the header read and echoed, in its configured case."""
     captured = capture(http={"request_id_header": "X-Correlation-ID"})
     try:
@@ -251,7 +269,7 @@ def test_custom_request_id_header(app) -> None:
     [("/metrics", "text/plain"), ("/health", "application/json"), ("/ready", "application/json")],
 )
 def test_builtin_endpoints_answer_without_the_app(
-    captured: CapturedTelemetry, app, method: str, path: str, content_type: str
+    captured: CapturedTelemetry, app: RawApp, method: str, path: str, content_type: str
 ) -> None:
     """/metrics, /health and /ready answer GET and HEAD themselves, and are never recorded."""
     response = client(captured, app).open(path, method=method, buffered=True)
@@ -265,7 +283,7 @@ def test_builtin_endpoints_answer_without_the_app(
     assert "http_requests_total{" not in captured.metrics_text()
 
 
-def test_metrics_bearer_token_and_openmetrics(app) -> None:
+def test_metrics_bearer_token_and_openmetrics(app: RawApp) -> None:
     """The Authorization and Accept headers reach the /metrics renderer from the environ."""
     captured = capture(metrics={"collectors": {"prometheus": {"bearer_token": "s3cret"}}})
     try:
@@ -282,7 +300,7 @@ def test_metrics_bearer_token_and_openmetrics(app) -> None:
         captured.close()
 
 
-def test_other_methods_on_builtin_paths_and_excluded_paths_pass_through(app) -> None:
+def test_other_methods_on_builtin_paths_and_excluded_paths_pass_through(app: RawApp) -> None:
     """POST /health reaches the app unrecorded, as does any request to an excluded path."""
     captured = capture(http={"exclude_paths": ["/users/*"]})
     try:
@@ -299,7 +317,9 @@ def test_other_methods_on_builtin_paths_and_excluded_paths_pass_through(app) -> 
         captured.close()
 
 
-def test_builtins_match_path_info_under_a_script_name(captured: CapturedTelemetry, app) -> None:
+def test_builtins_match_path_info_under_a_script_name(
+    captured: CapturedTelemetry, app: RawApp
+) -> None:
     """Mounted under SCRIPT_NAME, /svc/metrics is the built-in; spans carry the full path."""
     c = client(captured, app)
     assert c.get("/metrics", base_url="http://localhost/svc/", buffered=True).status_code == 200
@@ -315,7 +335,7 @@ def test_builtins_match_path_info_under_a_script_name(captured: CapturedTelemetr
 
 
 def test_streamed_body_is_timed_to_its_end_and_closed_once(
-    captured: CapturedTelemetry, app
+    captured: CapturedTelemetry, app: RawApp
 ) -> None:
     """Duration covers the whole streamed body; the app iterable's close() runs exactly once."""
     c = client(captured, app)
@@ -336,7 +356,9 @@ def test_streamed_body_is_timed_to_its_end_and_closed_once(
     assert metrics.value("http_response_size_bytes_sum", **series) == len(b"".join(STREAM_CHUNKS))
 
 
-def test_closing_twice_closes_the_app_iterable_once(captured: CapturedTelemetry, app) -> None:
+def test_closing_twice_closes_the_app_iterable_once(
+    captured: CapturedTelemetry, app: RawApp
+) -> None:
     """A second close() of the returned iterable does nothing: one close, one span, one line."""
     result = call_wsgi(wrap(captured, app), make_environ("/stream"))
     result.returned.close()
@@ -345,10 +367,12 @@ def test_closing_twice_closes_the_app_iterable_once(captured: CapturedTelemetry,
     assert len(request_lines(captured.logs())) == 1
 
 
-def test_in_progress_gauge_counts_an_open_response(captured: CapturedTelemetry, app) -> None:
+def test_in_progress_gauge_counts_an_open_response(
+    captured: CapturedTelemetry, app: RawApp
+) -> None:
     """While the body is being iterated the in-progress gauge is 1 under the route template."""
     wrapped = wrap(captured, app)
-    returned = wrapped(make_environ("/stream"), lambda status, headers, exc_info=None: None)
+    returned = wrapped(make_environ("/stream"), _ignore_start_response)
     try:
         assert captured.sample("http_requests_in_progress", method="GET", route="/stream") == 1
     finally:
@@ -361,7 +385,7 @@ def test_in_progress_gauge_counts_an_open_response(captured: CapturedTelemetry, 
     [("/fail-mid-stream", 200, 2), ("/fail-first-chunk", 500, 0)],
 )
 def test_exception_while_iterating_is_recorded_reraised_and_closed_once(
-    captured: CapturedTelemetry, app, path: str, status: int, body_chunks_sent: int
+    captured: CapturedTelemetry, app: RawApp, path: str, status: int, body_chunks_sent: int
 ) -> None:
     """An exception from the body is re-raised, recorded (500 unless bytes already went out),
     and the app iterable is still closed exactly once."""
@@ -384,7 +408,9 @@ def test_exception_while_iterating_is_recorded_reraised_and_closed_once(
 # --- exceptions ----------------------------------------------------------------------------------
 
 
-def test_exception_from_the_app_is_recorded_and_reraised(captured: CapturedTelemetry, app) -> None:
+def test_exception_from_the_app_is_recorded_and_reraised(
+    captured: CapturedTelemetry, app: RawApp
+) -> None:
     """An exception raised by the app call is a 500 with the exception on span and log line."""
     c = client(captured, app)
     with pytest.raises(RuntimeError, match="kaboom"):
@@ -403,7 +429,7 @@ def test_exception_from_the_app_is_recorded_and_reraised(captured: CapturedTelem
 
 
 def test_exc_info_given_to_start_response_is_passed_on_and_recorded(
-    captured: CapturedTelemetry, app
+    captured: CapturedTelemetry, app: RawApp
 ) -> None:
     """exc_info reaches the server's start_response and becomes the request's exception."""
     result = call_wsgi(wrap(captured, app), make_environ("/exc-info"))
@@ -416,7 +442,9 @@ def test_exc_info_given_to_start_response_is_passed_on_and_recorded(
     assert line["exception"]["message"] == "handled by the app"
 
 
-def test_exc_info_after_headers_went_out_propagates(captured: CapturedTelemetry, app) -> None:
+def test_exc_info_after_headers_went_out_propagates(
+    captured: CapturedTelemetry, app: RawApp
+) -> None:
     """When the server re-raises exc_info (headers already sent) it goes through and is recorded."""
     with pytest.raises(ValueError, match="too late"):
         call_wsgi(wrap(captured, app), make_environ("/late-exc-info"))
@@ -428,7 +456,7 @@ def test_exc_info_after_headers_went_out_propagates(captured: CapturedTelemetry,
 # --- headers, paths and sizes --------------------------------------------------------------------
 
 
-def test_invalid_utf8_header_bytes_are_ignored(captured: CapturedTelemetry, app) -> None:
+def test_invalid_utf8_header_bytes_are_ignored(captured: CapturedTelemetry, app: RawApp) -> None:
     """Header values that are not UTF-8 count as absent; a malformed traceparent starts a trace."""
     bad = b"00-\xff\xfe" + TRACE_ID[4:].encode() + f"-{PARENT_ID}-01".encode()
     response = client(captured, app).get(
@@ -446,7 +474,7 @@ def test_invalid_utf8_header_bytes_are_ignored(captured: CapturedTelemetry, app)
     assert request_lines(captured.logs())[0]["user_agent"] is None
 
 
-def test_utf8_headers_and_traceparent_are_read(captured: CapturedTelemetry, app) -> None:
+def test_utf8_headers_and_traceparent_are_read(captured: CapturedTelemetry, app: RawApp) -> None:
     """UTF-8 header bytes (latin-1 text in the environ) are recovered; traceparent is continued."""
     response = client(captured, app).get(
         "/users/1",
@@ -462,7 +490,7 @@ def test_utf8_headers_and_traceparent_are_read(captured: CapturedTelemetry, app)
     assert format(span.parent.span_id, "016x") == PARENT_ID
 
 
-def test_utf8_path_is_recovered(captured: CapturedTelemetry, app) -> None:
+def test_utf8_path_is_recovered(captured: CapturedTelemetry, app: RawApp) -> None:
     """PATH_INFO holds latin-1 decoded bytes; spans and logs get the UTF-8 path back."""
     response = client(captured, app).get("/users/café", buffered=True)
     assert response.data == "user:café".encode()
@@ -471,7 +499,7 @@ def test_utf8_path_is_recovered(captured: CapturedTelemetry, app) -> None:
     assert request_lines(captured.logs())[0]["path"] == "/users/café"
 
 
-def test_request_and_response_sizes(captured: CapturedTelemetry, app) -> None:
+def test_request_and_response_sizes(captured: CapturedTelemetry, app: RawApp) -> None:
     """Request size is CONTENT_LENGTH; response size counts returned chunks and write() calls."""
     c = client(captured, app)
     assert c.post("/echo", data=b"hello world", buffered=True).data == b"echo:hello world"
@@ -485,7 +513,9 @@ def test_request_and_response_sizes(captured: CapturedTelemetry, app) -> None:
     assert metrics.value("http_response_size_bytes_sum", **write) == len(b"written-returned")
 
 
-def test_body_without_content_length_is_counted_as_read(captured: CapturedTelemetry, app) -> None:
+def test_body_without_content_length_is_counted_as_read(
+    captured: CapturedTelemetry, app: RawApp
+) -> None:
     """A chunked body (no CONTENT_LENGTH) is sized by the bytes the app reads from wsgi.input."""
     environ = make_environ("/echo", method="POST")
     environ.pop("CONTENT_LENGTH", None)
@@ -532,7 +562,7 @@ class SlottedFileWrapper:
 
 @pytest.mark.parametrize("path", ["/file", "/send-file"])
 def test_server_file_wrapper_object_is_returned_as_is(
-    captured: CapturedTelemetry, app, path: str
+    captured: CapturedTelemetry, app: RawApp, path: str
 ) -> None:
     """The server's own file wrapper comes back unchanged (sendfile stays possible); closing it
     closes the file and finishes the request with the file's size."""
@@ -551,7 +581,7 @@ def test_server_file_wrapper_object_is_returned_as_is(
 
 
 def test_file_wrapper_whose_close_cannot_be_hooked_is_proxied(
-    captured: CapturedTelemetry, app
+    captured: CapturedTelemetry, app: RawApp
 ) -> None:
     """A wrapper with a fixed close() is served through the counting proxy and still works."""
     environ = make_environ("/file")

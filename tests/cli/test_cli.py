@@ -141,14 +141,14 @@ def test_metrics_list_from_a_directory(tmp_path: Path, monkeypatch: pytest.Monke
     from prometheus_client import values
 
     monkeypatch.setenv("PROMETHEUS_MULTIPROC_DIR", str(tmp_path))
-    values.ValueClass = values.get_value_class()
+    values.ValueClass = values.get_value_class()  # type: ignore[no-untyped-call]
     try:
         counter = Counter("jobs_total", "Jobs done.", ["queue"], registry=CollectorRegistry())
         counter.labels("a").inc()
         counter.labels("b").inc()
     finally:
         monkeypatch.delenv("PROMETHEUS_MULTIPROC_DIR")
-        values.ValueClass = values.get_value_class()
+        values.ValueClass = values.get_value_class()  # type: ignore[no-untyped-call]
     code, out, _ = run("metrics", "list", "--dir", str(tmp_path), "--json")
     assert code == 0
     assert {
@@ -176,7 +176,7 @@ def test_metrics_list_from_a_url() -> None:
         def log_message(self, *args: object) -> None:
             pass
 
-    server = make_server("127.0.0.1", 0, app, handler_class=Quiet)  # type: ignore[arg-type]
+    server = make_server("127.0.0.1", 0, app, handler_class=Quiet)
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
     try:

@@ -245,7 +245,7 @@ def serve() -> Iterator[Any]:
             start_response("200 OK", [("Content-Type", "text/plain")])
             return [generate_latest(registry)]
 
-        server = make_server("127.0.0.1", 0, app, handler_class=Quiet)  # type: ignore[arg-type]
+        server = make_server("127.0.0.1", 0, app, handler_class=Quiet)
         threading.Thread(target=server.serve_forever, daemon=True).start()
         servers.append(server)
         return f"http://127.0.0.1:{server.server_port}/metrics"
@@ -290,14 +290,14 @@ def test_metrics_list_from_a_worker_directory_uses_the_same_names(
     from prometheus_client import values
 
     monkeypatch.setenv("PROMETHEUS_MULTIPROC_DIR", str(tmp_path))
-    values.ValueClass = values.get_value_class()
+    values.ValueClass = values.get_value_class()  # type: ignore[no-untyped-call]
     try:
         registry = CollectorRegistry()
         Counter("jobs_total", "Jobs.", ["queue"], registry=registry).labels("a").inc()
         Histogram("job_seconds", "Job time.", ["queue"], registry=registry).labels("a").observe(1)
     finally:
         monkeypatch.delenv("PROMETHEUS_MULTIPROC_DIR")
-        values.ValueClass = values.get_value_class()
+        values.ValueClass = values.get_value_class()  # type: ignore[no-untyped-call]
     code, out = run("metrics", "list", "--dir", str(tmp_path), "--json")
     assert code == 0
     assert json.loads(out) == [

@@ -26,7 +26,7 @@ def level(status: int) -> str:
 
 def test_one_request_line_per_request(recording: Recording) -> None:
     """The adapter writes exactly one request line per request."""
-    ids = sorted(line.get("request_id") for line in recording.request_lines())
+    ids = sorted(str(line.get("request_id")) for line in recording.request_lines())
     assert ids == sorted(call.request_id for call in CALLS)
 
 

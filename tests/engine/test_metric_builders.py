@@ -145,7 +145,7 @@ def test_with_labels_adds_constant_labels(tel: Telemetry) -> None:
     """with_labels puts constant labels on every sample, next to the per-call label keys."""
     counter = (
         tel.create_counter("cache_hits_total")
-        .with_labels({"cache": "redis", "shard": 3})
+        .with_labels({"cache": "redis", "shard": 3})  # type: ignore[dict-item]  # not a str, on purpose
         .with_label_keys("op")
         .register()
     )
@@ -395,7 +395,7 @@ def test_wrong_label_values_raise_value_error(
 def test_label_values_are_strings(tel: Telemetry) -> None:
     """Label values that are not strings are exposed as their string form."""
     counter = tel.create_counter("x").with_label_keys("status").register()
-    counter.labels(404).inc()
+    counter.labels(404).inc()  # type: ignore[arg-type]  # not a str, on purpose
     assert samples(tel, "x") == [("x_total", {**CONST, "status": "404"}, 1.0)]
 
 

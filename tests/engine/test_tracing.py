@@ -17,7 +17,7 @@ from opentelemetry.trace import SpanContext, SpanKind, StatusCode, TraceFlags
 
 from telemetry_web.config import SamplingSettings, parse_section
 from telemetry_web.testing import CapturedTelemetry, capture_telemetry
-from telemetry_web.tracing import RateLimitingSampler, build_sampler
+from telemetry_web.tracing._sampling import RateLimitingSampler, build_sampler
 
 
 class FakeClock:
@@ -111,12 +111,15 @@ def test_application_code_can_annotate_the_request_span(captured: CapturedTeleme
     (exported,) = captured.spans()
     assert exported.name == "GET /orders/{id}"
     assert exported.kind is SpanKind.SERVER
+    assert exported.attributes is not None
     assert exported.attributes["order.id"] == 7
     assert exported.attributes["order.items"] == ("a", "b")
     assert "ignored" not in exported.attributes
     assert [e.name for e in exported.events] == ["payment authorised", "exception"]
-    assert exported.events[1].attributes["exception.type"] == "ValueError"
-    assert exported.events[1].attributes["exception.message"] == "card declined"
+    exception = exported.events[1].attributes
+    assert exception is not None
+    assert exception["exception.type"] == "ValueError"
+    assert exception["exception.message"] == "card declined"
     assert exported.status.status_code is StatusCode.ERROR
     assert exported.resource.attributes["service.name"] == "test"
 

@@ -24,6 +24,7 @@ import httpx
 from prometheus_client.parser import text_string_to_metric_families
 
 from telemetry_web import Telemetry, TelemetryMiddleware
+from telemetry_web.tracing._batch import BoundedBatchProcessor
 
 SERVICE = "faults"
 # A behavioural bound, not a benchmark: an in-process request costs about a millisecond; one
@@ -161,10 +162,11 @@ def client_for(tel: Telemetry) -> httpx.AsyncClient:
 def span_probes(tel: Telemetry) -> dict[str, Probe]:
     """The span queue of every exporter, read through its batch processor."""
     assert tel.tracer_provider is not None
-    return {
-        f"span queue ({p.name})": (lambda p=p: (p.queued, p.max_queue_size))
-        for p in tel.tracer_provider.batch_processors
-    }
+    return {f"span queue ({p.name})": _queue_probe(p) for p in tel.tracer_provider.batch_processors}
+
+
+def _queue_probe(processor: BoundedBatchProcessor) -> Probe:
+    return lambda: (processor.queued, processor.max_queue_size)
 
 
 def log_probes(tel: Telemetry) -> dict[str, Probe]:

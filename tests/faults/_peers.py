@@ -237,7 +237,7 @@ class GrpcPeer(_Counts):
 
     def __init__(self) -> None:
         super().__init__()
-        import grpc
+        import grpc  # type: ignore[import-untyped]  # as in src: no stubs installed
         from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
             ExportTraceServiceRequest,
             ExportTraceServiceResponse,
@@ -246,7 +246,7 @@ class GrpcPeer(_Counts):
         self.mode = "ok"
         self.delay = 0.1
         self._grpc = grpc
-        self._response = ExportTraceServiceResponse().SerializeToString()
+        self._response: bytes = ExportTraceServiceResponse().SerializeToString()
         handler = grpc.unary_unary_rpc_method_handler(
             self._export,
             request_deserializer=ExportTraceServiceRequest.FromString,
@@ -298,7 +298,9 @@ class GrpcPeer(_Counts):
             self.add(malformed=count)
             return _GARBAGE
         if mode == "throttled":
-            from google.rpc.error_details_pb2 import RetryInfo
+            from google.rpc.error_details_pb2 import (  # type: ignore[import-untyped]
+                RetryInfo,
+            )
 
             info = RetryInfo()
             info.retry_delay.seconds = RETRY_AFTER

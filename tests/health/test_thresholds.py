@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 
 from telemetry_web import Telemetry
-from telemetry_web.health import CheckOptions, ManualClock, Outcome, Snapshot
-from telemetry_web.health._state import advance
+from telemetry_web.health import Outcome
+from telemetry_web.health._state import CheckOptions, ManualClock, Snapshot, advance
 
 PASS = Outcome(True)
 FAIL = Outcome(False, "ConnectionRefusedError: [Errno 111] Connection refused")
@@ -14,7 +14,8 @@ FAIL = Outcome(False, "ConnectionRefusedError: [Errno 111] Connection refused")
 
 def run(steps: list[Outcome], options: CheckOptions) -> list[tuple[str, int, int, bool]]:
     """(status, successes, failures, changed) after each outcome, one second apart."""
-    snapshot, now, trail = Snapshot(), 100.0, []
+    snapshot, now = Snapshot(), 100.0
+    trail: list[tuple[str, int, int, bool]] = []
     for outcome in steps:
         now += 1
         snapshot, change = advance(snapshot, outcome, 0.01, now, options)

@@ -73,7 +73,8 @@ async def test_asgi_request_parents_async_engine_and_asyncio_redis_spans(
             await conn.execute(text("SELECT pg_sleep(0.06)"))
         await cache.set(key(request.path_params["order_id"]), str(total))
         async with cache.pipeline() as pipe:
-            pipe.get(key(request.path_params["order_id"])).delete(key("none"))
+            pipe.get(key(request.path_params["order_id"]))
+            pipe.delete(key("none"))
             cached, _ = await pipe.execute()
         return JSONResponse({"total": total, "cached": cached.decode()})
 
@@ -120,6 +121,7 @@ async def test_asgi_sync_endpoint_in_the_threadpool(
         with engine.connect() as conn:
             count = conn.execute(text("SELECT count(*) FROM pg_catalog.pg_tables")).scalar()
         cache.incr(key("hits"))
+        assert count is not None
         return JSONResponse({"tables": count > 0})
 
     app = TelemetryMiddleware(Starlette(routes=[Route("/report", report)]), telemetry=tel)
@@ -140,7 +142,9 @@ def test_flask_request_parents_sync_engine_and_redis_spans(
 ) -> None:
     """A Flask view querying PostgreSQL and Redis through the Flask extension: every span is a
     child of the request span, and the app's /metrics shows the samples."""
-    flask = pytest.importorskip("flask")
+    pytest.importorskip("flask")
+    import flask
+
     from telemetry_web.flask import FlaskTelemetry
 
     app = flask.Flask("instrumentor_tests")
@@ -165,9 +169,11 @@ def test_flask_request_parents_sync_engine_and_redis_spans(
     def user(user_id: int) -> dict[str, Any]:
         with engine.connect() as conn:
             name = conn.execute(text("SELECT 'user ' || :id"), {"id": str(user_id)}).scalar()
+        assert isinstance(name, str)
         cache.set(key(str(user_id)), name)
         with cache.pipeline(transaction=False) as pipe:
-            pipe.get(key(str(user_id))).ttl(key(str(user_id)))
+            pipe.get(key(str(user_id)))
+            pipe.ttl(key(str(user_id)))
             cached, ttl = pipe.execute()
         return {"name": name, "cached": cached.decode(), "ttl": ttl}
 

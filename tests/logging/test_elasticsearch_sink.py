@@ -14,6 +14,7 @@ import pytest
 
 from telemetry_web import Telemetry
 from telemetry_web.errors import ConfigError
+from telemetry_web.logging import ElasticsearchSink
 
 from ._bulk_receiver import BulkReceiver
 from .conftest import SERVICE, MakeTelemetry, dropped
@@ -286,12 +287,15 @@ def test_the_buffer_is_bounded_by_bytes_while_elasticsearch_is_away(
     for n in range(100):
         log.info("line", n=n, payload="y" * 1000)
     time.sleep(0.5)  # delivered to the sink, refused at least once
-    (sink,) = [s for s in tel.pipeline.sinks if getattr(s, "name", "") == "elasticsearch"]
+    pipeline = tel.pipeline
+    assert pipeline is not None
+    (sink,) = [s for s in pipeline.sinks if getattr(s, "name", "") == "elasticsearch"]
+    assert isinstance(sink, ElasticsearchSink)
     assert 0 < sink._bytes <= 32_000
     full = dropped(tel, "elasticsearch", "buffer_full")
     assert 60 <= full < 100
     receiver.start()
     kept = int(100 - full)
     assert numbers(receiver.wait_for(kept, timeout=5)) == list(range(kept))
-    assert tel.pipeline.flush(5)
+    assert pipeline.flush(5)
     assert sink._bytes == 0

@@ -33,7 +33,7 @@ def rotated_files(path: Path) -> list[Path]:
 
 def read_lines(path: Path) -> list[str]:
     opener = gzip.open if path.suffix == ".gz" else open
-    with opener(path, "rt", encoding="utf-8") as source:  # type: ignore[operator]
+    with opener(path, "rt", encoding="utf-8") as source:
         return source.read().splitlines()
 
 

@@ -23,6 +23,7 @@ from starlette.routing import Route
 
 from telemetry_web import Telemetry, TelemetryMiddleware, __version__
 from telemetry_web.errors import ConfigError, MissingExtraError
+from telemetry_web.logging._otlp import OtlpLogSink
 
 from .._timing import assert_not_slowed
 from ..tracing._receivers import (
@@ -401,13 +402,15 @@ def test_the_buffer_is_bounded_by_bytes(make_telemetry: MakeTelemetry) -> None:
     full = dropped(tel, "otlp", "buffer_full")
     assert 60 <= full < 100
     kept = int(100 - full)
-    (sink,) = tel.pipeline.sinks  # type: ignore[union-attr]
-    assert 0 < sink._bytes <= 32_000  # type: ignore[attr-defined]
+    assert tel.pipeline is not None
+    (sink,) = tel.pipeline.sinks
+    assert isinstance(sink, OtlpLogSink)
+    assert 0 < sink._bytes <= 32_000
     with OtlpLogsReceiver(port=port) as receiver:
         assert receiver.wait_for(lambda: len(receiver.records()) >= kept, timeout=5)
         assert flushed(tel)
         assert numbers(receiver.records()) == list(range(kept))
-    assert sink._bytes == 0  # type: ignore[attr-defined]
+    assert sink._bytes == 0
 
 
 def test_grpc_unavailable_with_retry_info_invalid_argument_and_hang(
@@ -488,7 +491,7 @@ def test_defaults_and_no_store(make_telemetry: MakeTelemetry) -> None:
     assert [getattr(s, "name", "") for s in tel.pipeline.sinks] == ["otlp"]
     assert tel.pipeline.sinks[0].url == "http://localhost:4318/v1/logs"  # type: ignore[attr-defined]
     grpc = make_telemetry(logging={"sinks": {"otlp": {"protocol": "grpc"}}}, log_sinks=[])
-    assert grpc.pipeline.sinks[0].url == "http://localhost:4317"  # type: ignore[union-attr,attr-defined]
+    assert grpc.pipeline.sinks[0].url == "http://localhost:4317"  # type: ignore[union-attr]
 
 
 def test_the_section_round_trips() -> None:

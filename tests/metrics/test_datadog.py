@@ -187,7 +187,8 @@ class Receiver:
         """The sum of the accepted ``count`` points of ``metric`` with ``tags``."""
         found = self.series(metric, **tags)
         assert all(s["type"] == 1 for s in found)
-        return sum(p["value"] for s in found for p in s["points"])
+        total: float = sum(p["value"] for s in found for p in s["points"])
+        return total
 
     def close(self) -> None:
         self.released.set()

@@ -16,8 +16,11 @@ from prometheus_client import generate_latest
 from prometheus_client.parser import text_string_to_metric_families
 from prometheus_client.registry import CollectorRegistry
 
-from telemetry_web.metrics import MultiprocessCollector, retire_worker
-from telemetry_web.metrics._multiprocess import retire_dead_workers
+from telemetry_web.metrics._multiprocess import (
+    MultiprocessCollector,
+    retire_dead_workers,
+    retire_worker,
+)
 
 WORKER = textwrap.dedent(
     """
@@ -172,7 +175,7 @@ def test_text_matches_prometheus_clients_own_merge(tmp_path: Path) -> None:
 
     retire_dead_workers(str(tmp_path), take_lock=True)  # what our scrape does first
     reference = CollectorRegistry()
-    multiprocess.MultiProcessCollector(reference, str(tmp_path))
+    multiprocess.MultiProcessCollector(reference, str(tmp_path))  # type: ignore[no-untyped-call]
     expected = parsed(generate_latest(reference).decode())
     ours = MultiprocessCollector(str(tmp_path))
     registry = CollectorRegistry()

@@ -292,7 +292,11 @@ def _table(header: Sequence[str], rows: Iterable[Sequence[object]]) -> list[str]
     ]
 
 
-def check_rows(report: Report, expected: Counter, actual: Counter) -> None:
+#: (method, route, status) -> requests
+Rows = Counter[tuple[str, str, str]]
+
+
+def check_rows(report: Report, expected: Rows, actual: Rows) -> None:
     keys = sorted(set(expected) | set(actual))
     exact = [k for k in keys if expected[k] == actual[k]]
     wrong = [(*k, expected[k], actual[k]) for k in keys if expected[k] != actual[k]]
@@ -319,7 +323,7 @@ def check_scrapes(report: Report, scrapes: Sequence[str], sent: int, pids: set[i
 _PLACEHOLDER = re.compile(r"[{<\[(]")
 
 
-def check_no_raw_paths(report: Report, run: Run, actual: Counter, templates: set[str]) -> None:
+def check_no_raw_paths(report: Report, run: Run, actual: Rows, templates: set[str]) -> None:
     static_segments = {
         segment
         for template in templates
@@ -378,7 +382,7 @@ def check_spans_and_logs(report: Report, run: Run) -> None:
 
 
 def check_same_as_bare(report: Report, bare: Run, launched: Run, normalizer: Normalizer) -> None:
-    diffs = []
+    diffs: list[tuple[int, str, str, object, object]] = []
     for b, lx in zip(bare.exchanges, launched.exchanges, strict=True):
         where = f"{b.method} {b.path}"
         if b.status != lx.status:

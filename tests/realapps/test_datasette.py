@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import importlib.util
 import sqlite3
 import textwrap
@@ -117,9 +118,9 @@ def test_datasette(prepared: Path, tmp_path: Path, server: str) -> None:
     ``telemetry_web.route_resolvers`` entry-point group; its ``template_for_pattern`` also renders
     the ground truth. Paths no route matches are ``<unmatched>``."""
     command = SERVERS[server]
-    common = {"name": NAME, "command": command, "prepared": prepared, "traffic": TRAFFIC}
-    bare = run_app(**common, workdir=tmp_path / "bare", launched=False)
-    launched = run_app(**common, workdir=tmp_path / "launched", launched=True)
+    run = functools.partial(run_app, name=NAME, command=command, prepared=prepared, traffic=TRAFFIC)
+    bare = run(workdir=tmp_path / "bare", launched=False)
+    launched = run(workdir=tmp_path / "launched", launched=True)
     report = check_all(
         f"{NAME} 0.65.5 / {server}", bare, launched, NORMALIZER, template=_template_for_pattern()
     )

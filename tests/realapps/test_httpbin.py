@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 from pathlib import Path
 
 import pytest
@@ -70,7 +71,7 @@ def test_httpbin_under_gunicorn_two_workers(prepared: Path, tmp_path: Path) -> N
     def command(port: int) -> list[str]:
         return ["gunicorn", "-w", "2", "--bind", f"127.0.0.1:{port}", "httpbin:app"]
 
-    common = {"name": NAME, "command": command, "prepared": prepared, "traffic": TRAFFIC}
-    bare = run_app(**common, workdir=tmp_path / "bare", launched=False)
-    launched = run_app(**common, workdir=tmp_path / "launched", launched=True)
+    run = functools.partial(run_app, name=NAME, command=command, prepared=prepared, traffic=TRAFFIC)
+    bare = run(workdir=tmp_path / "bare", launched=False)
+    launched = run(workdir=tmp_path / "launched", launched=True)
     assert_report(check_all(f"{NAME} 0.10.4 / gunicorn -w 2", bare, launched, NORMALIZER))

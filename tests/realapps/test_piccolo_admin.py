@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import subprocess
 import textwrap
 from pathlib import Path
@@ -24,7 +25,7 @@ PICCOLO_CONF = """
 
 def _csrf(client: httpx.Client) -> dict[str, str]:
     """piccolo-api's CSRF middleware: the ``csrftoken`` cookie echoed in ``X-CSRFToken``."""
-    return {"X-CSRFToken": client.cookies.get("csrftoken", "")}
+    return {"X-CSRFToken": client.cookies.get("csrftoken") or ""}
 
 
 LOGIN = {"username": "piccolo", "password": "piccolo123"}  # the demo's user (example/tables.py)
@@ -105,7 +106,7 @@ def test_piccolo_admin_under_uvicorn_two_workers(prepared: Path, tmp_path: Path)
         return ["uvicorn", "piccolo_admin.example.app:APP", "--workers", "2",
                 "--host", "127.0.0.1", "--port", str(port), "--no-access-log"]  # fmt: skip
 
-    common = {"name": NAME, "command": command, "prepared": prepared, "traffic": TRAFFIC}
-    bare = run_app(**common, workdir=tmp_path / "bare", launched=False)
-    launched = run_app(**common, workdir=tmp_path / "launched", launched=True)
+    run = functools.partial(run_app, name=NAME, command=command, prepared=prepared, traffic=TRAFFIC)
+    bare = run(workdir=tmp_path / "bare", launched=False)
+    launched = run(workdir=tmp_path / "launched", launched=True)
     assert_report(check_all(f"{NAME} 1.14.0 / uvicorn --workers 2", bare, launched, NORMALIZER))

@@ -3,6 +3,7 @@ uvicorn with 2 workers each."""
 
 from __future__ import annotations
 
+import functools
 import subprocess
 import textwrap
 from pathlib import Path
@@ -111,10 +112,9 @@ def test_wagtail(prepared: Path, tmp_path: Path, server: str) -> None:
     live workers, rendered as the README documents Django labels; a ``Resolver404`` is
     ``<unmatched>``."""
     env = {"DJANGO_SETTINGS_MODULE": "mysite.settings.realapps"}
-    common = {
-        "name": NAME, "command": SERVERS[server], "prepared": prepared, "traffic": TRAFFIC,
-        "env": env,
-    }  # fmt: skip
-    bare = run_app(**common, workdir=tmp_path / "bare", launched=False)
-    launched = run_app(**common, workdir=tmp_path / "launched", launched=True)
+    run = functools.partial(
+        run_app, name=NAME, command=SERVERS[server], prepared=prepared, traffic=TRAFFIC, env=env
+    )
+    bare = run(workdir=tmp_path / "bare", launched=False)
+    launched = run(workdir=tmp_path / "launched", launched=True)
     assert_report(check_all(f"{NAME} 8.0.1 / {server}", bare, launched, NORMALIZER))

@@ -374,7 +374,7 @@ class OtlpGrpcReceiver:
     def __init__(self, service: str, request_type: Any, response: Any) -> None:
         from concurrent import futures
 
-        import grpc
+        import grpc  # type: ignore[import-untyped]  # as in src: no stubs installed
 
         self.script: list[str] = []
         self.default = "OK"
@@ -415,7 +415,9 @@ class OtlpGrpcReceiver:
             context.abort(self._grpc.StatusCode.UNAVAILABLE, "released")
         if code != "OK":
             if self.retry_delay is not None:
-                from google.rpc.error_details_pb2 import RetryInfo
+                from google.rpc.error_details_pb2 import (  # type: ignore[import-untyped]
+                    RetryInfo,
+                )
 
                 info = RetryInfo()
                 info.retry_delay.FromNanoseconds(int(self.retry_delay * 1e9))

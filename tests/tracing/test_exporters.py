@@ -103,7 +103,7 @@ def test_otlp_grpc_on_the_wire(telemetry_for: Any) -> None:
     collector, that decodes the same ExportTraceServiceRequest: names, ids and parents."""
     from concurrent import futures
 
-    import grpc
+    import grpc  # type: ignore[import-untyped]  # as in src: no stubs installed
     from opentelemetry.proto.collector.trace.v1 import (
         trace_service_pb2,
         trace_service_pb2_grpc,
@@ -117,7 +117,8 @@ def test_otlp_grpc_on_the_wire(telemetry_for: Any) -> None:
             return trace_service_pb2.ExportTraceServiceResponse()
 
     server = grpc.server(futures.ThreadPoolExecutor(max_workers=2))
-    trace_service_pb2_grpc.add_TraceServiceServicer_to_server(Service(), server)
+    # The generated gRPC module carries no annotations.
+    trace_service_pb2_grpc.add_TraceServiceServicer_to_server(Service(), server)  # type: ignore[no-untyped-call]
     port = server.add_insecure_port("127.0.0.1:0")
     server.start()
     try:

@@ -7,6 +7,7 @@ import string
 
 import pytest
 from opentelemetry.context import Context
+from opentelemetry.sdk.trace import ReadableSpan
 from opentelemetry.trace import (
     NonRecordingSpan,
     SpanContext,
@@ -18,7 +19,7 @@ from opentelemetry.trace import (
 from telemetry_web.config import TracingSettings, parse_section
 from telemetry_web.config._model import TrustSettings
 from telemetry_web.errors import ConfigError
-from telemetry_web.tracing import Extractor, build_propagator
+from telemetry_web.tracing._propagation import Extractor, build_propagator
 
 from ._support import call, traced_app
 from .conftest import Capture
@@ -240,7 +241,7 @@ CALLER = [(b"traceparent", TRACEPARENT.encode()), (b"baggage", b"user=alice")]
 
 
 async def _one_span(capture: Capture, trust: object, *, client: str = "198.51.100.7",
-                    extra: list[tuple[bytes, bytes]] | None = None) -> object:  # fmt: skip
+                    extra: list[tuple[bytes, bytes]] | None = None) -> ReadableSpan:  # fmt: skip
     captured = capture({"tracing": {"trust": trust}})
     assert await call(traced_app(captured.telemetry), headers=[*CALLER, *(extra or [])],
                       client=client) == 200  # fmt: skip
@@ -251,17 +252,18 @@ async def _one_span(capture: Capture, trust: object, *, client: str = "198.51.10
 async def test_trust_continue_is_the_default(capture: Capture) -> None:
     """By default the caller's trace is continued: same trace id, the caller as parent."""
     span = await _one_span(capture, "continue")
-    assert f"{span.context.trace_id:032x}" == TRACE  # type: ignore[attr-defined]
-    assert f"{span.parent.span_id:016x}" == SPAN  # type: ignore[attr-defined]
-    assert list(span.links) == []  # type: ignore[attr-defined]
+    assert f"{span.context.trace_id:032x}" == TRACE
+    assert span.parent is not None
+    assert f"{span.parent.span_id:016x}" == SPAN
+    assert list(span.links) == []
 
 
 async def test_trust_restart_starts_a_root_linked_to_the_caller(capture: Capture) -> None:
     """`restart`: a new root trace whose span links to the caller's span context."""
     span = await _one_span(capture, "restart")
-    assert span.parent is None  # type: ignore[attr-defined]
-    assert f"{span.context.trace_id:032x}" != TRACE  # type: ignore[attr-defined]
-    (link,) = span.links  # type: ignore[attr-defined]
+    assert span.parent is None
+    assert f"{span.context.trace_id:032x}" != TRACE
+    (link,) = span.links
     assert f"{link.context.trace_id:032x}" == TRACE
     assert f"{link.context.span_id:016x}" == SPAN
 
@@ -299,8 +301,8 @@ async def test_trusted_networks_and_headers_are_continued(
         "trusted_headers": {"X-Edge-Token": "s3cret"},
     }
     span = await _one_span(capture, trust, client=client, extra=extra)
-    assert (span.parent is not None) is continued  # type: ignore[attr-defined]
-    assert (len(span.links) == 0) is continued  # type: ignore[attr-defined]
+    assert (span.parent is not None) is continued
+    assert (len(span.links) == 0) is continued
 
 
 def test_trust_configuration_forms_and_errors() -> None:

@@ -20,7 +20,7 @@ SCREENSHOT = os.environ.get("TELEMETRY_UI_SCREENSHOT")  # docs/ui.png is made wi
 
 def _rows(page: Any) -> list[dict[str, str]]:
     """The waterfall's rows as the DOM has them, top to bottom."""
-    return page.eval_on_selector_all(
+    rows: list[dict[str, str]] = page.eval_on_selector_all(
         "#waterfall .wf-row",
         """rows => rows.map(r => ({
             type: r.classList.contains('log') ? 'log' : 'span',
@@ -32,6 +32,7 @@ def _rows(page: Any) -> list[dict[str, str]]:
             level: r.dataset.level || '',
         }))""",
     )
+    return rows
 
 
 def test_search_then_failing_trace(sample_app: SampleApp, start_ui: Any, page: Any) -> None:

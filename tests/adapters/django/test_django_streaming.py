@@ -11,9 +11,10 @@ from asgiref.sync import sync_to_async
 from django.http import HttpRequest, StreamingHttpResponse
 from django.test import AsyncClient, Client, RequestFactory, override_settings
 from opentelemetry import trace
+from opentelemetry.sdk.trace import ReadableSpan
 
 from telemetry_web.django import DjangoTelemetryMiddleware
-from telemetry_web.logging import CURRENT_REQUEST
+from telemetry_web.logging._context import CURRENT_REQUEST
 from telemetry_web.testing import CapturedTelemetry
 
 from . import views
@@ -24,8 +25,10 @@ BODY = b"".join(views.STREAM_CHUNKS)
 SLEPT = views.STREAM_GAP * (len(views.STREAM_CHUNKS) - 1)
 
 
-def _duration(span: trace.Span) -> float:
-    return (span.end_time - span.start_time) / 1e9  # type: ignore[attr-defined, operator]
+def _duration(span: ReadableSpan) -> float:
+    assert span.start_time is not None
+    assert span.end_time is not None
+    return (span.end_time - span.start_time) / 1e9
 
 
 def _assert_timed_to_the_end(captured: CapturedTelemetry, route: str) -> None:
@@ -155,7 +158,7 @@ async def test_close_without_iteration_in_another_context(
     middleware = DjangoTelemetryMiddleware(_async_stream_view)
 
     async def serve() -> StreamingHttpResponse:
-        return await middleware(RequestFactory().get("/anything"))  # type: ignore[no-any-return]
+        return await middleware(RequestFactory().get("/anything"))
 
     with caplog.at_level(logging.ERROR):
         response = await asyncio.create_task(serve())

@@ -71,11 +71,13 @@ def test_only_the_named_clients_and_their_pipelines(
         chosen.set(key("a"), 1)
         other.set(key("b"), 2)
         with chosen.pipeline() as pipe:
-            pipe.watch(key("a"))
+            pipe.watch(key("a"))  # type: ignore[no-untyped-call]  # unannotated in redis-py
             pipe.multi()
             pipe.get(key("a"))
             assert pipe.execute() == [b"1"]
-        other.pipeline().get(key("b")).execute()
+        other_pipe = other.pipeline()
+        other_pipe.get(key("b"))
+        other_pipe.execute()
     assert _names(captured) == ["SET", "WATCH", "MULTI"]
 
 
@@ -151,7 +153,8 @@ def test_uninstrument_one_client_and_its_pipelines(
     assert "pipeline" not in vars(one)
     with captured.telemetry.get_tracer("test").start_as_current_span("request"):
         one.ping()
-        pipe.get(key("x")).execute()
+        pipe.get(key("x"))
+        pipe.execute()
         other.ping()
     assert _names(captured) == ["PING"]
 
@@ -186,7 +189,9 @@ def test_its_own_failure_never_breaks_the_command(
     tel.tracer_provider.add_span_processor(ExplodingProcessor())
     with trace.use_span(parent, end_on_exit=False):
         assert [client.set(key("n"), n) for n in range(3)] == [True] * 3
-        assert client.pipeline().incr(key("n")).execute() == [3]
+        pipe = client.pipeline()
+        pipe.incr(key("n"))
+        assert pipe.execute() == [3]
     failures = [e for e in captured.logs() if e.get("logger") == "telemetry_web.instrumentors"]
     assert [e["event"] for e in failures] == [
         "redis instrumentation failed in start_span; the operation itself was not affected "

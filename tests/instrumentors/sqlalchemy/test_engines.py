@@ -29,7 +29,7 @@ def _run(engine: Engine, sql: str = "SELECT 1") -> Any:
 
 def _db_spans(captured: CapturedTelemetry) -> list[str]:
     return sorted(
-        f"{s.attributes['db.system']}:{s.name}"
+        f"{s.attributes['db.system']!s}:{s.name}"
         for s in captured.spans()
         if s.attributes and "db.system" in s.attributes
     )

@@ -85,7 +85,7 @@ def _reachable(obj: Any, depth: int, seen: set[int]) -> Iterator[Any]:
 def _routed_path(scope: dict[str, Any], base_url: str) -> str:
     """The path as ``DatasetteRouter`` routes it: the raw path, query and ``base_url`` removed."""
     raw = scope.get("raw_path")
-    path = raw.decode("ascii", "replace") if raw else scope.get("path", "/")
+    path: str = raw.decode("ascii", "replace") if raw else scope.get("path", "/")
     path = path.partition("?")[0]
     if base_url != "/" and path.startswith(base_url):
         path = "/" + path[len(base_url) :]

@@ -29,6 +29,9 @@ import contextvars
 import json
 import os
 import threading
+from collections.abc import Callable
+from types import ModuleType
+from typing import Any
 
 import wrapt
 
@@ -44,10 +47,11 @@ def _record(rid: str | None, route: str, source: str) -> None:
         out.write(line + "\n")
 
 
-def _scope_request_id(scope: dict) -> str | None:
+def _scope_request_id(scope: dict[str, Any]) -> str | None:
     for name, value in scope.get("headers") or ():
         if name.lower() == b"x-request-id":
-            return value.decode("latin-1")
+            rid: str = value.decode("latin-1")
+            return rid
     return None
 
 
@@ -73,8 +77,10 @@ _starlette_recorded: contextvars.ContextVar[bool] = contextvars.ContextVar(
 )
 
 
-def _starlette_routing(module) -> None:
-    def route_handle(wrapped, instance, args, kwargs):
+def _starlette_routing(module: ModuleType) -> None:
+    def route_handle(
+        wrapped: Callable[..., Any], instance: Any, args: tuple[Any, ...], kwargs: dict[str, Any]
+    ) -> Any:
         scope = args[0] if args else kwargs["scope"]
         outer = _mounted.get()
         if scope.get("type") == "http" and not _starlette_recorded.get():
@@ -85,7 +91,9 @@ def _starlette_routing(module) -> None:
             _record(_scope_request_id(scope), prefix + _route_path(instance, scope), "starlette")
         return wrapped(*args, **kwargs)
 
-    async def mount_handle(wrapped, instance, args, kwargs):
+    async def mount_handle(
+        wrapped: Callable[..., Any], instance: Any, args: tuple[Any, ...], kwargs: dict[str, Any]
+    ) -> None:
         scope = args[0] if args else kwargs["scope"]
         outer = _mounted.get()
         frame = _Mounted((outer.prefix if outer is not None else "") + instance.path)
@@ -107,6 +115,7 @@ def _starlette_routing(module) -> None:
                 if outer is not None:
                     outer.recorded = True
                 routes = _inner_routes(instance.app)
+                route: str | None
                 if routes is None:  # StaticFiles & co: the mount itself is the match
                     route = frame.prefix + "/{path}"
                 else:  # a middleware answered before the mounted router ran: ask that router
@@ -114,7 +123,9 @@ def _starlette_routing(module) -> None:
                 if route is not None:
                     _record(_scope_request_id(scope), route, "starlette.Mount")
 
-    def router_app(wrapped, instance, args, kwargs):
+    def router_app(
+        wrapped: Callable[..., Any], instance: Any, args: tuple[Any, ...], kwargs: dict[str, Any]
+    ) -> Any:
         frame = _mounted.get()
         if frame is not None:
             frame.routed = True
@@ -126,24 +137,25 @@ def _starlette_routing(module) -> None:
     _starlette_wrappers.update(route_handle=route_handle, router_app=router_app)
 
 
-_starlette_wrappers: dict = {}
+_starlette_wrappers: dict[str, Callable[..., Any]] = {}
 
 
-def _inner_routes(app):
+def _inner_routes(app: Any) -> list[Any] | None:
     """The route list of the router inside ``app`` (through middleware), or None."""
     for _ in range(16):
-        router = getattr(app, "router", None)
-        if isinstance(getattr(router, "routes", None), list):
-            return router.routes
-        if isinstance(getattr(app, "routes", None), list) and hasattr(app, "url_path_for"):
-            return app.routes
+        routes = getattr(getattr(app, "router", None), "routes", None)
+        if isinstance(routes, list):
+            return routes
+        own = getattr(app, "routes", None)
+        if isinstance(own, list) and hasattr(app, "url_path_for"):
+            return own
         app = getattr(app, "app", None)
         if app is None:
             return None
     return None
 
 
-def _would_match(routes, scope: dict, prefix: str):
+def _would_match(routes: list[Any], scope: dict[str, Any], prefix: str) -> str | None:
     """The template Starlette's own ``matches`` gives ``scope`` (full match, else partial)."""
     from starlette.routing import Match, Mount
 
@@ -167,20 +179,23 @@ def _would_match(routes, scope: dict, prefix: str):
     return partial
 
 
-def _route_path(route, scope: dict) -> str:
+def _route_path(route: Any, scope: dict[str, Any]) -> str:
     """The declared path; for a FastAPI route reached through an included router, the full one."""
     try:
         from fastapi.routing import _get_scope_effective_route_context
     except ImportError:
-        return route.path
+        declared: str = route.path
+        return declared
     context = _get_scope_effective_route_context(scope)
     if context is not None and getattr(context, "original_route", None) is route:
         inner = getattr(context, "starlette_route", None)
-        return getattr(inner, "path", None) or context.path_format
-    return route.path
+        full: str = getattr(inner, "path", None) or context.path_format
+        return full
+    declared = route.path
+    return declared
 
 
-def _fastapi_routing(module) -> None:
+def _fastapi_routing(module: ModuleType) -> None:
     """FastAPI's APIRoute.handle and APIRouter.app override Starlette's: wrap them too."""
     import starlette.routing  # noqa: F401  (its hook fills _starlette_wrappers)
 
@@ -206,8 +221,10 @@ def django_label(route: str) -> str:
     return route if route.startswith("/") else "/" + route
 
 
-def _django_handler(module) -> None:
-    def resolve_request(wrapped, instance, args, kwargs):
+def _django_handler(module: ModuleType) -> None:
+    def resolve_request(
+        wrapped: Callable[..., Any], instance: Any, args: tuple[Any, ...], kwargs: dict[str, Any]
+    ) -> Any:
         request = args[0] if args else kwargs["request"]
         match = wrapped(*args, **kwargs)  # Resolver404 propagates: unmatched, nothing recorded
         route = getattr(match, "route", None)
@@ -221,8 +238,8 @@ def _django_handler(module) -> None:
 # --- Flask ---------------------------------------------------------------------------------
 
 
-def _flask_signals(module) -> None:
-    def started(sender, **_extra):
+def _flask_signals(module: ModuleType) -> None:
+    def started(sender: Any, **_extra: Any) -> None:
         from flask import request
         from werkzeug.exceptions import MethodNotAllowed
 
@@ -230,7 +247,7 @@ def _flask_signals(module) -> None:
         exc = request.routing_exception
         if rule is None and isinstance(exc, MethodNotAllowed) and exc.valid_methods:
             adapter = sender.url_map.bind_to_environ(request.environ)
-            matched, _args = adapter.match(method=exc.valid_methods[0], return_rule=True)
+            matched, _args = adapter.match(method=next(iter(exc.valid_methods)), return_rule=True)
             rule = matched.rule
         if rule is not None:
             _record(request.headers.get("X-Request-ID"), rule, "flask")
@@ -240,13 +257,15 @@ def _flask_signals(module) -> None:
 
 # --- Datasette -----------------------------------------------------------------------------
 
-_datasette_rid: contextvars.ContextVar[list | None] = contextvars.ContextVar(
+_datasette_rid: contextvars.ContextVar[list[str | None] | None] = contextvars.ContextVar(
     "realapps_datasette", default=None
 )
 
 
-def _datasette_app(module) -> None:
-    async def route_path(wrapped, instance, args, kwargs):
+def _datasette_app(module: ModuleType) -> None:
+    async def route_path(
+        wrapped: Callable[..., Any], instance: Any, args: tuple[Any, ...], kwargs: dict[str, Any]
+    ) -> Any:
         scope = args[0] if args else kwargs["scope"]
         if _datasette_rid.get() is not None or scope.get("type") != "http":
             return await wrapped(*args, **kwargs)
@@ -256,7 +275,9 @@ def _datasette_app(module) -> None:
         finally:
             _datasette_rid.reset(token)
 
-    def resolve_routes(wrapped, instance, args, kwargs):
+    def resolve_routes(
+        wrapped: Callable[..., Any], instance: Any, args: tuple[Any, ...], kwargs: dict[str, Any]
+    ) -> tuple[Any, Any]:
         match, view = wrapped(*args, **kwargs)
         pending = _datasette_rid.get()
         if pending:  # the first resolution of this request only
