@@ -168,7 +168,7 @@ def build_metric_outputs(
     statsd = section.collectors.statsd
     if not section.enabled or not (section.exporters or statsd is not None):
         return []
-    from .metrics.outputs import build_outputs, build_statsd, metrics_source
+    from .metrics.outputs._build import build_outputs, build_statsd, metrics_source
     from .tracing._provider import build_resource
 
     refresh = process_metrics.refresh if process_metrics is not None else None

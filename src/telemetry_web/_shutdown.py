@@ -26,7 +26,7 @@ if TYPE_CHECKING:
     from ._engine import Telemetry
     from .health import Health
     from .logging._pipeline import LogPipeline
-    from .tracing import TelemetryTracerProvider
+    from .tracing._provider import TelemetryTracerProvider
 
 __all__ = ["LIVE", "close_at_exit", "flush_parts", "stop_parts"]
 

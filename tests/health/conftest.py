@@ -18,7 +18,7 @@ from typing import Any
 import pytest
 
 from telemetry_web import Telemetry
-from telemetry_web.health import ManualClock
+from telemetry_web.health._state import ManualClock
 from telemetry_web.testing import CapturedTelemetry, capture_telemetry
 
 POSTGRES_URL = os.environ.get(

@@ -13,15 +13,9 @@ from typing import Any
 import pytest
 
 from telemetry_web import Telemetry
-from telemetry_web.health import (
-    MAX_OUTPUT_BYTES,
-    DiskCheck,
-    HttpCheck,
-    Outcome,
-    ScriptCheck,
-    Snapshot,
-    TcpCheck,
-)
+from telemetry_web.health import DiskCheck, HttpCheck, Outcome, ScriptCheck, TcpCheck
+from telemetry_web.health._checks import MAX_OUTPUT_BYTES
+from telemetry_web.health._state import Snapshot
 
 from .conftest import HttpTarget
 

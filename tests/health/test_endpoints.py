@@ -8,7 +8,9 @@ from typing import Any
 import pytest
 
 from telemetry_web import ConfigError, Telemetry
-from telemetry_web.health import QUERY_KEY, CheckResult, ManualClock
+from telemetry_web.health import QUERY_KEY
+from telemetry_web.health._report import CheckResult
+from telemetry_web.health._state import ManualClock
 from telemetry_web.testing import CapturedTelemetry
 
 from .conftest import MakeCaptured

@@ -8,7 +8,8 @@ from typing import Any
 import pytest
 
 from telemetry_web.errors import ConfigError
-from telemetry_web.logging import Redactor, render_json
+from telemetry_web.logging._processors import Redactor
+from telemetry_web.logging._sinks import render_json
 from telemetry_web.testing import InMemoryLogSink
 
 from .conftest import MakeTelemetry, events_of

@@ -16,7 +16,6 @@ from ._catalogue import (
     Condition,
     RecordingRule,
     alert_rules,
-    duration_text,
     recording_rules,
 )
 
@@ -26,6 +25,5 @@ __all__ = [
     "Condition",
     "RecordingRule",
     "alert_rules",
-    "duration_text",
     "recording_rules",
 ]

@@ -37,36 +37,22 @@ while every critical check is healthy. ``/health`` answers 200 while the process
 
 from __future__ import annotations
 
-from ._checks import (
-    MAX_OUTPUT_BYTES,
-    Check,
-    DiskCheck,
-    FunctionCheck,
-    HttpCheck,
-    ScriptCheck,
-    TcpCheck,
-)
+from ._checks import Check, DiskCheck, FunctionCheck, HttpCheck, ScriptCheck, TcpCheck
 from ._clients import RedisCheck, SqlAlchemyCheck
 from ._health import Health
-from ._report import QUERY_KEY, CheckResult
-from ._state import CheckOptions, Clock, ManualClock, Outcome, Snapshot
+from ._report import QUERY_KEY
+from ._state import Outcome
 
 __all__ = [
-    "MAX_OUTPUT_BYTES",
     "QUERY_KEY",
     "Check",
-    "CheckOptions",
-    "CheckResult",
-    "Clock",
     "DiskCheck",
     "FunctionCheck",
     "Health",
     "HttpCheck",
-    "ManualClock",
     "Outcome",
     "RedisCheck",
     "ScriptCheck",
-    "Snapshot",
     "SqlAlchemyCheck",
     "TcpCheck",
 ]

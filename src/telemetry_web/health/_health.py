@@ -18,7 +18,7 @@ from ._state import CheckOptions, Clock, Outcome, Snapshot, SystemClock, Transit
 
 if TYPE_CHECKING:
     from ..config import HealthSettings
-    from ..metrics import Metric, MetricSet
+    from ..metrics._registry import Metric, MetricSet
 
 __all__ = ["Health"]
 
@@ -34,7 +34,7 @@ class Health:
         service: the service name shown in the reports.
         metrics: where ``health_check_status`` and ``health_check_duration_seconds`` go.
         logger: returns the structlog logger state changes and failing probes are logged to.
-        clock: wall and monotonic time (:class:`~telemetry_web.health.ManualClock` in tests).
+        clock: wall and monotonic time (:class:`~._state.ManualClock` in tests).
     """
 
     def __init__(

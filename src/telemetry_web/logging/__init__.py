@@ -2,7 +2,9 @@
 
 Callers build an event dict (:mod:`._context` adds time, trace and request ids); the writer
 thread (:mod:`._pipeline`) applies the processors (:mod:`._processors`) and hands batches to the
-sinks: console (:mod:`._sinks`), file (:mod:`._file`), Elasticsearch (:mod:`._elasticsearch`).
+sinks: console (:mod:`._sinks`), file (:mod:`._file`), Elasticsearch (:mod:`._elasticsearch`),
+OTLP (:mod:`._otlp`). A sink of your own is any object with ``write(events)``
+(:class:`LogSink`), given to ``Telemetry(log_sinks=[...])``.
 
 For application code::
 
@@ -14,47 +16,19 @@ For application code::
 
 from __future__ import annotations
 
-from ._build import build_sinks
-from ._context import (
-    CURRENT_REQUEST,
-    RequestScope,
-    bind_context,
-    carry_context,
-    correlate,
-    unbind_context,
-)
+from ._context import bind_context, carry_context, unbind_context
 from ._elasticsearch import ElasticsearchSink
 from ._file import FileSink
-from ._levels import LEVEL_NAMES, LEVELS, LevelTable, level_number
-from ._loggers import StdlibBridge, TelemetryLogger, make_logger
-from ._pipeline import LogPipeline
-from ._processors import Redactor, build_processors, redact
-from ._sinks import ConsoleSink, EventBatch, LogSink, json_lines, render_json
+from ._otlp import OtlpLogSink
+from ._sinks import ConsoleSink, LogSink
 
 __all__ = [
-    "CURRENT_REQUEST",
-    "LEVELS",
-    "LEVEL_NAMES",
     "ConsoleSink",
     "ElasticsearchSink",
-    "EventBatch",
     "FileSink",
-    "LevelTable",
-    "LogPipeline",
     "LogSink",
-    "Redactor",
-    "RequestScope",
-    "StdlibBridge",
-    "TelemetryLogger",
+    "OtlpLogSink",
     "bind_context",
-    "build_processors",
-    "build_sinks",
     "carry_context",
-    "correlate",
-    "json_lines",
-    "level_number",
-    "make_logger",
-    "redact",
-    "render_json",
     "unbind_context",
 ]

@@ -1,9 +1,9 @@
 """Log levels per logger name, changeable while the loggers made from them are in use.
 
-A structlog logger made by :func:`~telemetry_web.logging.make_logger` keeps the table and the
-table's ``generation`` at the time it last looked its level up; a call compares the two numbers
-and looks the level up again only when the table changed. Standard ``logging`` loggers get the
-same levels through ``Logger.setLevel``.
+A structlog logger made by :func:`~telemetry_web.logging._loggers.make_logger` keeps the table
+and the table's ``generation`` at the time it last looked its level up; a call compares the two
+numbers and looks the level up again only when the table changed. Standard ``logging`` loggers
+get the same levels through ``Logger.setLevel``.
 """
 
 from __future__ import annotations

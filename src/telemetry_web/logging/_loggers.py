@@ -3,8 +3,8 @@
 :class:`TelemetryLogger` is a structlog bound logger (``bind``, ``unbind``, ``new`` come from
 ``structlog.BoundLoggerBase``) with the :class:`~structlog.typing.FilteringBoundLogger` methods.
 Unlike ``structlog.make_filtering_bound_logger``, whose level is fixed when the class is made,
-its level comes from a :class:`~telemetry_web.logging.LevelTable` and follows changes at run
-time: a call compares two integers, and looks the level up again only after a change.
+its level comes from a :class:`~telemetry_web.logging._levels.LevelTable` and follows changes at
+run time: a call compares two integers, and looks the level up again only after a change.
 """
 
 from __future__ import annotations

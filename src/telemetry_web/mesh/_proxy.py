@@ -19,8 +19,7 @@ from opentelemetry.trace import get_current_span
 
 from .._lifecycle import ActiveRequest, RequestLifecycle
 from ..config._model import TelemetrySettings
-from ..tracing import Extractor
-from ..tracing._propagation import _EMPTY, MAX_HEADER_LENGTH
+from ..tracing._propagation import _EMPTY, MAX_HEADER_LENGTH, Extractor
 from ._profiles import trusted_proxies
 
 __all__ = ["ProxiedRequestLifecycle", "SidecarExtractor", "build_extractor", "build_lifecycle",

@@ -1,27 +1,11 @@
-"""Metrics: builders over prometheus-client, the HTTP RED metrics, and the ``/metrics`` endpoint."""
+"""Metrics: builders over prometheus-client, the HTTP RED metrics, and the ``/metrics`` endpoint.
+
+Application metrics come from ``telemetry.create_counter(name)`` (``create_gauge``,
+``create_histogram``): a :class:`MetricBuilder` whose ``register()`` returns a :class:`Metric`.
+"""
 
 from __future__ import annotations
 
-from ._exposition import MetricsEndpoint, serve_metrics_in_thread
-from ._http import HttpMetrics
-from ._multiprocess import (
-    MultiprocessCollector,
-    ProcessMetrics,
-    multiprocess_dir,
-    retire_worker,
-)
-from ._registry import Metric, MetricBuilder, MetricDefinition, MetricSet
+from ._registry import Metric, MetricBuilder
 
-__all__ = [
-    "HttpMetrics",
-    "Metric",
-    "MetricBuilder",
-    "MetricDefinition",
-    "MetricSet",
-    "MetricsEndpoint",
-    "MultiprocessCollector",
-    "ProcessMetrics",
-    "multiprocess_dir",
-    "retire_worker",
-    "serve_metrics_in_thread",
-]
+__all__ = ["Metric", "MetricBuilder"]

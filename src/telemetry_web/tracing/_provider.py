@@ -230,7 +230,7 @@ def _configured_exporters(
         found.append(("zipkin", zipkin_exporter_factory(zipkin, settings.service, limit)))
     jaeger = settings.tracing.exporters.jaeger
     if jaeger is not None:
-        from .jaeger import jaeger_exporter_factory
+        from .jaeger._factory import jaeger_exporter_factory
 
         too_large = dropped.labels("jaeger", "too_large")
         found.append(("jaeger", jaeger_exporter_factory(jaeger, too_large.inc, limit)))
