@@ -3,7 +3,8 @@ one-line report when the file cannot be written.
 
 Several processes (gunicorn workers) write to one file and the CLI reads it at the same time:
 WAL mode lets readers run next to a writer, ``busy_timeout`` makes writers wait for each other,
-and each batch is one ``BEGIN IMMEDIATE`` transaction (one ``executemany`` per table).
+and each batch is one ``BEGIN IMMEDIATE`` transaction (a few multi-row ``INSERT``
+statements per table).
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from typing import Any
 
 from .. import semconv as sc
 from . import _rows
+from ._checkpoint import JOURNAL_SIZE_LIMIT, WRITER_AUTOCHECKPOINT, Checkpointer
 
 __all__ = ["ROUTE_SQL", "SCHEMA_VERSION", "SQLiteStore", "StoreUnavailable", "stored_route"]
 
@@ -255,11 +257,13 @@ class SQLiteStore:
         busy_timeout: float = 5.0,
         max_size: int | None = DEFAULT_MAX_SIZE,
     ) -> None:
-        self.path = os.path.abspath(os.path.expanduser(path))
+        self.path = self.absolute(path)
         self.retention = retention
         self.max_size = max_size
         self._interned = _rows.Interner()
         self.busy_timeout = busy_timeout
+        self._checkpointer = Checkpointer(self.path, busy_timeout)
+        self._checkpointed: sqlite3.Connection | None = None  # the connection set up for it
         self._lock = threading.Lock()
         self._conn: sqlite3.Connection | None = None
         self._identity: tuple[int, int] | None = None  # the file the connection writes
@@ -268,6 +272,11 @@ class SQLiteStore:
         self._backoff = 0.0
         self._retry_at = float("-inf")
         self._last_error = ""
+
+    @staticmethod
+    def absolute(path: str) -> str:
+        """The path a store is known by."""
+        return os.path.abspath(os.path.expanduser(path))
 
     def _connect(self) -> sqlite3.Connection:
         if self._conn is not None and self._pid == os.getpid():
@@ -321,6 +330,8 @@ class SQLiteStore:
                 conn.execute("PRAGMA journal_mode = WAL")
                 conn.execute("PRAGMA synchronous = NORMAL")
                 conn.execute("PRAGMA cache_size = -32768")  # 32 MiB: the indexes' hot pages
+                # multi-row INSERTs keep a statement journal: in memory, not a temporary file
+                conn.execute("PRAGMA temp_store = MEMORY")
                 if conn.execute("PRAGMA user_version").fetchone()[0] < SCHEMA_VERSION:
                     conn.execute("BEGIN IMMEDIATE")
                     try:
@@ -348,7 +359,22 @@ class SQLiteStore:
     def write(
         self, spans: Sequence[tuple[Any, ...]] = (), logs: Sequence[tuple[Any, ...]] = ()
     ) -> None:
-        """Insert the rows in one transaction; prune past ``retention`` at most once a minute.
+        """Insert ``spans``/``logs`` rows (the columns of the ``spans``/``logs`` views) in one
+        transaction; prune past ``retention`` at most once a minute.
+
+        Raises:
+            StoreUnavailable: the rows were not written (and the failure was reported).
+        """
+        self.write_prepared(
+            [_rows.prepare_span(row) for row in spans], [_rows.prepare_log(row) for row in logs]
+        )
+
+    def write_prepared(
+        self, spans: Sequence[tuple[Any, ...]] = (), logs: Sequence[tuple[Any, ...]] = ()
+    ) -> None:
+        """:meth:`write` of rows already in the stored form but for their interned texts
+        (:func:`._rows.prepare_span`, :func:`._rows.prepare_log`): what the writers pass, made
+        before the lock is taken.
 
         Raises:
             StoreUnavailable: the rows were not written (and the failure was reported).
@@ -359,21 +385,19 @@ class SQLiteStore:
                 self._fail(None, len(spans), len(logs))
             try:
                 conn = self._connect()
+                if conn is not self._checkpointed:  # checkpoints in the background from now on
+                    conn.execute(f"PRAGMA wal_autocheckpoint = {WRITER_AUTOCHECKPOINT}")
+                    conn.execute(f"PRAGMA journal_size_limit = {JOURNAL_SIZE_LIMIT}")
+                    self._checkpointed = conn
                 conn.execute("BEGIN IMMEDIATE")
                 self._interned.begin(conn)
                 try:
                     if spans:
-                        conn.executemany(
-                            f"INSERT INTO span_rows ({_rows.SPAN_ROW_COLUMNS}) VALUES "
-                            "(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                            [_rows.span_values(row, self._interned) for row in spans],
-                        )
+                        rows = self._interned.spans(spans)
+                        _rows.insert(conn, "span_rows", _rows.SPAN_ROW_COLUMNS, rows)
                     if logs:
-                        conn.executemany(
-                            f"INSERT INTO log_rows ({_rows.LOG_ROW_COLUMNS}) VALUES "
-                            "(?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                            [_rows.log_values(row, self._interned) for row in logs],
-                        )
+                        rows = self._interned.logs(logs)
+                        _rows.insert(conn, "log_rows", _rows.LOG_ROW_COLUMNS, rows)
                     if now - self._last_prune >= PRUNE_EVERY:
                         self._prune(conn)
                         self._last_prune = now
@@ -390,6 +414,7 @@ class SQLiteStore:
                 self._close_quietly()
                 self._fail(exc, len(spans), len(logs))
             self._backoff = 0.0
+        self._checkpointer.wrote()
 
     def _prune(self, conn: sqlite3.Connection) -> None:
         cutoff = time.time() - self.retention
@@ -434,5 +459,6 @@ class SQLiteStore:
                 pass
 
     def close(self) -> None:
+        self._checkpointer.stop()
         with self._lock:
             self._close_quietly()

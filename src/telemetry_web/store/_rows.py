@@ -17,6 +17,7 @@ import sqlite3
 import sys
 import threading
 import time
+from collections.abc import Sequence
 from typing import Any
 
 from .. import semconv as sc
@@ -29,10 +30,11 @@ __all__ = [
     "Interner",
     "SizeReporter",
     "copy_old_tables",
-    "log_values",
+    "insert",
+    "prepare_log",
+    "prepare_span",
     "prune_to_size",
     "rename_old_tables",
-    "span_values",
     "used_bytes",
 ]
 
@@ -50,21 +52,25 @@ class Interner:
 
     def __init__(self) -> None:
         self.conn: sqlite3.Connection | None = None
-        self._known: dict[tuple[str, str], int] = {}
-        self._pending: dict[tuple[str, str], int] = {}
+        self._known: dict[str, dict[str, int]] = {"strings": {}, "resources": {}}
+        self._pending: dict[str, dict[str, int]] = {"strings": {}, "resources": {}}
 
     def begin(self, conn: sqlite3.Connection) -> None:
         if conn is not self.conn:  # another file or process: its ids are its own
-            self.conn, self._known = conn, {}
-        self._pending = {}
+            self.conn = conn
+            self._known = {"strings": {}, "resources": {}}
+        self._pending = {"strings": {}, "resources": {}}
 
     def committed(self) -> None:
-        self._known.update(self._pending)
-        self._pending = {}
+        for table, pending in self._pending.items():
+            self._known[table].update(pending)
+        self._pending = {"strings": {}, "resources": {}}
 
     def id(self, table: str, value: str) -> int:
-        key = (table, value)
-        found = self._known.get(key) or self._pending.get(key)
+        found = self._known[table].get(value)
+        if found is not None:
+            return found
+        found = self._pending[table].get(value)
         if found is not None:
             return found
         assert self.conn is not None
@@ -74,15 +80,47 @@ class Interner:
             row = self.conn.execute(
                 f"INSERT INTO {table} ({column}) VALUES (?) RETURNING id", (value,)
             ).fetchone()
-        self._pending[key] = int(row[0])
+        self._pending[table][value] = int(row[0])
         return int(row[0])
 
     def maybe(self, value: Any) -> int | None:
         return None if value is None else self.id("strings", str(value))
 
+    def spans(self, rows: Sequence[tuple[Any, ...]]) -> list[tuple[Any, ...]]:
+        """``span_rows`` rows from prepared ones (:func:`prepare_span`): names, services,
+        routes and resources as ids."""
+        strings, resources = self._known["strings"], self._known["resources"]
+        out = []
+        for r in rows:
+            name, service, route, resource = r[3], r[5], r[6], r[14]
+            out.append(
+                (r[0], r[1], r[2], strings.get(name) or self.id("strings", name), r[4],
+                 strings.get(service) or self.id("strings", service),
+                 None if route is None else strings.get(route) or self.id("strings", route),
+                 r[7], r[8], r[9], r[10], r[11], r[12], r[13],
+                 resources.get(resource) or self.id("resources", resource))
+            )  # fmt: skip
+        return out
 
-def span_values(row: tuple[Any, ...], ids: Interner) -> tuple[Any, ...]:
-    """A ``span_rows`` row from a ``spans`` row (``SPAN_COLUMNS`` order)."""
+    def logs(self, rows: Sequence[tuple[Any, ...]]) -> list[tuple[Any, ...]]:
+        """``log_rows`` rows from prepared ones (:func:`prepare_log`): loggers and services
+        as ids."""
+        strings = self._known["strings"]
+        out = []
+        for r in rows:
+            logger, service = r[3], r[4]
+            out.append(
+                (r[0], r[1], r[2],
+                 None if logger is None else strings.get(logger) or self.id("strings", logger),
+                 None if service is None else strings.get(service) or self.id("strings", service),
+                 r[5], r[6], r[7], r[8], r[9])
+            )  # fmt: skip
+        return out
+
+
+def prepare_span(row: tuple[Any, ...]) -> tuple[Any, ...]:
+    """A span row in the stored form from a ``spans`` row (``SPAN_COLUMNS`` order), but for the
+    name, service, route and resource, still texts (:meth:`Interner.spans` makes them ids)."""
     (trace_id, span_id, parent_id, name, kind, service, route, http_status, start_ns,
      duration_ns, status, status_message, attributes, events, resource) = row  # fmt: skip
     if route is None and kind == "server" and sc.ATTR_HTTP_METHOD in json.loads(attributes):
@@ -91,10 +129,10 @@ def span_values(row: tuple[Any, ...], ids: Interner) -> tuple[Any, ...]:
         bytes.fromhex(trace_id),
         bytes.fromhex(span_id),
         None if parent_id is None else bytes.fromhex(parent_id),
-        ids.id("strings", name),
+        name,
         _KIND.get(kind, 0),
-        ids.id("strings", service),
-        ids.maybe(route),
+        service,
+        None if route is None else str(route),
         http_status,
         start_ns,
         duration_ns,
@@ -102,19 +140,23 @@ def span_values(row: tuple[Any, ...], ids: Interner) -> tuple[Any, ...]:
         status_message,
         pack(attributes),
         pack(events),
-        ids.id("resources", resource),
+        resource,
     )
 
 
-def log_values(row: tuple[Any, ...], ids: Interner) -> tuple[Any, ...]:
-    """A ``log_rows`` row from a ``logs`` row (``LOG_COLUMNS`` order)."""
+def prepare_log(row: tuple[Any, ...]) -> tuple[Any, ...]:
+    """A log row in the stored form from a ``logs`` row (``LOG_COLUMNS`` order), but for the
+    logger and service, still texts (:meth:`Interner.logs` makes them ids)."""
     ts, level, level_no, logger, service, event, trace_id, span_id, request_id, fields = row
     return (
         ts,
-        None if LEVEL_NAMES.get(level_no) == level else level, level_no, ids.maybe(logger),
-        ids.maybe(service), event, id_in(trace_id),
-        id_in(span_id), id_in(request_id), pack(fields),
+        None if LEVEL_NAMES.get(level_no) == level else level, level_no, _text(logger),
+        _text(service), event, id_in(trace_id), id_in(span_id), id_in(request_id), pack(fields),
     )  # fmt: skip
+
+
+def _text(value: Any) -> str | None:
+    return None if value is None else str(value)
 
 
 SPAN_ROW_COLUMNS = (
@@ -124,6 +166,26 @@ SPAN_ROW_COLUMNS = (
 LOG_ROW_COLUMNS = (
     "ts, level, level_no, logger, service, event, trace_id, span_id, request_id, fields"
 )
+# Rows per INSERT statement: a batch goes in as a few multi-row statements (one SQLite step
+# each, so the writer gives the GIL away a few times per batch instead of once per row).
+_CHUNKS = (128, 16, 1)
+
+
+def insert(conn: sqlite3.Connection, table: str, columns: str, rows: list[tuple[Any, ...]]) -> None:
+    """Insert ``rows`` (tuples of the columns' width) into ``table`` in a few statements."""
+    if not rows:
+        return
+    width = len(rows[0])
+    values = "(" + ", ".join("?" * width) + ")"
+    done = 0
+    for size in _CHUNKS:
+        count = (len(rows) - done) // size
+        if not count:
+            continue
+        sql = f"INSERT INTO {table} ({columns}) VALUES " + ", ".join([values] * size)
+        for _ in range(count):
+            conn.execute(sql, [v for row in rows[done : done + size] for v in row])
+            done += size
 
 
 # --- stores written before schema 4 ------------------------------------------------------------
