@@ -104,7 +104,7 @@ def metric_history(
         return None
     from prometheus_client import REGISTRY
 
-    from ..metrics import MultiprocessCollector
+    from ..metrics._multiprocess import MultiprocessCollector
 
     collectors: Sequence[Any] = (
         [MultiprocessCollector(multiprocess_dir)]
