@@ -182,7 +182,8 @@ _FORKED = textwrap.dedent(
         return (f"{i + 1:032x}", f"{i + 1:016x}", None, "op", "internal", "svc", None, None,
                 time.time_ns(), 1000, "unset", None, "{}", "[]", '{"service.name": "svc"}')
     store.write(spans=[span(0)])
-    pid = os.fork()
+    with store._lock:  # as if the other writer's thread were writing at the fork
+        pid = os.fork()
     if pid == 0:
         store.write(spans=[span(i) for i in range(1, 101)])
         store.close()

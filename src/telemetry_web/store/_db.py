@@ -19,6 +19,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from .. import semconv as sc
+from .._forksafe import register_at_fork
 from . import _rows
 from ._checkpoint import JOURNAL_SIZE_LIMIT, WRITER_AUTOCHECKPOINT, Checkpointer
 
@@ -264,6 +265,9 @@ class SQLiteStore:
         self.busy_timeout = busy_timeout
         self._checkpointer = Checkpointer(self.path, busy_timeout)
         self._checkpointed: sqlite3.Connection | None = None  # the connection set up for it
+        # The span exporter and the log sink share a store: a fork while one of them writes
+        # must not leave the child's other one waiting for a lock no thread of it holds.
+        register_at_fork(after_in_child=self._after_fork_in_child)
         self._lock = threading.Lock()
         self._conn: sqlite3.Connection | None = None
         self._identity: tuple[int, int] | None = None  # the file the connection writes
@@ -272,6 +276,9 @@ class SQLiteStore:
         self._backoff = 0.0
         self._retry_at = float("-inf")
         self._last_error = ""
+
+    def _after_fork_in_child(self) -> None:
+        self._lock = threading.Lock()  # the parent's connection is left alone: see _connect
 
     @staticmethod
     def absolute(path: str) -> str:
