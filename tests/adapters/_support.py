@@ -7,15 +7,11 @@ import contextlib
 import gzip
 import logging
 from collections.abc import AsyncIterator, Iterable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 import httpx
 from fastapi import APIRouter, FastAPI
-from prometheus_client.openmetrics.parser import (
-    text_string_to_metric_families as openmetrics_families,
-)
-from prometheus_client.parser import text_string_to_metric_families
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
@@ -25,6 +21,8 @@ from starlette.websockets import WebSocket
 
 from telemetry_web import Telemetry
 from telemetry_web.testing import InMemoryLogSink
+
+from .._metrics import Scrape
 
 SERVICE = "adapters-test"
 ENVIRONMENT = "test"
@@ -53,52 +51,6 @@ class ListSink(InMemoryLogSink):
 
 
 # --- metrics -------------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class MetricSample:
-    name: str
-    labels: dict[str, str]
-    value: float
-    exemplar: Any = None
-
-
-@dataclass
-class Scrape:
-    """The samples of one ``/metrics`` body."""
-
-    samples: list[MetricSample] = field(default_factory=list)
-    family_types: dict[str, str] = field(default_factory=dict)
-
-    @classmethod
-    def parse(cls, text: str, *, openmetrics: bool = False) -> Scrape:
-        parser = openmetrics_families if openmetrics else text_string_to_metric_families
-        scrape = cls()
-        for family in parser(text):
-            scrape.family_types[family.name] = family.type
-            for s in family.samples:
-                scrape.samples.append(
-                    MetricSample(s.name, dict(s.labels), s.value, getattr(s, "exemplar", None))
-                )
-        return scrape
-
-    def named(self, name: str) -> list[MetricSample]:
-        return [s for s in self.samples if s.name == name]
-
-    def label_sets(self, name: str) -> list[dict[str, str]]:
-        return [s.labels for s in self.named(name)]
-
-    def value(self, name: str, **labels: str) -> float:
-        """The value of the one sample of ``name`` whose label set is exactly ``labels``."""
-        found = [s for s in self.named(name) if s.labels == labels]
-        assert len(found) == 1, (
-            f"expected exactly one {name}{labels}, found {len(found)}; "
-            f"label sets present: {self.label_sets(name)}"
-        )
-        return found[0].value
-
-    def total(self, name: str) -> float:
-        return sum(s.value for s in self.named(name))
 
 
 def labels(method: str, route: str, status: int | str) -> dict[str, str]:

@@ -11,12 +11,11 @@ import sys
 import tempfile
 import time
 from collections.abc import Callable, Iterable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import pytest
-from prometheus_client.parser import text_string_to_metric_families
 from werkzeug.test import EnvironBuilder
 
 from telemetry_web.testing import CapturedTelemetry, capture_telemetry
@@ -40,33 +39,6 @@ def capture(**config: Any) -> CapturedTelemetry:
 
 
 # --- metrics -------------------------------------------------------------------------------------
-
-
-@dataclass
-class Scrape:
-    """The samples of one ``/metrics`` body, parsed with prometheus_client's parser."""
-
-    samples: list[tuple[str, dict[str, str], float]] = field(default_factory=list)
-
-    @classmethod
-    def parse(cls, text: str) -> Scrape:
-        scrape = cls()
-        for family in text_string_to_metric_families(text):
-            for s in family.samples:
-                scrape.samples.append((s.name, dict(s.labels), s.value))
-        return scrape
-
-    def label_sets(self, name: str) -> list[dict[str, str]]:
-        return [labels for sample, labels, _ in self.samples if sample == name]
-
-    def value(self, name: str, **labels: str) -> float:
-        """The value of the one sample of ``name`` whose label set is exactly ``labels``."""
-        found = [v for sample, lbls, v in self.samples if sample == name and lbls == labels]
-        assert len(found) == 1, (name, labels, self.label_sets(name))
-        return found[0]
-
-    def total(self, name: str) -> float:
-        return sum(v for sample, _, v in self.samples if sample == name)
 
 
 def labels(method: str, route: str, status: int | str) -> dict[str, str]:

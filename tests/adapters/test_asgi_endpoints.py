@@ -7,10 +7,10 @@ from starlette.applications import Starlette
 
 from telemetry_web import Telemetry, TelemetryMiddleware
 
+from .._metrics import Scrape
 from ._support import (
     SERVICE,
     ListSink,
-    Scrape,
     build_starlette,
     call_asgi,
     client_for,

@@ -13,8 +13,8 @@ from pathlib import Path
 import httpx
 import pytest
 
+from .._metrics import Scrape
 from ..conftest import require_tool
-from ._support import Scrape
 
 REPO = Path(__file__).resolve().parents[2]
 SAMPLE_APP = REPO / "sample_apps" / "starlette_app" / "__init__.py"

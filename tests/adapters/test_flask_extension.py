@@ -15,6 +15,7 @@ from opentelemetry.trace import StatusCode
 from telemetry_web.flask import FlaskState
 from telemetry_web.testing import CapturedTelemetry
 
+from .._metrics import Scrape
 from ._wsgi_support import (
     BASE_LABELS,
     FILE_BODY,
@@ -22,7 +23,6 @@ from ._wsgi_support import (
     STREAM_CHUNKS,
     STREAM_GAP,
     UNMATCHED,
-    Scrape,
     capture_flask,
     data_file,
     labels,

@@ -11,9 +11,9 @@ from typing import Any
 import httpx
 import pytest
 
+from .._metrics import Scrape
 from ._wsgi_support import (
     UNMATCHED,
-    Scrape,
     Server,
     free_port,
     gunicorn_argv,

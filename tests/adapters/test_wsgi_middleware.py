@@ -17,6 +17,7 @@ from werkzeug.test import Client
 from telemetry_web.testing import CapturedTelemetry
 from telemetry_web.wsgi import TelemetryWSGIMiddleware
 
+from .._metrics import Scrape
 from ._wsgi_support import (
     BASE_LABELS,
     ENVIRONMENT,
@@ -26,7 +27,6 @@ from ._wsgi_support import (
     STREAM_GAP,
     UNMATCHED,
     RawApp,
-    Scrape,
     call_wsgi,
     capture,
     labels,

@@ -15,10 +15,10 @@ from werkzeug.serving import make_server
 from telemetry_web.testing import CapturedTelemetry
 from telemetry_web.wsgi import TelemetryWSGIMiddleware
 
+from .._metrics import Scrape
 from ._wsgi_support import (
     FILE_BODY,
     RawApp,
-    Scrape,
     Server,
     capture,
     free_port,

@@ -21,10 +21,11 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import httpx
-from prometheus_client.parser import text_string_to_metric_families
 
 from telemetry_web import Telemetry, TelemetryMiddleware
 from telemetry_web.tracing._batch import BoundedBatchProcessor
+
+from .._metrics import Scrape
 
 SERVICE = "faults"
 # A behavioural bound, not a benchmark: an in-process request costs about a millisecond; one
@@ -99,10 +100,9 @@ class Run:
         response = await self.client.get("/metrics")
         assert response.status_code == 200
         found: dict[str, float] = {}
-        for metric in text_string_to_metric_families(response.text):
-            for sample in metric.samples:
-                if sample.name == family and sample.labels.get(label) == value:
-                    found[sample.labels["reason"]] = sample.value
+        for labels, count in Scrape.parse(response.text).series(family):
+            if labels.get(label) == value:
+                found[labels["reason"]] = count
         return found
 
     def check_request_path(self, checks: Checks) -> None:

@@ -12,8 +12,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from prometheus_client.parser import text_string_to_metric_families
 
+from tests._metrics import Scrape
 from tests.servers.conftest import free_port, serve
 from tests.tracing._receivers import OtlpReceiver, attributes
 
@@ -34,11 +34,10 @@ def _get(url: str) -> int:
 
 def _samples(text: str) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
     found = {}
-    for family in text_string_to_metric_families(text):
-        for s in family.samples:
-            labels = tuple(sorted((k, v) for k, v in s.labels.items() if k in ("upstream",
-                                  "status", "route")))  # fmt: skip
-            found[s.name, labels] = s.value
+    for s in Scrape.parse(text).samples:
+        labels = tuple(sorted((k, v) for k, v in s.labels.items() if k in ("upstream",
+                              "status", "route")))  # fmt: skip
+        found[s.name, labels] = s.value
     return found
 
 

@@ -9,9 +9,10 @@ from typing import Any
 
 import pytest
 from opentelemetry.sdk.trace import ReadableSpan
-from prometheus_client.parser import text_string_to_metric_families
 
 from telemetry_web import Telemetry
+
+from .._metrics import Scrape
 
 POSTGRES_URL = os.environ.get("TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/test")
 REDIS_URL = os.environ.get("TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
@@ -46,11 +47,8 @@ def metric_value(telemetry: Telemetry, name: str, **labels: str) -> float | None
 def parse_metric(text: str, name: str, **labels: str) -> float | None:
     """The value of the sample ``name`` whose labels are exactly ``labels`` (+ the base ones)."""
     wanted = {**BASE_LABELS, **labels}
-    for family in text_string_to_metric_families(text):
-        for sample in family.samples:
-            if sample.name == name and dict(sample.labels) == wanted:
-                return float(sample.value)
-    return None
+    found = [s.value for s in Scrape.parse(text).named(name) if s.labels == wanted]
+    return float(found[0]) if found else None
 
 
 def named(spans: Sequence[ReadableSpan], *names: str) -> list[ReadableSpan]:

@@ -16,7 +16,8 @@ from pathlib import Path
 
 import httpx
 import pytest
-from prometheus_client.parser import text_string_to_metric_families
+
+from .._metrics import Scrape
 
 VENV_BIN = Path(sys.executable).parent
 #: The installed `telemetry run --`, as a user types it.
@@ -71,15 +72,8 @@ class Server:
         return response.text
 
     def requests_total(self, route: str, status: str = "200") -> float:
-        text = self.metrics_text()
-        return sum(
-            sample.value
-            for family in text_string_to_metric_families(text)
-            for sample in family.samples
-            if sample.name == "http_requests_total"
-            and sample.labels.get("route") == route
-            and sample.labels.get("status") == status
-        )
+        scrape = Scrape.parse(self.metrics_text())
+        return scrape.sum_of("http_requests_total", route=route, status=status)
 
 
 @contextlib.contextmanager

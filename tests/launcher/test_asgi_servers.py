@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 
+from .._metrics import Scrape
 from .conftest import DJANGO_PROJECT, LAUNCHER, Server, free_port, launch, write
 
 pytestmark = pytest.mark.server
@@ -59,14 +60,10 @@ STARLETTE_APP = """
 
 def requests_by_label(server: Server) -> dict[tuple[str, str, str], float]:
     """(route, status, service) -> count from one /metrics scrape."""
-    from prometheus_client.parser import text_string_to_metric_families
-
     counts: dict[tuple[str, str, str], float] = {}
-    for family in text_string_to_metric_families(server.metrics_text()):
-        for sample in family.samples:
-            if sample.name == "http_requests_total":
-                key = (sample.labels["route"], sample.labels["status"], sample.labels["service"])
-                counts[key] = counts.get(key, 0) + sample.value
+    for labels, value in Scrape.parse(server.metrics_text()).series("http_requests_total"):
+        key = (labels["route"], labels["status"], labels["service"])
+        counts[key] = counts.get(key, 0) + value
     return counts
 
 

@@ -22,6 +22,8 @@ from telemetry_web.metrics._multiprocess import (
     retire_worker,
 )
 
+from .._metrics import Scrape
+
 WORKER = textwrap.dedent(
     """
     import os, sys
@@ -47,20 +49,10 @@ def start_worker(directory: Path, requests: int, stay: bool) -> subprocess.Popen
     )  # fmt: skip
 
 
-def scrape(directory: Path) -> dict[str, list[tuple[dict[str, str], float]]]:
+def scrape(directory: Path) -> Scrape:
     registry = CollectorRegistry()
     registry.register(MultiprocessCollector(str(directory)))
-    samples: dict[str, list[tuple[dict[str, str], float]]] = {}
-    for family in text_string_to_metric_families(generate_latest(registry).decode()):
-        for sample in family.samples:
-            samples.setdefault(sample.name, []).append((sample.labels, sample.value))
-    return samples
-
-
-def total(
-    samples: dict[str, list[tuple[dict[str, str], float]]], name: str, **labels: str
-) -> float:
-    return sum(v for have, v in samples.get(name, []) if labels.items() <= have.items())
+    return Scrape.parse(generate_latest(registry).decode())
 
 
 def test_totals_of_all_workers_and_dead_workers_retired(tmp_path: Path) -> None:
@@ -74,11 +66,11 @@ def test_totals_of_all_workers_and_dead_workers_retired(tmp_path: Path) -> None:
     assert gone.returncode == 0
     try:
         samples = scrape(tmp_path)
-        assert total(samples, "http_requests_total", route="/x", status="200") == 12.0
-        assert total(samples, "http_request_duration_seconds_count", route="/x") == 12.0
+        assert samples.sum_of("http_requests_total", route="/x", status="200") == 12.0
+        assert samples.sum_of("http_request_duration_seconds_count", route="/x") == 12.0
         # Only the live worker's held request is still in progress.
-        assert total(samples, "http_requests_in_progress", route="/slow") == 1.0
-        pids = {labels["pid"] for labels, _ in samples["process_open_fds"]}
+        assert samples.sum_of("http_requests_in_progress", route="/slow") == 1.0
+        pids = {labels["pid"] for labels, _ in samples.series("process_open_fds")}
         assert pids == {str(live_pid)}
         files = sorted(p.name for p in tmp_path.glob("*.db"))
         assert f"counter_{gone_pid}.db" not in files
@@ -87,7 +79,7 @@ def test_totals_of_all_workers_and_dead_workers_retired(tmp_path: Path) -> None:
         assert "histogram_archive.db" in files
         # Scraping again changes nothing: folded counts are not counted twice.
         again = scrape(tmp_path)
-        assert total(again, "http_requests_total", route="/x", status="200") == 12.0
+        assert again.sum_of("http_requests_total", route="/x", status="200") == 12.0
     finally:
         live.communicate(input="", timeout=30)
 
@@ -101,8 +93,8 @@ def test_retire_worker_is_what_gunicorns_master_calls(tmp_path: Path) -> None:
         assert worker.returncode == 0
         retire_worker(int(output), str(tmp_path))
     samples = scrape(tmp_path)
-    assert total(samples, "http_requests_total", route="/x", status="200") == 12.0
-    assert total(samples, "http_requests_in_progress", route="/slow") == 0.0
+    assert samples.sum_of("http_requests_total", route="/x", status="200") == 12.0
+    assert samples.sum_of("http_requests_in_progress", route="/slow") == 0.0
     # Three recycled workers leave three archive files, not three sets of worker files.
     assert sorted(p.name for p in tmp_path.glob("*.db")) == [
         "counter_archive.db",

@@ -17,12 +17,12 @@ import httpx
 import pytest
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 from prometheus_client.metrics_core import CounterMetricFamily
-from prometheus_client.parser import text_string_to_metric_families
 
 from telemetry_web import ConfigError, Telemetry, TelemetryMiddleware
 from telemetry_web.metrics.outputs import Snapshot
 from telemetry_web.metrics.outputs._otlp import _Encoder, encode_request, resolve_endpoint
 
+from .._metrics import Scrape
 from .._timing import assert_not_slowed
 from ..servers.conftest import free_port, serve
 from ..test_optional_imports import run_hidden
@@ -226,8 +226,8 @@ def dropped(telemetry: Telemetry, reason: str) -> float:
 
 
 def scraped(page: str, name: str, **labels: str) -> float:
-    values = [s.value for f in text_string_to_metric_families(page) for s in f.samples
-              if s.name == name and labels.items() <= s.labels.items()]  # fmt: skip
+    values = [s.value for s in Scrape.parse(page).named(name)
+              if labels.items() <= s.labels.items()]  # fmt: skip
     assert len(values) == 1, (name, labels, values)
     return float(values[0])
 

@@ -36,8 +36,8 @@ from pathlib import Path
 
 import httpx
 import pytest
-from prometheus_client.parser import text_string_to_metric_families
 
+from tests._metrics import Scrape
 from tests.launcher.conftest import Server, free_port, launch
 
 __all__ = [
@@ -275,12 +275,9 @@ def expected_rows(
 
 def metric_rows(text: str) -> Counter[tuple[str, str, str]]:
     rows: Counter[tuple[str, str, str]] = Counter()
-    for family in text_string_to_metric_families(text):
-        for sample in family.samples:
-            if sample.name == "http_requests_total":
-                labels = sample.labels
-                key = (labels.get("method", ""), labels.get("route", ""), labels.get("status", ""))
-                rows[key] += int(sample.value)
+    for labels, value in Scrape.parse(text).series("http_requests_total"):
+        key = (labels.get("method", ""), labels.get("route", ""), labels.get("status", ""))
+        rows[key] += int(value)
     return rows
 
 

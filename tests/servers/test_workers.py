@@ -12,8 +12,8 @@ from pathlib import Path
 
 import httpx
 import pytest
-from prometheus_client.parser import text_string_to_metric_families
 
+from .._metrics import Scrape
 from .conftest import serve
 
 pytestmark = pytest.mark.server
@@ -30,24 +30,12 @@ def send_spread(port: int, count: int) -> None:
             assert response.status_code == 200
 
 
-def scrape(port: int) -> dict[str, list[tuple[dict[str, str], float]]]:
-    text = httpx.get(f"http://127.0.0.1:{port}/metrics", timeout=10).text
-    samples: dict[str, list[tuple[dict[str, str], float]]] = {}
-    for family in text_string_to_metric_families(text):
-        for sample in family.samples:
-            samples.setdefault(sample.name, []).append((sample.labels, sample.value))
-    return samples
+def scrape(port: int) -> Scrape:
+    return Scrape.parse(httpx.get(f"http://127.0.0.1:{port}/metrics", timeout=10).text)
 
 
-def route_count(
-    samples: dict[str, list[tuple[dict[str, str], float]]],
-    route: str = "/api/users/{user_id:int}",
-) -> float:
-    return sum(
-        value
-        for labels, value in samples["http_requests_total"]
-        if labels["route"] == route and labels["status"] == "200"
-    )
+def route_count(samples: Scrape, route: str = "/api/users/{user_id:int}") -> float:
+    return samples.sum_of("http_requests_total", route=route, status="200")
 
 
 def test_uvicorn_workers_report_the_total_of_all_workers(port: int) -> None:
@@ -59,9 +47,9 @@ def test_uvicorn_workers_report_the_total_of_all_workers(port: int) -> None:
         for _ in range(4):  # several scrapes land on several workers
             samples = scrape(port)
             assert route_count(samples) == REQUESTS
-            in_progress = [v for _l, v in samples["http_requests_in_progress"]]
+            in_progress = [v for _l, v in samples.series("http_requests_in_progress")]
             assert sum(in_progress) == 0.0
-        pids = {labels["pid"] for labels, _ in samples["process_resident_memory_bytes"]}
+        pids = {labels["pid"] for labels, _ in samples.series("process_resident_memory_bytes")}
         assert len(pids) == 4
 
 
@@ -79,8 +67,8 @@ def test_gunicorn_four_workers_count_exactly_n_through_recycling(
         send_spread(port, REQUESTS)
         samples = scrape(port)
         assert route_count(samples, "/api/users/<int:user_id>") == REQUESTS
-        assert sum(v for _l, v in samples["http_requests_in_progress"]) == 0.0
-        pids = {labels["pid"] for labels, _ in samples["process_resident_memory_bytes"]}
+        assert sum(v for _l, v in samples.series("http_requests_in_progress")) == 0.0
+        pids = {labels["pid"] for labels, _ in samples.series("process_resident_memory_bytes")}
         assert 1 <= len(pids) <= 4
         # Exited workers are folded once the master has reaped them (a zombie still "exists"),
         # which under load can lag the traffic: wait for it, boundedly.

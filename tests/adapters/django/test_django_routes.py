@@ -13,7 +13,8 @@ from telemetry_web.django import _routes
 from telemetry_web.django._routes import route_label
 from telemetry_web.testing import CapturedTelemetry
 
-from ._support import UNMATCHED, Scrape, count, labels, request_lines
+from ..._metrics import Scrape
+from ._support import UNMATCHED, count, labels, request_lines
 from .conftest import MIDDLEWARE, Fetch
 
 # (method, path, route label, status)
@@ -66,7 +67,7 @@ def test_metrics_endpoint_counts_every_route_exactly(captured: CapturedTelemetry
     scrape = Scrape.parse(client.get("/metrics").content.decode())
     assert scrape.counts() == expected
     assert scrape.counts("http_request_duration_seconds_count") == expected
-    in_progress = scrape.samples["http_requests_in_progress"]
+    in_progress = scrape.series("http_requests_in_progress")
     assert {lbl["route"] for lbl, _ in in_progress} == {r for _, _, r, _ in ROUTES}
     assert all(value == 0 for _, value in in_progress)
     assert (

@@ -15,7 +15,8 @@ from typing import Any
 import httpx
 import pytest
 
-from ._support import UNMATCHED, Scrape
+from ..._metrics import Scrape
+from ._support import UNMATCHED
 
 REPO = Path(__file__).resolve().parents[3]
 SETTINGS = "sample_apps.django_project.settings"
@@ -141,12 +142,12 @@ def test_sample_project_under_a_real_server(served: Served) -> None:
     base = {"service": "sample-django"}
     counted = {
         (lbl["method"], lbl["route"], lbl["status"]): value
-        for lbl, value in metrics.samples["http_requests_total"]
+        for lbl, value in metrics.series("http_requests_total")
         if all(lbl.get(k) == v for k, v in base.items())
     }
     assert counted == expected
     assert metrics.counts("http_request_duration_seconds_count") == expected
-    assert all(v == 0 for _, v in metrics.samples["http_requests_in_progress"])
+    assert all(v == 0 for _, v in metrics.series("http_requests_in_progress"))
 
     lines = _wait_for_request_lines(served, sum(p[4] for p in PLAN))
     assert len(lines) == sum(p[4] for p in PLAN), served.output()
