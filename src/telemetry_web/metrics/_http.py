@@ -4,14 +4,32 @@ Two namings: the default (``http_requests_total``, ``http_request_duration_secon
 with ``metrics.naming: otel``, the stable OpenTelemetry HTTP conventions as Prometheus translates
 them (``http_server_request_duration_seconds{http_request_method,http_route,
 http_response_status_code}``), so dashboards built for OpenTelemetry contrib work unchanged.
+
+A request is recorded into a slot per (method, route, status): one lock taken, a bucket index
+found by bisection, a few integers and a float added, the latest exemplar per bucket kept as a
+tuple. The slots are folded into prometheus-client's children right before the registry is
+collected (``/metrics``, pushes, the store, tests: every reader goes through ``collect``), so
+exposition is prometheus-client's own and totals are exact. prometheus-client's per-value locks,
+its bucket loop and its per-request exemplar validation stay off the request path.
+
+In multiprocess mode the values live in the workers' memory-mapped files, which the scraping
+worker reads directly: there each request writes through to them at once (one bisection, no
+loop), as prometheus-client would.
 """
 
 from __future__ import annotations
 
+import threading
+import time
+from bisect import bisect_left
 from collections.abc import Mapping
 from typing import Any
 
+from prometheus_client.metrics import _validate_exemplar  # type: ignore[attr-defined]
+from prometheus_client.samples import Exemplar
+
 from .. import semconv as sc
+from .._forksafe import register_at_fork
 from ..config import MetricsSettings
 from ._registry import MetricSet
 
@@ -20,6 +38,44 @@ __all__ = ["HttpMetrics"]
 # Past this many (method, route, status) children the cache stops growing; prometheus-client
 # keeps its own children anyway, this only bounds our shortcut table.
 _CACHE_LIMIT = 10_000
+_time = time.time
+
+
+def _values_are_shared() -> bool:
+    """Whether prometheus-client keeps values in the multiprocess files (fixed at its import)."""
+    from prometheus_client import values
+
+    return bool(getattr(values.ValueClass, "_multiprocess", False))
+
+
+class _Slot:
+    """One (method, route, status): what it recorded since the last fold, and its children."""
+
+    __slots__ = (
+        "children",
+        "counts",
+        "exemplars",
+        "pending",
+        "request_counts",
+        "request_sum",
+        "requests",
+        "response_counts",
+        "response_sum",
+        "sum",
+    )
+
+    def __init__(self, children: tuple[Any, Any, Any, Any], buckets: int, sizes: int) -> None:
+        self.children = children
+        self.pending = False  # listed in HttpMetrics._dirty
+        self.requests = 0
+        self.sum = 0.0
+        self.counts = [0] * buckets
+        # Per bucket: the latest (labels, value, timestamp), as prometheus-client keeps it.
+        self.exemplars: list[tuple[Mapping[str, str], float, float] | None] = [None] * buckets
+        self.request_sum = 0.0
+        self.response_sum = 0.0
+        self.request_counts = [0] * sizes
+        self.response_counts = [0] * sizes
 
 
 class HttpMetrics:
@@ -91,11 +147,48 @@ class HttpMetrics:
                 for name, text in zip(sizes, size_help, strict=True)
             )
         self._finished: dict[tuple[str, str, int], tuple[Any, Any, Any, Any]] = {}
+        self._bounds = tuple(float(b) for b in self._duration.raw._upper_bounds)
+        self._size_bounds = (
+            tuple(float(b) for b in self._request_size.raw._upper_bounds)
+            if self.size_histograms
+            else ()
+        )
+        # Values in the multiprocess files: write through (another worker may be scraping).
+        self._shared = _values_are_shared()
+        self._slots: dict[tuple[str, str, int], _Slot] = {}
+        self._dirty: list[_Slot] = []  # slots holding values not folded yet
+        self._lock = threading.Lock()  # the slots' values and _dirty
+        self._fold_lock = threading.Lock()  # one fold at a time, so each sees the last one's
+        self._gauges: dict[tuple[str, str], Any] = {}
+        if not self._shared:
+            for metric in (self._requests, self._duration, self._request_size, self._response_size):
+                if metric is not None:
+                    metric.raw.before_collect = self.fold
+        register_at_fork(after_in_child=self._after_fork_in_child)
+
+    def _after_fork_in_child(self) -> None:
+        # The slots were copied with the registry they fold into; only the locks are new.
+        self._lock = threading.Lock()
+        self._fold_lock = threading.Lock()
 
     def in_progress(self, method: str, route: str, scheme: str) -> Any:
         """The gauge child to ``inc()`` now and ``dec()`` when the request ends."""
         second = scheme if self.otel_naming else route
         return self._in_progress.labels(method, second)
+
+    def in_progress_value(self, method: str, route: str, scheme: str) -> Any:
+        """The in-progress gauge child's value: ``inc(1)`` now, ``inc(-1)`` when it ends (what
+        the gauge's own ``inc``/``dec`` do, without their checks)."""
+        key = (method, scheme if self.otel_naming else route)
+        value = self._gauges.get(key)
+        if value is None:
+            child = self._in_progress.labels(*key)
+            value = getattr(child, "_value", None)
+            if value is None:  # not prometheus-client's layout: its public methods
+                value = _GaugeCalls(child)
+            if len(self._gauges) < _CACHE_LIMIT:
+                self._gauges[key] = value
+        return value
 
     def record(
         self,
@@ -108,10 +201,120 @@ class HttpMetrics:
         exemplar: Mapping[str, str] | None,
     ) -> None:
         key = (method, route, status)
+        slot = self._slots.get(key)
+        if slot is None:
+            slot = self._slot(key)
+            if slot is None:  # past the table's limit: straight to prometheus-client
+                self._record_directly(key, duration, request_size, response_size, exemplar)
+                return
+        index = bisect_left(self._bounds, duration)
+        if self._shared:
+            self._write_through(slot, index, duration, request_size, response_size)
+            return
+        sizes = self.size_histograms
+        if sizes:
+            request_index = bisect_left(self._size_bounds, request_size)
+            response_index = bisect_left(self._size_bounds, response_size)
+        with self._lock:
+            slot.requests += 1
+            slot.sum += duration
+            slot.counts[index] += 1
+            if exemplar and self.exemplars:
+                slot.exemplars[index] = (exemplar, duration, _time())
+            if sizes:
+                slot.request_sum += request_size
+                slot.request_counts[request_index] += 1
+                slot.response_sum += response_size
+                slot.response_counts[response_index] += 1
+            if not slot.pending:
+                slot.pending = True
+                self._dirty.append(slot)
+
+    def _write_through(
+        self, slot: _Slot, index: int, duration: float, request_size: int, response_size: int
+    ) -> None:
+        """Straight into prometheus-client's values (the multiprocess files)."""
+        requests, duration_hist, request_hist, response_hist = slot.children
+        if requests is not None:
+            requests._value.inc(1)
+        duration_hist._sum.inc(duration)
+        duration_hist._buckets[index].inc(1)
+        if self.size_histograms:
+            bounds = self._size_bounds
+            request_hist._sum.inc(request_size)
+            request_hist._buckets[bisect_left(bounds, request_size)].inc(1)
+            response_hist._sum.inc(response_size)
+            response_hist._buckets[bisect_left(bounds, response_size)].inc(1)
+
+    def fold(self) -> None:
+        """Add what the slots recorded since the last fold to prometheus-client's children."""
+        with self._fold_lock:
+            with self._lock:
+                dirty, self._dirty = self._dirty, []
+                taken = []
+                for slot in dirty:
+                    slot.pending = False
+                    taken.append(
+                        (
+                            slot.children,
+                            slot.requests,
+                            slot.sum,
+                            slot.counts,
+                            slot.exemplars,
+                            slot.request_sum,
+                            slot.request_counts,
+                            slot.response_sum,
+                            slot.response_counts,
+                        )
+                    )
+                    buckets = len(slot.counts)
+                    slot.requests = 0
+                    slot.sum = 0.0
+                    slot.counts = [0] * buckets
+                    slot.exemplars = [None] * buckets
+                    if self.size_histograms:
+                        sizes = len(slot.request_counts)
+                        slot.request_sum = slot.response_sum = 0.0
+                        slot.request_counts = [0] * sizes
+                        slot.response_counts = [0] * sizes
+            for (
+                children,
+                requests,
+                total,
+                counts,
+                exemplars,
+                request_sum,
+                request_counts,
+                response_sum,
+                response_counts,
+            ) in taken:
+                requests_child, duration_hist, request_hist, response_hist = children
+                if requests_child is not None:
+                    requests_child._value.inc(requests)
+                _add(duration_hist, total, counts, exemplars)
+                if self.size_histograms:
+                    _add(request_hist, request_sum, request_counts, None)
+                    _add(response_hist, response_sum, response_counts, None)
+
+    def _slot(self, key: tuple[str, str, int]) -> _Slot | None:
+        if len(self._slots) >= _CACHE_LIMIT:
+            return None
         children = self._finished.get(key)
         if children is None:
             children = self._children(key)
-        requests, duration_hist, request_size_hist, response_size_hist = children
+        slot = _Slot(children, len(self._bounds), len(self._size_bounds))
+        with self._lock:
+            return self._slots.setdefault(key, slot)
+
+    def _record_directly(
+        self,
+        key: tuple[str, str, int],
+        duration: float,
+        request_size: int,
+        response_size: int,
+        exemplar: Mapping[str, str] | None,
+    ) -> None:
+        requests, duration_hist, request_size_hist, response_size_hist = self._children(key)
         if requests is not None:
             requests.inc()
         duration_hist.observe(duration, exemplar if self.exemplars else None)
@@ -130,6 +333,39 @@ class HttpMetrics:
         if len(self._finished) < _CACHE_LIMIT:
             self._finished[key] = children
         return children
+
+
+def _add(
+    histogram: Any,
+    total: float,
+    counts: list[int],
+    exemplars: list[tuple[Mapping[str, str], float, float] | None] | None,
+) -> None:
+    histogram._sum.inc(total)
+    buckets = histogram._buckets
+    for index, count in enumerate(counts):
+        if count:
+            buckets[index].inc(count)
+    if exemplars is not None:
+        for index, exemplar in enumerate(exemplars):
+            if exemplar is not None:
+                try:  # checked here, once per bucket and scrape, instead of per request
+                    _validate_exemplar(exemplar[0])  # type: ignore[no-untyped-call]
+                except ValueError:
+                    continue
+                buckets[index].set_exemplar(Exemplar(dict(exemplar[0]), exemplar[1], exemplar[2]))
+
+
+class _GaugeCalls:
+    """``inc(amount)`` through a gauge child's public methods."""
+
+    __slots__ = ("child",)
+
+    def __init__(self, child: Any) -> None:
+        self.child = child
+
+    def inc(self, amount: float) -> None:
+        self.child.inc(amount)
 
 
 class _NotKept:

@@ -8,18 +8,48 @@ and re-imports never crash; a different definition under the same name is an err
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+from prometheus_client.metrics_core import Metric as PromMetric
 
 from ..errors import MetricRegistrationError
 
 __all__ = ["Metric", "MetricBuilder", "MetricDefinition", "MetricSet"]
 
 Kind = Literal["counter", "gauge", "histogram"]
-_CLASSES: dict[str, Any] = {"counter": Counter, "gauge": Gauge, "histogram": Histogram}
+
+
+class _Hooked:
+    """A prometheus-client metric that runs ``before_collect`` first each time it is collected:
+    values recorded off prometheus-client (the HTTP metrics' per-request slots) are folded into
+    its children then, so every reader of the registry (``/metrics``, pushes, the store, tests)
+    sees exact totals."""
+
+    before_collect: Callable[[], None] | None = None
+
+    def collect(self) -> Iterable[PromMetric]:
+        hook = self.before_collect
+        if hook is not None:
+            hook()
+        return super().collect()  # type: ignore[misc,no-any-return]
+
+
+class _Counter(_Hooked, Counter):
+    pass
+
+
+class _Gauge(_Hooked, Gauge):
+    pass
+
+
+class _Histogram(_Hooked, Histogram):
+    pass
+
+
+_CLASSES: dict[str, Any] = {"counter": _Counter, "gauge": _Gauge, "histogram": _Histogram}
 
 
 @dataclass(frozen=True)
