@@ -7,6 +7,11 @@ resource and span processors decide and receive everything, exporters get an SDK
 :class:`ReadableSpan`, and application code can still ``set_attribute``/``add_event``/
 ``record_exception`` on ``trace.get_current_span()``.
 
+The span is its own :class:`ReadableSpan` (as the SDK's is): ending it hands the same object to
+the processors, no copy is built. When the sampler does not read the start attributes (the
+built-in ones), the caller may pass a function building them, called only for a sampled span,
+so a sampled-out request builds no attribute dict and no span object.
+
 Exception events and error descriptions are scrubbed as they are recorded (statement literals
 and parameters a database echoes, card numbers, credentials: ``telemetry_web._redaction``), so
 no exporter, the store included, ever receives them.
@@ -15,13 +20,19 @@ no exporter, the store included, ever receives them.
 from __future__ import annotations
 
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 from opentelemetry.context import Context
 from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import Event, ReadableSpan, SpanProcessor, TracerProvider
-from opentelemetry.sdk.trace.sampling import Decision
+from opentelemetry.sdk.trace.sampling import (
+    Decision,
+    ParentBased,
+    Sampler,
+    StaticSampler,
+    TraceIdRatioBased,
+)
 from opentelemetry.sdk.util.instrumentation import InstrumentationScope
 from opentelemetry.trace import (
     Link,
@@ -37,6 +48,7 @@ from opentelemetry.trace import (
 from opentelemetry.util.types import Attributes, AttributeValue
 
 from .._redaction import exception_attributes, scrub_text
+from ._sampling import RateLimitingSampler
 
 __all__ = ["SpanFactory"]
 
@@ -47,20 +59,41 @@ _NOT_SAMPLED = TraceFlags(TraceFlags.DEFAULT)
 _SCALARS = (str, bool, int, float)
 
 
-class RequestSpan(Span):
-    __slots__ = (
-        "_attributes",
-        "_context",
-        "_end_time",
-        "_events",
-        "_factory",
-        "_kind",
-        "_links",
-        "_name",
-        "_parent",
-        "_start_time",
-        "_status",
-    )
+_UNSET = Status(StatusCode.UNSET)
+_time_ns = time.time_ns
+# Samplers whose decision never depends on the span's attributes (exact types: a subclass may
+# read them).
+_BLIND_SAMPLERS = (StaticSampler, TraceIdRatioBased, RateLimitingSampler)
+
+
+def _reads_attributes(sampler: Sampler) -> bool:
+    """Whether ``sampler`` may look at the start attributes to decide."""
+    if type(sampler) is ParentBased:
+        delegates = (
+            getattr(sampler, name, None)
+            for name in (
+                "_root",
+                "_remote_parent_sampled",
+                "_remote_parent_not_sampled",
+                "_local_parent_sampled",
+                "_local_parent_not_sampled",
+            )
+        )
+        return any(d is None or _reads_attributes(d) for d in delegates)
+    return type(sampler) not in _BLIND_SAMPLERS
+
+
+def _root_sampler(sampler: Sampler) -> Sampler:
+    """The sampler deciding for a span without a valid parent."""
+    if type(sampler) is ParentBased:
+        return getattr(sampler, "_root", sampler)
+    return sampler
+
+
+class RequestSpan(Span, ReadableSpan):
+    # _values, _event_list, _link_list: the dict and lists behind ReadableSpan's _attributes,
+    # _events and _links while the span records (typed for updates).
+    __slots__ = ("_event_list", "_factory", "_link_list", "_values")
 
     def __init__(
         self,
@@ -76,19 +109,20 @@ class RequestSpan(Span):
         self._context = context
         self._parent = parent
         self._kind = kind
-        self._attributes = attributes
-        self._events: list[Event] = []
-        self._links: list[Link] = []
-        self._status = Status(StatusCode.UNSET)
-        self._start_time = time.time_ns()
+        self._attributes = self._values = attributes
+        self._event_list: list[Event] = []
+        self._link_list: list[Link] = []
+        self._events = self._event_list
+        self._links = self._link_list
+        self._status = _UNSET
+        self._start_time = _time_ns()
         self._end_time: int | None = None
-
-    @property
-    def start_time(self) -> int:
-        return self._start_time
+        self._resource = factory.resource
+        self._instrumentation_scope = factory.scope
+        self._instrumentation_info = None
 
     def get_span_context(self) -> SpanContext:
-        return self._context
+        return self._context  # type: ignore[return-value]  # always set here
 
     def is_recording(self) -> bool:
         return self._end_time is None
@@ -104,18 +138,19 @@ class RequestSpan(Span):
             if not isinstance(value, Sequence) or not all(isinstance(v, _SCALARS) for v in value):
                 return  # as the SDK does: attribute values are scalars or sequences of them
             value = tuple(value)
-        if key in self._attributes or len(self._attributes) < _MAX_ATTRIBUTES:
-            self._attributes[key] = value
+        values = self._values
+        if key in values or len(values) < _MAX_ATTRIBUTES:
+            values[key] = value
 
     def add_event(
         self, name: str, attributes: Attributes = None, timestamp: int | None = None
     ) -> None:
-        if self._end_time is None and len(self._events) < _MAX_EVENTS:
-            self._events.append(Event(name, attributes, timestamp or time.time_ns()))
+        if self._end_time is None and len(self._event_list) < _MAX_EVENTS:
+            self._event_list.append(Event(name, attributes, timestamp or time.time_ns()))
 
     def add_link(self, context: SpanContext, attributes: Attributes = None) -> None:
         if self._end_time is None and context.is_valid:
-            self._links.append(Link(context, attributes))
+            self._link_list.append(Link(context, attributes))
 
     def update_name(self, name: str) -> None:
         if self._end_time is None:
@@ -146,24 +181,11 @@ class RequestSpan(Span):
     def end(self, end_time: int | None = None) -> None:
         if self._end_time is not None:
             return
-        self._end_time = end_time or time.time_ns()
-        factory = self._factory
-        factory.processor.on_end(
-            ReadableSpan(
-                name=self._name,
-                context=self._context,
-                parent=self._parent,
-                resource=factory.resource,
-                attributes=self._attributes,
-                events=tuple(self._events),
-                links=tuple(self._links),
-                kind=self._kind,
-                status=self._status,
-                start_time=self._start_time,
-                end_time=self._end_time,
-                instrumentation_scope=factory.scope,
-            )
-        )
+        self._end_time = end_time or _time_ns()
+        # Ended, nothing changes it any more: the processors get the span itself.
+        self._events = tuple(self._event_list)
+        self._links = tuple(self._link_list)
+        self._factory.processor.on_end(self)
 
 
 class SpanFactory:
@@ -175,15 +197,34 @@ class SpanFactory:
         self.resource: Resource = provider.resource
         self.processor: SpanProcessor = provider._active_span_processor
         self.scope = InstrumentationScope(scope_name, version)
+        # Whether start attributes must exist before the sampler decides (see start()).
+        self.reads_attributes = _reads_attributes(self.sampler)
+        root = _root_sampler(self.sampler)
+        # A root decision made here, as the SDK's samplers make it, without a SamplingResult:
+        # "on" and "off" for the static samplers, a bound for the trace-id ratio.
+        self._root_static: Decision | None = (
+            getattr(root, "_decision", None) if type(root) is StaticSampler else None
+        )
+        self._root_bound: int | None = (
+            root.bound if isinstance(root, TraceIdRatioBased) and type(root) is TraceIdRatioBased
+            else None
+        )  # fmt: skip
 
     def start(
         self,
         name: str,
         parent: Context,
         kind: SpanKind,
-        attributes: dict[str, Any],
+        attributes: dict[str, Any] | None,
         links: Sequence[Link] = (),
+        build: Callable[..., dict[str, Any]] | None = None,
+        *args: Any,
     ) -> Span:
+        """Start a span under ``parent`` (a context), or a non-recording one if not sampled.
+
+        ``attributes`` None: ``build(*args)`` makes them, before the sampler decides if it
+        reads them (:attr:`reads_attributes`), else only for a sampled span.
+        """
         parent_context = get_current_span(parent).get_span_context()
         if parent_context.is_valid:
             trace_id = parent_context.trace_id
@@ -191,20 +232,38 @@ class SpanFactory:
         else:
             trace_id = self.ids.generate_trace_id()
             parent_span = None
-        result = self.sampler.should_sample(parent, trace_id, name, kind, attributes, links)
+        if attributes is None and self.reads_attributes:
+            attributes = build(*args)  # type: ignore[misc]
+        trace_state = None
+        extra: Mapping[str, Any] | None = None
+        if parent_span is None and self._root_static is not None:
+            decision = self._root_static
+        elif parent_span is None and self._root_bound is not None:
+            decision = (
+                Decision.RECORD_AND_SAMPLE
+                if trace_id & TraceIdRatioBased.TRACE_ID_LIMIT < self._root_bound
+                else Decision.DROP
+            )
+        else:
+            result = self.sampler.should_sample(parent, trace_id, name, kind, attributes, links)
+            decision = result.decision
+            trace_state = result.trace_state
+            extra = result.attributes
         context = SpanContext(
             trace_id,
             self.ids.generate_span_id(),
             is_remote=False,
-            trace_flags=_SAMPLED if result.decision is Decision.RECORD_AND_SAMPLE else _NOT_SAMPLED,
-            trace_state=result.trace_state,
+            trace_flags=_SAMPLED if decision is Decision.RECORD_AND_SAMPLE else _NOT_SAMPLED,
+            trace_state=trace_state,
         )
-        if result.decision is Decision.DROP:
+        if decision is Decision.DROP:
             return NonRecordingSpan(context)
-        if result.attributes and len(result.attributes) != len(attributes):
-            attributes.update(result.attributes)  # a sampler that adds attributes
+        if attributes is None:
+            attributes = build(*args)  # type: ignore[misc]
+        if extra and len(extra) != len(attributes):
+            attributes.update(extra)  # a sampler that adds attributes
         span = RequestSpan(self, name, context, parent_span, kind, attributes)
         if links:
-            span._links.extend(links)
+            span._link_list.extend(links)
         self.processor.on_start(span, parent_context=parent)  # type: ignore[arg-type]
         return span

@@ -1,0 +1,111 @@
+"""The request span's cheap paths: attributes built only for a span that records, the span handed
+to processors as its own ReadableSpan, the sampler's decision unchanged."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+from opentelemetry.context import Context
+from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
+from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+from opentelemetry.sdk.trace.sampling import (
+    ALWAYS_OFF,
+    ALWAYS_ON,
+    Decision,
+    ParentBased,
+    Sampler,
+    SamplingResult,
+    TraceIdRatioBased,
+)
+from opentelemetry.trace import SpanKind
+
+from telemetry_web.tracing._span import SpanFactory
+
+
+class _Reading(Sampler):
+    """A sampler that decides on an attribute (so it must see them before deciding)."""
+
+    def should_sample(self, parent_context: Any, trace_id: int, name: str, kind: Any = None,
+                      attributes: Any = None, links: Any = None, trace_state: Any = None,
+                      ) -> SamplingResult:  # fmt: skip
+        keep = bool(attributes) and attributes.get("keep") is True
+        return SamplingResult(
+            Decision.RECORD_AND_SAMPLE if keep else Decision.DROP, {**attributes, "seen": True}
+        )
+
+    def get_description(self) -> str:
+        return "reading"
+
+
+def _factory(sampler: Sampler) -> tuple[SpanFactory, InMemorySpanExporter]:
+    provider = TracerProvider(sampler=sampler)
+    exporter = InMemorySpanExporter()
+    provider.add_span_processor(SimpleSpanProcessor(exporter))
+    return SpanFactory(provider, "test", "1"), exporter
+
+
+@pytest.mark.parametrize(
+    ("sampler", "reads"),
+    [(ALWAYS_ON, False), (ParentBased(ALWAYS_OFF), False), (TraceIdRatioBased(0.5), False),
+     (_Reading(), True), (ParentBased(_Reading()), True)],
+)  # fmt: skip
+def test_which_samplers_read_attributes(sampler: Sampler, reads: bool) -> None:
+    assert _factory(sampler)[0].reads_attributes is reads
+
+
+def test_a_dropped_span_builds_no_attributes() -> None:
+    factory, _ = _factory(ParentBased(ALWAYS_OFF))
+    built: list[int] = []
+
+    def build(value: int) -> dict[str, Any]:
+        built.append(value)
+        return {"a": value}
+
+    span = factory.start("GET /", Context(), SpanKind.SERVER, None, (), build, 1)
+    assert not span.is_recording()
+    assert span.get_span_context().is_valid
+    assert not span.get_span_context().trace_flags.sampled
+    assert built == []
+
+
+def test_a_sampled_span_is_exported_as_itself_with_its_attributes() -> None:
+    factory, exporter = _factory(ParentBased(ALWAYS_ON))
+    span = factory.start("GET /", Context(), SpanKind.SERVER, None, (), lambda: {"a": 1})
+    span.set_attribute("b", [1, 2])
+    span.add_event("e")
+    span.end()
+    (finished,) = exporter.get_finished_spans()
+    assert finished is span  # type: ignore[comparison-overlap]
+    assert isinstance(finished, ReadableSpan)
+    assert dict(finished.attributes or {}) == {"a": 1, "b": (1, 2)}
+    assert [e.name for e in finished.events] == ["e"]
+    assert finished.parent is None
+    assert finished.end_time is not None
+    assert finished.start_time is not None
+    span.set_attribute("c", 1)  # ended: ignored
+    assert "c" not in (finished.attributes or {})
+
+
+def test_a_sampler_reading_attributes_sees_them_and_adds_its_own() -> None:
+    factory, exporter = _factory(_Reading())
+    dropped = factory.start("x", Context(), SpanKind.SERVER, None, (), lambda: {"keep": False})
+    kept = factory.start("x", Context(), SpanKind.SERVER, None, (), lambda: {"keep": True})
+    assert not dropped.is_recording()
+    kept.end()
+    (finished,) = exporter.get_finished_spans()
+    assert dict(finished.attributes or {}) == {"keep": True, "seen": True}
+
+
+def test_the_ratio_decision_is_the_sdk_one() -> None:
+    sampler = TraceIdRatioBased(0.3)
+    factory, _ = _factory(sampler)
+    for _ in range(300):
+        span = factory.start("x", Context(), SpanKind.SERVER, None, (), dict)
+        context = span.get_span_context()
+        expected = sampler.should_sample(None, context.trace_id, "x").decision
+        assert span.is_recording() is (expected is Decision.RECORD_AND_SAMPLE)
+        assert context.trace_flags.sampled is (expected is Decision.RECORD_AND_SAMPLE)
+        if span.is_recording():
+            span.end()
