@@ -26,9 +26,11 @@ from opentelemetry.trace import SpanKind, Status, StatusCode
 
 from . import semconv as sc
 from ._redaction import QueryRedactor, describe_exception, header_redactor
-from .logging import CURRENT_REQUEST, LogPipeline
-from .metrics import HttpMetrics
-from .tracing import Extractor, SpanFactory
+from .logging._context import CURRENT_REQUEST
+from .logging._pipeline import EVENT_BYTES, FIELD_BYTES, NESTED_BYTES, LogPipeline
+from .metrics._http import HttpMetrics
+from .tracing._propagation import Extractor
+from .tracing._span import SpanFactory
 
 __all__ = ["ActiveRequest", "RequestLifecycle"]
 
@@ -38,6 +40,15 @@ _perf = time.perf_counter
 _getrandbits = random.getrandbits
 _REQUEST_HEADER = "http.request.header."
 _RESPONSE_HEADER = "http.response.header."
+# The request event's fixed fields and what the queue's estimate counts for them (logging's
+# estimate_event_bytes: per event, per field, the text of string values).
+_REQUEST_EVENT_FIELDS = 12
+_FIELD_BYTES = FIELD_BYTES
+_NESTED_BYTES = NESTED_BYTES
+_REQUEST_EVENT_BYTES = (
+    EVENT_BYTES + FIELD_BYTES * _REQUEST_EVENT_FIELDS
+    + len("request") + len("telemetry_web.request")
+)  # fmt: skip
 
 
 class RequestLifecycle:
@@ -173,9 +184,11 @@ class ActiveRequest:
         if life.spans is not None:
             self._start_span(life, scheme, headers, server, protocol_version, kind)
         self._in_progress = None
-        if life.http_metrics is not None and kind == "http":
-            self._in_progress = life.http_metrics.in_progress(self.method, route, scheme)
-            self._in_progress.inc()
+        metrics = life.http_metrics
+        if metrics is not None and kind == "http":
+            # The gauge child's value: inc(1) now, inc(-1) in finish().
+            self._in_progress = in_progress = metrics.in_progress_value(self.method, route, scheme)
+            in_progress.inc(1)
 
     def _start_span(
         self,
@@ -188,6 +201,23 @@ class ActiveRequest:
     ) -> None:
         # The trust policy may restart an untrusted caller's trace (a new root, linked to it).
         parent, links = life.extractor.resolve(headers, self.client)
+        # The attributes are built only for a span that records (or for a sampler reading them).
+        span = life.spans.start(  # type: ignore[union-attr]
+            self._span_name(), parent, SpanKind.SERVER, None, links,
+            self._span_attributes, life, scheme, headers, server, protocol_version, kind,
+        )  # fmt: skip
+        self.span = span
+        self._context_token = otel_context.attach(trace.set_span_in_context(span, parent))
+
+    def _span_attributes(
+        self,
+        life: RequestLifecycle,
+        scheme: str,
+        headers: Mapping[str, str],
+        server: tuple[str, int | None] | None,
+        protocol_version: str | None,
+        kind: str,
+    ) -> dict[str, Any]:
         attributes: dict[str, Any] = {
             sc.ATTR_HTTP_METHOD: self.method,
             sc.ATTR_URL_PATH: self.path,
@@ -224,9 +254,7 @@ class ActiveRequest:
             value = headers.get(name)
             if value is not None:
                 attributes[attribute] = (sc.REDACTED if redacted else value,)
-        span = life.spans.start(self._span_name(), parent, SpanKind.SERVER, attributes, links)  # type: ignore[union-attr]
-        self.span = span
-        self._context_token = otel_context.attach(trace.set_span_in_context(span, parent))
+        return attributes
 
     def capture_response_headers(self, headers: Mapping[str, str]) -> None:
         """Record the captured response headers among ``headers`` (lower-case names)."""
@@ -254,8 +282,11 @@ class ActiveRequest:
     ) -> None:
         """Record the outcome; ``ended`` is when the last response byte went out, if known."""
         end = ended if ended is not None else _perf()
-        duration = max(0.0, end - self.started)
+        duration = end - self.started
+        if duration < 0.0:
+            duration = 0.0
         life = self.life
+        metrics = life.http_metrics
         span = self.span
         trace_id = span_id = None
         exemplar = None
@@ -263,12 +294,12 @@ class ActiveRequest:
             context = span.get_span_context()
             trace_id = format(context.trace_id, "032x")
             span_id = format(context.span_id, "016x")
-            if context.trace_flags.sampled:
+            if context.trace_flags.sampled and metrics is not None and metrics.exemplars:
                 exemplar = {"trace_id": trace_id, "span_id": span_id}
             self._end_span(span, status, exception, end)
         if self._in_progress is not None:
-            self._in_progress.dec()
-            life.http_metrics.record(  # type: ignore[union-attr]
+            self._in_progress.inc(-1)
+            metrics.record(  # type: ignore[union-attr]
                 self.method, self.route, status, duration, request_size, response_size, exemplar
             )
         if life.pipeline is not None:
@@ -281,19 +312,21 @@ class ActiveRequest:
     def _end_span(
         self, span: trace.Span, status: int, exception: BaseException | None, end: float
     ) -> None:
-        if span.is_recording():
-            if self.route != sc.ROUTE_UNMATCHED:
-                span.set_attribute(sc.ATTR_HTTP_ROUTE, self.route)
-                span.update_name(self._span_name())
-            span.set_attribute(sc.ATTR_HTTP_STATUS, status)
-            if exception is not None:
-                span.record_exception(exception)
-                span.set_attribute(sc.ATTR_ERROR_TYPE, sc.exception_type(type(exception)))
-                # Scrubbed: a database error's text may carry statement literals.
-                span.set_status(Status(StatusCode.ERROR, describe_exception(exception)))
-            elif status >= 500:
-                span.set_attribute(sc.ATTR_ERROR_TYPE, str(status))
-                span.set_status(Status(StatusCode.ERROR))
+        if not span.is_recording():  # sampled out (or ended already): nothing to record
+            self.detach()
+            return
+        if self.route != sc.ROUTE_UNMATCHED:
+            span.set_attribute(sc.ATTR_HTTP_ROUTE, self.route)
+            span.update_name(self._span_name())
+        span.set_attribute(sc.ATTR_HTTP_STATUS, status)
+        if exception is not None:
+            span.record_exception(exception)
+            span.set_attribute(sc.ATTR_ERROR_TYPE, sc.exception_type(type(exception)))
+            # Scrubbed: a database error's text may carry statement literals.
+            span.set_status(Status(StatusCode.ERROR, describe_exception(exception)))
+        elif status >= 500:
+            span.set_attribute(sc.ATTR_ERROR_TYPE, str(status))
+            span.set_status(Status(StatusCode.ERROR))
         # SDK span times are epoch nanoseconds; `end` is on the perf_counter clock.
         start_ns = getattr(span, "start_time", None)
         span.end(end_time=start_ns + int((end - self.started) * 1e9) if start_ns else None)
@@ -352,7 +385,26 @@ class ActiveRequest:
             event["span_id"] = span_id
         if exception is not None:
             event["exc_info"] = (type(exception), exception, exception.__traceback__)
-        if self.fields:
-            for key, value in self.fields.copy().items():
+        fields = self.fields
+        if fields:
+            for key, value in fields.copy().items():
                 event.setdefault(key, value)
-        self.life.pipeline.submit(event)  # type: ignore[union-attr]
+            self.life.pipeline.submit(event)  # type: ignore[union-attr]
+            return
+        # The queue's size estimate, as estimate_event_bytes() makes it, without its loop.
+        user_agent = self.user_agent
+        client = self.client
+        size = (
+            _REQUEST_EVENT_BYTES + len(level) + len(self.original_method) + len(self.route)
+            + len(self.path) + len(self.request_id)
+            + (len(user_agent) if user_agent is not None else 0)
+            + (len(client) if client is not None else 0)
+        )  # fmt: skip
+        extra = len(event) - _REQUEST_EVENT_FIELDS
+        if extra:
+            size += _FIELD_BYTES * extra + len(self.query)
+            if trace_id is not None:
+                size += len(trace_id) + len(span_id)  # type: ignore[arg-type]
+            if exception is not None:
+                size += _NESTED_BYTES
+        self.life.pipeline.submit(event, size)  # type: ignore[union-attr]

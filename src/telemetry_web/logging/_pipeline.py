@@ -29,9 +29,9 @@ _ERROR_EVERY = 30.0  # seconds between two reports of the same failing sink
 # What a queued event costs on the heap (measured with tracemalloc: about 760 bytes for a
 # request line of 12 fields): the dict and its entries (keys are mostly shared constants), the
 # text of string values; nested values (an exception, a bound dict) a flat guess.
-_EVENT_BYTES = 250
-_FIELD_BYTES = 36
-_NESTED_BYTES = 512
+EVENT_BYTES = _EVENT_BYTES = 250
+FIELD_BYTES = _FIELD_BYTES = 36
+NESTED_BYTES = _NESTED_BYTES = 512
 
 
 def estimate_event_bytes(event: dict[str, Any]) -> int:
@@ -97,13 +97,16 @@ class LogPipeline:
 
     # --- caller side --------------------------------------------------------------------------
 
-    def submit(self, event: dict[str, Any]) -> None:
+    def submit(self, event: dict[str, Any], estimate: int | None = None) -> None:
+        """Queue ``event``; ``estimate`` is its :func:`estimate_event_bytes`, when the caller
+        knows it already."""
         queue = self._queue
         size = len(queue)
         if size >= self._max_queue or self._stopped:
             self._queue_full.inc()
             return
-        estimate = estimate_event_bytes(event)
+        if estimate is None:
+            estimate = estimate_event_bytes(event)
         with self._size_lock:
             if self._bytes_in + estimate - self._bytes_out > self._max_bytes:
                 full = True
