@@ -1,8 +1,13 @@
-"""``python -m benchmarks``: in-process and server+wrk benchmarks, printed as one table.
+"""``python -m benchmarks``: in-process and server+wrk benchmarks, printed as tables.
 
-One block per framework (Starlette, Flask, Django): its bare app, telemetry-web and the stack
-users assemble today, each overhead a ratio to the bare app measured in the same run.
-Progress goes to stderr; the table and summary go to stdout.
+One block per framework (Starlette, FastAPI, Flask, Django): its bare app, telemetry-web and the
+stack users assemble today, each overhead a ratio to the bare app measured in the same run; for
+the ASGI frameworks also telemetry-web with traces sampled at 1% (the sampled-out cost). Next to
+each median: the process CPU seconds per 10,000 requests, every thread counted, the background
+queues drained (span export, log writing), so work moved off the request path still counts.
+Served: uvicorn with uvloop and httptools and with asyncio and h11 (ASGI), gunicorn with two
+sync workers (WSGI).
+Progress goes to stderr; the tables and summary go to stdout.
 """
 
 from __future__ import annotations
@@ -15,22 +20,39 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 from benchmarks import django_apps, flask_apps
-from benchmarks.apps import BARE, BUILDERS, FACTORIES, OTEL_STACK, TELEMETRY_WEB, Variant
+from benchmarks.apps import (
+    BARE,
+    FACTORIES,
+    FASTAPI_FACTORIES,
+    OTEL_STACK,
+    SAMPLED_OUT_RATIO,
+    TELEMETRY_WEB,
+    TELEMETRY_WEB_SAMPLED_OUT,
+    Variant,
+    builders,
+)
 from benchmarks.inprocess import InProcessResult, run_inprocess
 from benchmarks.load import (
-    GUNICORN,
-    UVICORN,
-    WRK_CONNECTIONS,
+    GUNICORN_2,
+    UVICORN_ASYNCIO,
+    UVICORN_FAST,
     WRK_THREADS,
     LoadResult,
     ServerKind,
+    has_module,
     run_load,
     wrk_path,
 )
 from benchmarks.wsgi_inprocess import run_wsgi_inprocess
 
-TARGET = 0.25  # telemetry-web overhead must stay within this fraction of the otel-stack's
+# Issue 16's targets, each a same-run ratio.
+TARGET = 0.125  # in-process overhead: at most this fraction of the otel-stack's (stretch 0.10)
+CPU_TARGET = 0.20  # total CPU per request: at most this fraction of the otel-stack's
+SAMPLED_OUT_TARGET = 0.5  # sampled-out overhead: at most this fraction of sampled-in
+# Served throughput, at least this fraction of bare's, per server.
+SERVED_TARGETS = {UVICORN_FAST.label: 0.60, UVICORN_ASYNCIO.label: 0.75, GUNICORN_2.label: 0.75}
 NAMES = [BARE, TELEMETRY_WEB, OTEL_STACK]
+ASGI_NAMES = [BARE, TELEMETRY_WEB, TELEMETRY_WEB_SAMPLED_OUT, OTEL_STACK]
 
 
 @dataclass(frozen=True)
@@ -49,30 +71,45 @@ class Framework:
     key: str
     title: str
     usual_stack: str  # what the otel-stack row is made of
-    server: ServerKind
+    servers: tuple[ServerKind, ...]
     targets: dict[str, str]  # server entry point of each variant
+    asgi: bool = False
+
+    @property
+    def names(self) -> list[str]:
+        return ASGI_NAMES if self.asgi else NAMES
 
 
+_ASGI_STACK = "OpenTelemetry ASGI middleware + starlette-exporter + structlog line"
 FRAMEWORKS = {
     "starlette": Framework(
         "starlette",
         "Starlette (ASGI app called directly; uvicorn)",
-        "OpenTelemetry ASGI middleware + starlette-exporter + structlog line",
-        UVICORN,
+        _ASGI_STACK,
+        (UVICORN_FAST, UVICORN_ASYNCIO),
         FACTORIES,
+        asgi=True,
+    ),
+    "fastapi": Framework(
+        "fastapi",
+        "FastAPI (ASGI app called directly; uvicorn)",
+        _ASGI_STACK,
+        (UVICORN_FAST, UVICORN_ASYNCIO),
+        FASTAPI_FACTORIES,
+        asgi=True,
     ),
     "flask": Framework(
         "flask",
         "Flask (WSGI app called directly; gunicorn)",
         flask_apps.USUAL_STACK,
-        GUNICORN,
+        (GUNICORN_2,),
         flask_apps.TARGETS,
     ),
     "django": Framework(
         "django",
         "Django (WSGIHandler called directly; gunicorn)",
         django_apps.USUAL_STACK,
-        GUNICORN,
+        (GUNICORN_2,),
         django_apps.TARGETS,
     ),
 }
@@ -80,11 +117,11 @@ FRAMEWORKS = {
 
 @dataclass
 class Block:
-    """One framework's results."""
+    """One framework's results; ``load`` by server label, then by variant."""
 
     framework: Framework
     inproc: dict[str, InProcessResult] = field(default_factory=dict)
-    load: dict[str, LoadResult] = field(default_factory=dict)
+    load: dict[str, dict[str, LoadResult]] = field(default_factory=dict)
     skipped: dict[str, str] = field(default_factory=dict)
 
 
@@ -125,11 +162,11 @@ def parse_args(argv: Sequence[str] | None) -> Settings:
     return settings
 
 
-def build_variants() -> tuple[list[Variant], dict[str, str]]:
+def build_variants(framework: str = "starlette") -> tuple[list[Variant], dict[str, str]]:
     """Build every ASGI app; a variant that fails to build is reported, not fatal."""
     variants: list[Variant] = []
     skipped: dict[str, str] = {}
-    for name, build in BUILDERS.items():
+    for name, build in builders(framework).items():
         try:
             variants.append(build())
         except Exception as exc:  # e.g. telemetry_web not importable yet
@@ -139,8 +176,8 @@ def build_variants() -> tuple[list[Variant], dict[str, str]]:
 
 def run_block(framework: Framework, s: Settings) -> Block:
     block = Block(framework)
-    if framework.key == "starlette":
-        variants, block.skipped = build_variants()
+    if framework.asgi:
+        variants, block.skipped = build_variants(framework.key)
         results = asyncio.run(run_inprocess(variants, s.inproc_rounds, s.iterations, s.warmup))
     else:
         results, block.skipped = run_wsgi_inprocess(
@@ -149,10 +186,13 @@ def run_block(framework: Framework, s: Settings) -> Block:
     block.inproc = {r.name: r for r in results}
     if wrk_path() is not None:
         targets = {n: t for n, t in framework.targets.items() if n not in block.skipped}
-        label = f"{framework.key} " if framework.key != "starlette" else ""
-        block.load = run_load(
-            targets, s.seconds, s.rounds, s.warmup_seconds, framework.server, label
-        )
+        for server in framework.servers:
+            if server is UVICORN_FAST and not (has_module("uvloop") and has_module("httptools")):
+                continue  # reported as missing by problems()
+            label = f"{framework.key} {server.short} "
+            block.load[server.label] = run_load(
+                targets, s.seconds, s.rounds, s.warmup_seconds, server, label
+            )
     return block
 
 
@@ -167,38 +207,40 @@ def _ratio(num: float | None, den: float | None, fmt: str = "{:.2f}x") -> str:
     return fmt.format(num / den) if num is not None and den else "-"
 
 
-def table_rows(
-    names: Sequence[str],
-    inproc: dict[str, InProcessResult],
-    load: dict[str, LoadResult],
-) -> list[list[str]]:
-    bare_us = inproc[BARE].median_us if BARE in inproc else None
-    bare_rps = load[BARE].median_rps if BARE in load else None
+def table_rows(names: Sequence[str], inproc: dict[str, InProcessResult]) -> list[list[str]]:
+    bare = inproc.get(BARE)
+    bare_us = bare.median_us if bare is not None else None
+    bare_cpu = bare.median_cpu if bare is not None else None
     rows = []
     for name in names:
         row = [name]
         res = inproc.get(name)
         if res is None:
-            row += ["skipped"] + ["-"] * 7
+            rows.append(row + ["skipped"] + ["-"] * (len(HEADERS) - 2))
+            continue
+        us = res.median_us
+        row += [f"{us:.1f}"]
+        row += [f"{us - bare_us:+.1f}" if bare_us is not None else "-", _ratio(us, bare_us)]
+        cpu = res.median_cpu
+        row += [f"{cpu:.3f}" if cpu is not None else "-", _ratio(cpu, bare_cpu)]
+        p, n = res.produced, res.requests
+        if p is None:
+            row += ["-"] * 4
+        elif name == TELEMETRY_WEB_SAMPLED_OUT:  # a fraction of the requests, by design
+            row += [
+                f"{p.spans / n:.4f}",
+                f"{p.root_spans / n:.4f}",
+                _count(p.log_lines, n),
+                _count(p.counter_increments, n),
+            ]
         else:
-            us = res.median_us
-            row += [f"{us:.1f}"]
-            row += [f"{us - bare_us:+.1f}" if bare_us is not None else "-", _ratio(us, bare_us)]
-            p, n = res.produced, res.requests
-            if p is None:
-                row += ["-"] * 4
-            else:
-                row += [
-                    _count(p.spans, n, exact_multiple=True),
-                    _count(p.root_spans, n),
-                    _count(p.log_lines, n),
-                    _count(p.counter_increments, n),
-                ]
-            row.append(str(n))
-        lres = load.get(name)
-        rps = lres.median_rps if lres else None
-        row += [f"{rps:,.0f}" if rps is not None else "-", _ratio(rps, bare_rps)]
-        row.append(_served_counts(lres))
+            row += [
+                _count(p.spans, n, exact_multiple=True),
+                _count(p.root_spans, n),
+                _count(p.log_lines, n),
+                _count(p.counter_increments, n),
+            ]
+        row.append(str(n))
         rows.append(row)
     return rows
 
@@ -216,21 +258,25 @@ HEADERS = [
     "µs/req",
     "+µs",
     "x bare",
+    "CPU s/10k",
+    "x bare",
     "spans/req",
     "roots/req",
     "logs/req",
     "incs/req",
     "requests",
-    "wrk req/s",
-    "x bare",
-    "wrk roots/logs/incs",
 ]
+SERVED_HEADERS = ["variant", "req/s", "x bare", "roots/logs/incs"]
 
 
 LEGEND = [
+    "µs/req = median wall time per request; CPU s/10k = median process CPU seconds (all",
+    "threads) per 10,000 requests, the background queues (span export, log writer) drained.",
+    f"'{TELEMETRY_WEB_SAMPLED_OUT}' = telemetry-web with new traces sampled at a ratio of "
+    f"{SAMPLED_OUT_RATIO} (metrics and the request log line still recorded).",
     "spans = all exported spans, roots = spans without a parent (one per request expected),",
     "logs = log lines written, incs = request-counter increments; per request, warm-up included.",
-    "wrk roots/logs/incs = the same counts from the servers' apps, read when they exit.",
+    "roots/logs/incs (served) = the same counts from the servers' apps, read when they exit.",
     "'!' = not exactly one per request (spans/req: not a whole multiple): something was lost.",
 ]
 
@@ -254,48 +300,90 @@ def format_table(headers: Sequence[str], sections: Sequence[tuple[str, list[list
     return "\n".join(out)
 
 
+def served_rows(names: Sequence[str], load: dict[str, LoadResult]) -> list[list[str]]:
+    bare = load.get(BARE)
+    bare_rps = bare.median_rps if bare is not None else None
+    rows = []
+    for name in names:
+        res = load.get(name)
+        if res is None:
+            continue
+        rps = res.median_rps
+        rows.append(
+            [
+                name,
+                f"{rps:,.0f}" if rps is not None else "-",
+                _ratio(rps, bare_rps),
+                _served_counts(res),
+            ]
+        )
+    return rows
+
+
 def _overhead_fraction(tw: float | None, otel: float | None, bare: float | None) -> float | None:
     if tw is None or otel is None or bare is None or otel <= bare:
         return None
     return (tw - bare) / (otel - bare)
 
 
-def _us_per_req(rps: float | None) -> float | None:
-    return 1e6 / rps if rps else None
-
-
 def _name(block: Block) -> str:
     return block.framework.title.split()[0]
 
 
-def summary(block: Block) -> str:
-    """telemetry-web overhead / otel-stack overhead (in-process, served) and req/s ratios."""
-    inproc, load = block.inproc, block.load
+def _verdict(value: float | None, target: float, *, at_least: bool = False) -> str:
+    if value is None:
+        return "n/a"
+    met = value >= target if at_least else value <= target
+    sign = ">=" if at_least else "<="
+    return f"{value:.3f} ({'meets' if met else 'MISSES'} {sign} {target})"
+
+
+def summary(block: Block) -> list[str]:
+    """The block's ratios, each against issue 16's target."""
+    inproc = block.inproc
 
     def us(name: str) -> float | None:
         return inproc[name].median_us if name in inproc else None
 
-    def wrk_us(name: str) -> float | None:
-        return _us_per_req(load[name].median_rps) if name in load else None
+    def cpu(name: str) -> float | None:
+        return inproc[name].median_cpu if name in inproc else None
 
-    def rps(name: str) -> float | None:
-        return load[name].median_rps if name in load else None
-
-    parts = []
-    server = block.framework.server.label.split()[0]
-    for label, get in (("in-process", us), (f"{server} (from req/s)", wrk_us)):
-        frac = _overhead_fraction(get(TELEMETRY_WEB), get(OTEL_STACK), get(BARE))
-        if frac is None:
-            verdict = "n/a"
-        else:
-            verdict = f"{frac:.2f} ({'meets' if frac <= TARGET else 'MISSES'} <= {TARGET})"
-        parts.append(f"{label} {verdict}")
-    ratios = ", ".join(f"{n} {_ratio(rps(n), rps(BARE))}" for n in (TELEMETRY_WEB, OTEL_STACK))
     name = _name(block)
-    return (
-        f"{name + ':':<10} telemetry-web/otel-stack overhead: {'; '.join(parts)}; "
-        f"req/s vs bare: {ratios}"
+    lines = []
+    frac = _overhead_fraction(us(TELEMETRY_WEB), us(OTEL_STACK), us(BARE))
+    lines.append(f"{name}: in-process overhead telemetry-web/otel-stack {_verdict(frac, TARGET)}")
+    tw_cpu, otel_cpu = cpu(TELEMETRY_WEB), cpu(OTEL_STACK)
+    total = tw_cpu / otel_cpu if tw_cpu is not None and otel_cpu else None
+    cpu_frac = _overhead_fraction(tw_cpu, otel_cpu, cpu(BARE))
+    only = f"; overhead only {cpu_frac:.3f}" if cpu_frac is not None else ""
+    lines.append(
+        f"{name}: CPU per request telemetry-web/otel-stack, total "
+        f"{_verdict(total, CPU_TARGET)}{only}"
     )
+    if TELEMETRY_WEB_SAMPLED_OUT in inproc:
+        out = _overhead_fraction(us(TELEMETRY_WEB_SAMPLED_OUT), us(TELEMETRY_WEB), us(BARE))
+        out_cpu = _overhead_fraction(cpu(TELEMETRY_WEB_SAMPLED_OUT), tw_cpu, cpu(BARE))
+        shown = f"{out_cpu:.3f}" if out_cpu is not None else "n/a"
+        lines.append(
+            f"{name}: sampled-out/sampled-in overhead {_verdict(out, SAMPLED_OUT_TARGET)}; "
+            f"CPU {shown}"
+        )
+    for server, load in block.load.items():
+        bare = load.get(BARE)
+        bare_rps = bare.median_rps if bare is not None else None
+        ratios = {}
+        for variant in (TELEMETRY_WEB, OTEL_STACK):
+            res = load.get(variant)
+            rps = res.median_rps if res is not None else None
+            ratios[variant] = rps / bare_rps if rps is not None and bare_rps else None
+        target = SERVED_TARGETS.get(server, 0.6)
+        otel = ratios[OTEL_STACK]
+        lines.append(
+            f"{name}: {server} req/s vs bare: telemetry-web "
+            f"{_verdict(ratios[TELEMETRY_WEB], target, at_least=True)}, otel-stack "
+            + (f"{otel:.2f}x" if otel is not None else "n/a")
+        )
+    return lines
 
 
 def report(blocks: Sequence[Block], s: Settings) -> None:
@@ -304,25 +392,32 @@ def report(blocks: Sequence[Block], s: Settings) -> None:
         f"(GET /api/users/42, the app called directly; Flask and Django variants each in a "
         f"process of its own); per-request counts include {s.warmup} warm-up requests"
     )
-    if wrk_path() is not None:
-        servers = ", ".join(f"{_name(b)} under {b.framework.server.label}" for b in blocks)
-        warm = f" after a {s.warmup_seconds}s warm-up run" if s.warmup_seconds else ""
-        print(
-            f"servers: {servers}; wrk -t{WRK_THREADS} -c{WRK_CONNECTIONS} -d{s.seconds}s, "
-            f"median of {s.rounds} rounds{warm}, variants alternating"
-        )
     print()
     sections = [
         (
             f"[{b.framework.title}; otel-stack = {b.framework.usual_stack}]",
-            table_rows(NAMES, b.inproc, b.load),
+            table_rows(b.framework.names, b.inproc),
         )
         for b in blocks
     ]
     print(format_table(HEADERS, sections))
+    served = [
+        (f"[{_name(b)} under {server}]", served_rows(NAMES, load))
+        for b in blocks
+        for server, load in b.load.items()
+    ]
+    if served:
+        warm = f" after a {s.warmup_seconds}s warm-up run" if s.warmup_seconds else ""
+        print()
+        print(
+            f"served: wrk -t{WRK_THREADS} -d{s.seconds}s (-c32 for uvicorn, -c16 for gunicorn), "
+            f"median of {s.rounds} rounds{warm}, variants alternating"
+        )
+        print(format_table(SERVED_HEADERS, served))
     print()
     for block in blocks:
-        print(summary(block))
+        for line in summary(block):
+            print(line)
     for line in LEGEND:
         print(line)
 
@@ -333,10 +428,16 @@ def problems(blocks: Sequence[Block]) -> list[str]:
         name = _name(block)
         for variant, reason in block.skipped.items():
             lines.append(f"{name} {variant}: skipped: {reason}")
-        server = block.framework.server.label.split()[0]
-        for res in block.load.values():
-            for problem in res.problems:
-                lines.append(f"{name} {res.name} ({server}): {problem}")
+        for server, load in block.load.items():
+            for res in load.values():
+                for problem in res.problems:
+                    lines.append(f"{name} {res.name} ({server}): {problem}")
+        if (
+            wrk_path() is not None
+            and UVICORN_FAST in block.framework.servers
+            and not (has_module("uvloop") and has_module("httptools"))
+        ):
+            lines.append(f"{name}: uvloop or httptools not installed: {UVICORN_FAST.label} skipped")
     return lines
 
 

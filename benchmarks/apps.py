@@ -73,8 +73,10 @@ class CountingLogSink:
         self.bytes = 0
 
     def write(self, events: Sequence[dict[str, Any]]) -> None:
-        for event in events:
-            self.bytes += len(json.dumps(event, default=str))
+        # The rendering every telemetry-web sink shares (one JSON line per event and batch).
+        from telemetry_web.logging._sinks import json_lines
+
+        self.bytes += sum(len(line) for line in json_lines(events))
         self.lines += len(events)
 
     def flush(self) -> None:
@@ -113,11 +115,14 @@ class Produced:
 
 @dataclass
 class Variant:
-    """An app to benchmark; ``collect`` flushes its pipelines and reads what they produced."""
+    """An app to benchmark; ``collect`` flushes its pipelines and reads what they produced;
+    ``drain`` (if any) waits until its background threads have handled every request so far,
+    so that their CPU time is billed to the batch that caused it."""
 
     name: str
     app: ASGIApp
     collect: Callable[[], Produced] | None
+    drain: Callable[[], object] | None = None
 
 
 async def get_user(request: Request) -> JSONResponse:
@@ -127,6 +132,38 @@ async def get_user(request: Request) -> JSONResponse:
 
 def _starlette(middleware: Sequence[Middleware] = ()) -> Starlette:
     return Starlette(routes=[Route(ROUTE, get_user, methods=["GET"])], middleware=middleware)
+
+
+def _fastapi(middleware: Sequence[Middleware] = ()) -> Starlette:
+    from fastapi import FastAPI
+
+    # FastAPI's own OpenTelemetry instrumentation off in every variant: the bare app must be bare
+    # (in this process it would record into whatever global provider another variant set), the
+    # usual stack brings its middleware, and telemetry-web switches it off itself.
+    off = {"tracing": False, "metrics": False, "logs": False, "operation_spans": False}
+    app = FastAPI(
+        middleware=list(middleware),
+        openapi_url=None,
+        docs_url=None,
+        redoc_url=None,
+        telemetry=off,  # type: ignore[arg-type]
+    )
+
+    @app.get(ROUTE)
+    async def get_user_fastapi(user_id: int) -> dict[str, Any]:
+        return {"id": user_id, "name": "Ada Lovelace", "active": True}
+
+    return app
+
+
+# The ASGI frameworks benchmarked: each app is built the same way around the same endpoint.
+APPS: dict[str, Callable[[Sequence[Middleware]], Starlette]] = {
+    "starlette": _starlette,
+    "fastapi": _fastapi,
+}
+# Traces started at this ratio: the sampled-out row (every other part of the pipeline on).
+SAMPLED_OUT_RATIO = 0.01
+TELEMETRY_WEB_SAMPLED_OUT = "telemetry-web 1%"
 
 
 def sum_samples(registry: CollectorRegistry, sample: str, **labels: str) -> float:
@@ -139,29 +176,38 @@ def sum_samples(registry: CollectorRegistry, sample: str, **labels: str) -> floa
     return total
 
 
-def build_bare() -> Variant:
-    return Variant(BARE, _starlette(), None)
+def build_bare(framework: str = "starlette") -> Variant:
+    return Variant(BARE, APPS[framework](()), None)
 
 
-def build_telemetry_web() -> Variant:
+def build_telemetry_web(framework: str = "starlette", ratio: float | None = None) -> Variant:
     # Imported here so the other variants still run while the package is broken or absent.
     from telemetry_web import Telemetry, TelemetryMiddleware
 
     exporter = CountingSpanExporter()
     sink = CountingLogSink()
-    tel = Telemetry(**telemetry_options(exporter, sink))
-    app = _starlette()
+    tel = Telemetry(**telemetry_options(exporter, sink, ratio))
+    app = APPS[framework](())
     app.add_middleware(TelemetryMiddleware, telemetry=tel)
-    return Variant(TELEMETRY_WEB, app, lambda: telemetry_produced(tel, exporter, sink))
+    name = TELEMETRY_WEB if ratio is None else TELEMETRY_WEB_SAMPLED_OUT
+    return Variant(name, app, lambda: telemetry_produced(tel, exporter, sink), tel.flush)
 
 
-def telemetry_options(exporter: CountingSpanExporter, sink: CountingLogSink) -> dict[str, Any]:
-    """Keyword arguments of every benchmarked telemetry-web ``Telemetry`` (ASGI, Flask, Django)."""
+def telemetry_options(
+    exporter: CountingSpanExporter, sink: CountingLogSink, ratio: float | None = None
+) -> dict[str, Any]:
+    """Keyword arguments of every benchmarked telemetry-web ``Telemetry`` (ASGI, Flask, Django);
+    ``ratio``: new traces sampled at that ratio instead of all of them."""
+    # No local store: spans and log lines go to the counting exporter and sink only (the
+    # usual stack keeps no local copy either), and no run writes into the repository's one.
+    config: dict[str, Any] = {"logging": {"sinks": {"console": False}}, "store": {"enabled": False}}
+    if ratio is not None:
+        config["tracing"] = {"sampling": {"ratio": {"rate": ratio}}}
     return {
         "service": "bench",
         "environment": "bench",
         # Only our counting sink: `sinks: {}` would keep the default console sink (stdout).
-        "config": {"logging": {"sinks": {"console": False}}},
+        "config": config,
         "span_exporters": [exporter],
         "log_sinks": [sink],
         # Deterministic and isolated: no TELEMETRY_*/OTEL_* overrides from the caller's shell, and
@@ -233,7 +279,7 @@ def private_structlog(out: CountingDevNull) -> Any:
 _otel_builds = itertools.count()
 
 
-def build_otel_stack() -> Variant:
+def build_otel_stack(framework: str = "starlette") -> Variant:
     exporter = CountingSpanExporter()
     provider = TracerProvider()
     provider.add_span_processor(BatchSpanProcessor(exporter))
@@ -241,7 +287,7 @@ def build_otel_stack() -> Variant:
     # starlette-exporter keeps its metrics on the process-global REGISTRY (no registry argument):
     # a unique app_name label keeps each build's counts apart.
     app_name = f"bench-otel-{next(_otel_builds)}"
-    app = _starlette(
+    app = APPS[framework](
         [
             # Metrics come from starlette-exporter; an explicit no-op meter provider keeps any
             # global one (telemetry-web may install one) from being measured here.
@@ -261,7 +307,7 @@ def build_otel_stack() -> Variant:
         requests = sum_samples(REGISTRY, "starlette_requests_total", app_name=app_name)
         return Produced(exporter.spans, exporter.root_spans, out.lines, requests)
 
-    return Variant(OTEL_STACK, app, collect)
+    return Variant(OTEL_STACK, app, collect, provider.force_flush)
 
 
 BUILDERS: dict[str, Callable[[], Variant]] = {
@@ -269,6 +315,16 @@ BUILDERS: dict[str, Callable[[], Variant]] = {
     TELEMETRY_WEB: build_telemetry_web,
     OTEL_STACK: build_otel_stack,
 }
+
+
+def builders(framework: str) -> dict[str, Callable[[], Variant]]:
+    """The in-process variants of one ASGI framework, the sampled-out row included."""
+    return {
+        BARE: lambda: build_bare(framework),
+        TELEMETRY_WEB: lambda: build_telemetry_web(framework),
+        TELEMETRY_WEB_SAMPLED_OUT: lambda: build_telemetry_web(framework, SAMPLED_OUT_RATIO),
+        OTEL_STACK: lambda: build_otel_stack(framework),
+    }
 
 
 class CountingASGI:
@@ -295,7 +351,9 @@ def _served(variant: Variant) -> ASGIApp:
     def write_counts() -> None:
         # atexit hooks run last-registered first: this flushes before the SDK's own exit hooks.
         produced = asdict(collect()) if collect is not None else None
-        Path(path).write_text(json.dumps({"requests": counted.requests, "produced": produced}))
+        # One file per worker process (several workers add up).
+        out = Path(f"{path}.{os.getpid()}")
+        out.write_text(json.dumps({"requests": counted.requests, "produced": produced}))
 
     atexit.register(write_counts)
     return counted
@@ -314,8 +372,25 @@ def otel_stack_app() -> ASGIApp:
     return _served(build_otel_stack())
 
 
+def fastapi_bare_app() -> ASGIApp:
+    return _served(build_bare("fastapi"))
+
+
+def fastapi_telemetry_web_app() -> ASGIApp:
+    return _served(build_telemetry_web("fastapi"))
+
+
+def fastapi_otel_stack_app() -> ASGIApp:
+    return _served(build_otel_stack("fastapi"))
+
+
 FACTORIES: dict[str, str] = {
     BARE: "benchmarks.apps:bare_app",
     TELEMETRY_WEB: "benchmarks.apps:telemetry_web_app",
     OTEL_STACK: "benchmarks.apps:otel_stack_app",
+}
+FASTAPI_FACTORIES: dict[str, str] = {
+    BARE: "benchmarks.apps:fastapi_bare_app",
+    TELEMETRY_WEB: "benchmarks.apps:fastapi_telemetry_web_app",
+    OTEL_STACK: "benchmarks.apps:fastapi_otel_stack_app",
 }

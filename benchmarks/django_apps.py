@@ -119,7 +119,9 @@ def build_telemetry_web() -> WSGIVariant:
     # Before django.setup(): the app's ready() then finds this one instead of building its own.
     set_telemetry(tel)
     handler = _handler()
-    return WSGIVariant(TELEMETRY_WEB, handler, lambda: telemetry_produced(tel, exporter, sink))
+    return WSGIVariant(
+        TELEMETRY_WEB, handler, lambda: telemetry_produced(tel, exporter, sink), tel.flush
+    )
 
 
 def build_otel_stack() -> WSGIVariant:
@@ -149,7 +151,7 @@ def build_otel_stack() -> WSGIVariant:
         requests = sum_samples(REGISTRY, "django_http_responses_total_by_status_view_method_total")
         return Produced(exporter.spans, exporter.root_spans, out.lines, requests)
 
-    return WSGIVariant(OTEL_STACK, handler, collect)
+    return WSGIVariant(OTEL_STACK, handler, collect, provider.force_flush)
 
 
 BUILDERS: dict[str, Callable[[], WSGIVariant]] = {

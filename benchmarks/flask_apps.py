@@ -70,7 +70,9 @@ def build_telemetry_web() -> WSGIVariant:
     tel = FlaskTelemetry(app, **telemetry_options(exporter, sink)).telemetry
     # The app itself, as a server calls it: Flask.__call__ runs app.wsgi_app, which is now
     # telemetry-web's middleware around Flask's.
-    return WSGIVariant(TELEMETRY_WEB, app, lambda: telemetry_produced(tel, exporter, sink))
+    return WSGIVariant(
+        TELEMETRY_WEB, app, lambda: telemetry_produced(tel, exporter, sink), tel.flush
+    )
 
 
 def _log_requests(app: Flask, logger: Any) -> None:
@@ -111,7 +113,7 @@ def build_otel_stack() -> WSGIVariant:
         return Produced(exporter.spans, exporter.root_spans, out.lines, requests)
 
     # FlaskInstrumentor wrapped app.wsgi_app, which Flask.__call__ runs.
-    return WSGIVariant(OTEL_STACK, app, collect)
+    return WSGIVariant(OTEL_STACK, app, collect, provider.force_flush)
 
 
 BUILDERS: dict[str, Callable[[], WSGIVariant]] = {

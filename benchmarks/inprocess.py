@@ -5,7 +5,7 @@ import statistics
 import sys
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from starlette.types import ASGIApp, Message
 
@@ -41,10 +41,17 @@ class InProcessResult:
     round_us: list[float]  # mean µs per request of each timed round
     requests: int  # every call made, warm-up included: the denominator of per-request counts
     produced: Produced | None = None
+    # Process CPU seconds (every thread) per 10,000 requests of each round: the timed loop
+    # and the draining of the background queues it filled (span export, log writing).
+    round_cpu: list[float] = field(default_factory=list)
 
     @property
     def median_us(self) -> float:
         return statistics.median(self.round_us)
+
+    @property
+    def median_cpu(self) -> float | None:
+        return statistics.median(self.round_cpu) if self.round_cpu else None
 
 
 async def _receive() -> Message:
@@ -91,10 +98,18 @@ async def run_inprocess(
         shift = r % len(variants)
         order = list(range(shift, len(variants))) + list(range(shift))
         for i in order:
+            variant = variants[i]
+            if variant.drain is not None:
+                variant.drain()  # nothing of the warm-up or a past round billed here
             gc.collect()  # don't bill one variant for another's garbage
             time.sleep(_PAUSE_S)
-            seconds = await _run_batch(variants[i].app, iterations, send)
+            cpu = time.process_time()
+            seconds = await _run_batch(variant.app, iterations, send)
+            if variant.drain is not None:
+                variant.drain()
+            cpu = time.process_time() - cpu
             results[i].round_us.append(seconds / iterations * 1e6)
+            results[i].round_cpu.append(cpu / iterations * 10_000)
             results[i].requests += iterations
     if send.statuses != {200}:
         raise RuntimeError(f"unexpected statuses during timed rounds: {sorted(send.statuses)}")

@@ -33,36 +33,65 @@ STOP_TIMEOUT_S = 10.0
 
 @dataclass(frozen=True)
 class ServerKind:
-    """How to run one app: ``command(target, port)``, and the signal that stops it gracefully."""
+    """How to run one app: ``command(target, port)``, the signal that stops it gracefully, and
+    the connections wrk keeps open."""
 
     label: str
     command: Callable[[str, int], list[str]]
     stop_signal: signal.Signals
+    connections: int = WRK_CONNECTIONS
+
+    @property
+    def short(self) -> str:
+        return self.label.split(" (")[0]
 
 
-def _uvicorn_command(factory: str, port: int) -> list[str]:
-    return [
-        *(sys.executable, "-m", "uvicorn", factory, "--factory"),
-        *("--host", HOST, "--port", str(port)),
-        *("--no-access-log", "--log-level", "warning"),
-    ]
+def _uvicorn(loop: str | None, http: str | None) -> Callable[[str, int], list[str]]:
+    def command(factory: str, port: int) -> list[str]:
+        chosen = [*(("--loop", loop) if loop else ()), *(("--http", http) if http else ())]
+        return [
+            *(sys.executable, "-m", "uvicorn", factory, "--factory"),
+            *("--host", HOST, "--port", str(port)),
+            *("--no-access-log", "--log-level", "warning"),
+            *chosen,
+        ]
+
+    return command
 
 
-def _gunicorn_command(app: str, port: int) -> list[str]:
-    # Gunicorn's default: one sync worker (one request at a time, a connection per request:
-    # wrk reconnects). On the 2-core development machine it served about twice the requests
-    # of a gthread worker with 4 threads, whose thread hand-offs hid middleware costs.
-    return [
-        *(sys.executable, "-m", "gunicorn", app, "--bind", f"{HOST}:{port}"),
-        *("--workers", "1", "--worker-class", "sync", "--log-level", "warning"),
-    ]
+def _gunicorn(workers: int) -> Callable[[str, int], list[str]]:
+    # Gunicorn's default worker class: sync (one request at a time per worker, a connection per
+    # request: wrk reconnects). On the 2-core development machine it served about twice the
+    # requests of a gthread worker with 4 threads, whose thread hand-offs hid middleware costs.
+    def command(app: str, port: int) -> list[str]:
+        return [
+            *(sys.executable, "-m", "gunicorn", app, "--bind", f"{HOST}:{port}"),
+            *("--workers", str(workers), "--worker-class", "sync", "--log-level", "warning"),
+        ]
+
+    return command
+
+
+def has_module(name: str) -> bool:
+    import importlib.util
+
+    return importlib.util.find_spec(name) is not None
 
 
 # uvicorn exits gracefully on SIGINT (lifespan shutdown, then atexit hooks). Gunicorn's SIGINT
 # is a quick shutdown; SIGTERM lets the worker finish its request and leave through sys.exit,
 # so the app's atexit hooks run in the worker.
-UVICORN = ServerKind("uvicorn (1 worker)", _uvicorn_command, signal.SIGINT)
-GUNICORN = ServerKind("gunicorn (1 sync worker)", _gunicorn_command, signal.SIGTERM)
+UVICORN = ServerKind("uvicorn (1 worker)", _uvicorn(None, None), signal.SIGINT)
+# What people deploy: uvloop and httptools (uvicorn[standard]), 1 worker, 32 connections.
+UVICORN_FAST = ServerKind(
+    "uvicorn+uvloop+httptools (1 worker)", _uvicorn("uvloop", "httptools"), signal.SIGINT, 32
+)
+# uvicorn's pure-Python defaults when uvloop and httptools are absent.
+UVICORN_ASYNCIO = ServerKind(
+    "uvicorn+asyncio+h11 (1 worker)", _uvicorn("asyncio", "h11"), signal.SIGINT, 32
+)
+GUNICORN = ServerKind("gunicorn (1 sync worker)", _gunicorn(1), signal.SIGTERM)
+GUNICORN_2 = ServerKind("gunicorn (2 sync workers)", _gunicorn(2), signal.SIGTERM)
 
 _RPS = re.compile(r"Requests/sec:\s+([0-9.]+)")
 _NON_2XX = re.compile(r"Non-2xx or 3xx responses:\s+(\d+)")
@@ -154,15 +183,31 @@ class AppServer:
         except subprocess.TimeoutExpired:
             self._proc.kill()
             self._proc.wait(timeout=5)
-        if self._counts_file.exists():
-            self.counts = json.loads(self._counts_file.read_text())
+        # One file per worker process: the counts add up.
+        files = sorted(self._counts_file.parent.glob(self._counts_file.name + ".*"))
+        if files:
+            self.counts = _merged_counts(files)
         self._log.close()
 
 
-def run_wrk(port: int, seconds: int) -> tuple[float, str | None]:
+def _merged_counts(files: list[Path]) -> dict[str, object]:
+    requests = 0
+    produced: dict[str, float] | None = None
+    for path in files:
+        counts = json.loads(path.read_text())
+        requests += counts["requests"]
+        if counts["produced"] is not None:
+            before = produced or {}
+            produced = {k: before.get(k, 0) + v for k, v in counts["produced"].items()}
+    return {"requests": requests, "produced": produced}
+
+
+def run_wrk(
+    port: int, seconds: int, connections: int = WRK_CONNECTIONS
+) -> tuple[float, str | None]:
     """One wrk run: (requests/sec, a description of errors or None)."""
     cmd = [
-        *(str(wrk_path()), f"-t{WRK_THREADS}", f"-c{WRK_CONNECTIONS}", f"-d{seconds}s"),
+        *(str(wrk_path()), f"-t{WRK_THREADS}", f"-c{connections}", f"-d{seconds}s"),
         f"http://{HOST}:{port}{BENCH_PATH}",
     ]
     out = subprocess.run(cmd, capture_output=True, text=True, timeout=seconds + 30, check=True)
@@ -199,11 +244,11 @@ def run_load(
                     ready[name] = server
             for name, server in ready.items():
                 if warmup_seconds > 0:
-                    _measure(results[name], server.port, warmup_seconds, "warm-up")
+                    _measure(results[name], server.port, warmup_seconds, "warm-up", kind)
             for r in range(rounds):
                 print(f"bench: {label}wrk round {r + 1}/{rounds}", file=sys.stderr)
                 for name, server in ready.items():
-                    rps = _measure(results[name], server.port, seconds, f"round {r + 1}")
+                    rps = _measure(results[name], server.port, seconds, f"round {r + 1}", kind)
                     if rps is not None:
                         results[name].rps.append(rps)
         finally:
@@ -217,10 +262,12 @@ def run_load(
     return results
 
 
-def _measure(result: LoadResult, port: int, seconds: int, label: str) -> float | None:
+def _measure(
+    result: LoadResult, port: int, seconds: int, label: str, kind: ServerKind = UVICORN
+) -> float | None:
     """One wrk run; a failure is recorded against the variant instead of ending the benchmark."""
     try:
-        rps, errors = run_wrk(port, seconds)
+        rps, errors = run_wrk(port, seconds, kind.connections)
     except (OSError, subprocess.SubprocessError, RuntimeError) as exc:
         result.problems.append(f"{label}: wrk failed: {exc}")
         return None

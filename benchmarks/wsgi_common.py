@@ -35,6 +35,7 @@ class WSGIVariant:
     name: str
     app: WSGIApplication
     collect: Callable[[], Produced] | None
+    drain: Callable[[], object] | None = None  # see benchmarks.apps.Variant
 
 
 def counting_tracer_provider() -> tuple[TracerProvider, CountingSpanExporter]:
@@ -93,7 +94,9 @@ def served(variant: WSGIVariant) -> WSGIApplication:
 
     def write_counts() -> None:
         produced = asdict(collect()) if collect is not None else None
-        Path(path).write_text(json.dumps({"requests": counted.requests, "produced": produced}))
+        # One file per worker process (several workers add up).
+        out = Path(f"{path}.{os.getpid()}")
+        out.write_text(json.dumps({"requests": counted.requests, "produced": produced}))
 
     atexit.register(write_counts)
     return counted

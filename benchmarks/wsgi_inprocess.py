@@ -105,11 +105,18 @@ def _serve(variant: WSGIVariant, commands: IO[str], reply: Reply) -> None:
             sr.check(variant.name)
             reply({"ok": True})
         elif "batch" in command:
+            if variant.drain is not None:
+                variant.drain()  # nothing of the warm-up or a past round billed here
             gc.collect()  # don't bill this batch for earlier garbage
             time.sleep(_PAUSE_S)
+            # Process CPU (every thread): the loop and the draining of the queues it filled.
+            cpu = time.process_time()
             seconds = run_batch(variant.app, environ, command["batch"], sr)
+            if variant.drain is not None:
+                variant.drain()
+            cpu = time.process_time() - cpu
             sr.check(variant.name)
-            reply({"seconds": seconds})
+            reply({"seconds": seconds, "cpu": cpu})
         elif "collect" in command:
             produced = variant.collect() if variant.collect is not None else None
             reply({"produced": asdict(produced) if produced is not None else None})
@@ -243,6 +250,7 @@ def run_wsgi_inprocess(
                 if answer is not None:
                     result = results[worker.name]
                     result.round_us.append(answer["seconds"] / iterations * 1e6)
+                    result.round_cpu.append(answer["cpu"] / iterations * 10_000)
                     result.requests += iterations
         for worker in workers:
             answer = attempt(worker, {"collect": True})
