@@ -25,7 +25,7 @@ __all__ = ["RESTART_BYTES", "WRITER_AUTOCHECKPOINT", "Checkpointer"]
 INTERVAL = 0.2  # seconds between the first write after a checkpoint and the next checkpoint
 RESTART_BYTES = 64 << 20  # a WAL file past this is checkpointed with RESTART
 RESTART_WAIT_MS = 50  # how long a RESTART may hold new writers back waiting for readers
-WRITER_AUTOCHECKPOINT = 16384  # pages (64 MiB at 4 KiB): the writers' own checkpoint, a backstop
+WRITER_AUTOCHECKPOINT = 32768  # pages (128 MiB at 4 KiB): the writers' own checkpoint, a backstop
 JOURNAL_SIZE_LIMIT = RESTART_BYTES  # what a WAL file is cut back to when the log wraps
 
 

@@ -22,6 +22,7 @@ from .. import semconv as sc
 from .._forksafe import register_at_fork
 from . import _rows
 from ._checkpoint import JOURNAL_SIZE_LIMIT, WRITER_AUTOCHECKPOINT, Checkpointer
+from ._schema import SCHEMA as _SCHEMA
 
 __all__ = ["ROUTE_SQL", "SCHEMA_VERSION", "SQLiteStore", "StoreUnavailable", "stored_route"]
 
@@ -35,119 +36,7 @@ DEFAULT_MAX_SIZE = 1 << 30  # store.max_size: 1 GiB
 REPORT_EVERY = 30.0  # seconds between two "Log store unavailable" lines per store file
 FIRST_BACKOFF = 1.0
 MAX_BACKOFF = 30.0
-
-_SCHEMA = """
-CREATE TABLE IF NOT EXISTS strings (
-    id INTEGER PRIMARY KEY,
-    value TEXT NOT NULL UNIQUE
-);
-CREATE TABLE IF NOT EXISTS resources (
-    id INTEGER PRIMARY KEY,
-    attributes TEXT NOT NULL UNIQUE
-);
-CREATE TABLE IF NOT EXISTS span_rows (
-    id INTEGER PRIMARY KEY,
-    trace_id BLOB NOT NULL,
-    span_id BLOB NOT NULL,
-    parent_id BLOB,
-    name INTEGER NOT NULL,
-    kind INTEGER NOT NULL,
-    service INTEGER NOT NULL,
-    route INTEGER,
-    http_status INTEGER,
-    start_ns INTEGER NOT NULL,
-    duration_ns INTEGER NOT NULL,
-    status INTEGER NOT NULL,
-    status_message TEXT,
-    attributes BLOB,
-    events BLOB,
-    resource INTEGER NOT NULL
-);
-CREATE INDEX IF NOT EXISTS span_rows_trace ON span_rows (substr(trace_id, 1, 8));
-CREATE INDEX IF NOT EXISTS span_rows_start ON span_rows (start_ns);
-CREATE INDEX IF NOT EXISTS span_rows_errors ON span_rows (start_ns) WHERE status = 2;
-CREATE INDEX IF NOT EXISTS span_rows_route
-    ON span_rows (route, service, duration_ns, status, start_ns) WHERE kind = 1;
-CREATE TABLE IF NOT EXISTS log_rows (
-    id INTEGER PRIMARY KEY,
-    ts REAL NOT NULL,
-    level TEXT,
-    level_no INTEGER NOT NULL,
-    logger INTEGER,
-    service INTEGER,
-    event TEXT,
-    trace_id BLOB,
-    span_id BLOB,
-    request_id BLOB,
-    fields BLOB
-);
-CREATE INDEX IF NOT EXISTS log_rows_trace ON log_rows (substr(trace_id, 1, 8))
-    WHERE trace_id IS NOT NULL;
-CREATE INDEX IF NOT EXISTS log_rows_ts ON log_rows (ts);
-CREATE INDEX IF NOT EXISTS log_rows_problems ON log_rows (ts) WHERE level_no >= 30;
-CREATE VIEW IF NOT EXISTS spans AS SELECT s.id AS id, lower(hex(s.trace_id)) AS trace_id,
-    lower(hex(s.span_id)) AS span_id,
-    CASE WHEN s.parent_id IS NOT NULL THEN lower(hex(s.parent_id)) END AS parent_id,
-    n.value AS name,
-    CASE s.kind WHEN 0 THEN 'internal' WHEN 1 THEN 'server' WHEN 2 THEN 'client'
-        WHEN 3 THEN 'producer' ELSE 'consumer' END AS kind,
-    v.value AS service, r.value AS route, s.http_status AS http_status,
-    s.start_ns AS start_ns, s.duration_ns AS duration_ns,
-    CASE s.status WHEN 0 THEN 'unset' WHEN 1 THEN 'ok' ELSE 'error' END AS status,
-    s.status_message AS status_message, s.attributes AS attributes, s.events AS events,
-    res.attributes AS resource
-    FROM span_rows s JOIN strings n ON n.id = s.name JOIN strings v ON v.id = s.service
-    LEFT JOIN strings r ON r.id = s.route JOIN resources res ON res.id = s.resource;
-CREATE VIEW IF NOT EXISTS logs AS SELECT l.id AS id, l.ts AS ts,
-    COALESCE(l.level, CASE l.level_no WHEN 10 THEN 'debug' WHEN 20 THEN 'info'
-        WHEN 30 THEN 'warning' WHEN 40 THEN 'error' ELSE 'critical' END) AS level,
-    l.level_no AS level_no, g.value AS logger, v.value AS service, l.event AS event,
-    CASE WHEN typeof(l.trace_id) = 'blob' THEN lower(hex(l.trace_id)) ELSE l.trace_id END
-        AS trace_id,
-    CASE WHEN typeof(l.span_id) = 'blob' THEN lower(hex(l.span_id)) ELSE l.span_id END
-        AS span_id,
-    CASE WHEN typeof(l.request_id) = 'blob' THEN lower(hex(l.request_id))
-        ELSE l.request_id END AS request_id,
-    l.fields AS fields
-    FROM log_rows l LEFT JOIN strings g ON g.id = l.logger LEFT JOIN strings v ON v.id = l.service;
-CREATE TABLE IF NOT EXISTS metric_series (
-    id INTEGER PRIMARY KEY,
-    family TEXT NOT NULL,
-    name TEXT NOT NULL,
-    type TEXT NOT NULL,
-    labels TEXT NOT NULL,
-    help TEXT NOT NULL,
-    UNIQUE (name, labels)
-);
-CREATE INDEX IF NOT EXISTS metric_series_family ON metric_series (family);
-CREATE TABLE IF NOT EXISTS metric_points (
-    series_id INTEGER NOT NULL,
-    ts INTEGER NOT NULL,
-    value REAL NOT NULL,
-    PRIMARY KEY (series_id, ts)
-) WITHOUT ROWID;
-CREATE TABLE IF NOT EXISTS metric_snapshots (
-    ts INTEGER PRIMARY KEY,
-    samples INTEGER NOT NULL
-);
-CREATE TABLE IF NOT EXISTS alerts (
-    id INTEGER PRIMARY KEY,
-    fingerprint TEXT NOT NULL,
-    name TEXT NOT NULL,
-    labels TEXT NOT NULL,
-    annotations TEXT NOT NULL,
-    state TEXT NOT NULL,
-    value REAL,
-    active_at REAL NOT NULL,
-    fired_at REAL,
-    resolved_at REAL,
-    notified_at REAL,
-    evaluated_at REAL NOT NULL
-);
-CREATE UNIQUE INDEX IF NOT EXISTS alerts_active ON alerts (fingerprint)
-    WHERE state IN ('pending', 'firing');
-CREATE INDEX IF NOT EXISTS alerts_state ON alerts (state, active_at);
-"""
+_YIELD = 0.001  # seconds a log batch sleeps at a time while a span batch waits for the lock
 
 SPAN_COLUMNS = (
     "trace_id, span_id, parent_id, name, kind, service, route, http_status, start_ns, "
@@ -180,13 +69,6 @@ _HEADER = b"SQLite format 3\x00"
 
 def _identity_of(st: os.stat_result) -> tuple[int, int]:
     return st.st_dev, st.st_ino
-
-
-def _identity(path: str) -> tuple[int, int] | None:
-    try:
-        return _identity_of(os.stat(path))
-    except OSError:
-        return None
 
 
 class StoreUnavailable(Exception):
@@ -268,9 +150,12 @@ class SQLiteStore:
         # The span exporter and the log sink share a store: a fork while one of them writes
         # must not leave the child's other one waiting for a lock no thread of it holds.
         register_at_fork(after_in_child=self._after_fork_in_child)
+        self._waiting_lock = threading.Lock()
+        self._spans_waiting = 0  # span batches waiting for the lock (log batches let them go)
         self._lock = threading.Lock()
         self._conn: sqlite3.Connection | None = None
         self._identity: tuple[int, int] | None = None  # the file the connection writes
+        self._fd: int | None = None  # a descriptor of that file, for its header
         self._pid = 0
         self._last_prune = float("-inf")
         self._backoff = 0.0
@@ -279,6 +164,8 @@ class SQLiteStore:
 
     def _after_fork_in_child(self) -> None:
         self._lock = threading.Lock()  # the parent's connection is left alone: see _connect
+        self._waiting_lock = threading.Lock()
+        self._spans_waiting = 0
 
     @staticmethod
     def absolute(path: str) -> str:
@@ -291,7 +178,7 @@ class SQLiteStore:
                 return self._conn
             self._close_quietly()  # removed or replaced: write to the file now at the path
         # A forked worker never uses its parent's connection (SQLite forbids it): a new one.
-        self._conn = None
+        self._close_quietly()
         directory = os.path.dirname(self.path) or "."
         try:
             os.makedirs(directory, exist_ok=True)
@@ -306,21 +193,28 @@ class SQLiteStore:
         except BaseException:
             conn.close()
             raise
-        self._conn, self._pid = conn, os.getpid()
-        self._identity = _identity(self.path)
+        try:
+            # kept open while the connection is: one stat and one read per batch check the
+            # file (no open and close per batch: closing a descriptor of the file drops the
+            # process's POSIX locks on it, SQLite's included)
+            fd = os.open(self.path, os.O_RDONLY | getattr(os, "O_CLOEXEC", 0))
+        except OSError:
+            conn.close()
+            raise
+        self._conn, self._pid, self._fd = conn, os.getpid(), fd
+        self._identity = _identity_of(os.fstat(fd))
         return conn
 
     def _same_file(self) -> bool:
         """Whether the path still holds the file our connection writes (an operator may have
         moved a broken store away); raises when another program wrote over its header."""
         try:
-            with open(self.path, "rb") as f:
-                identity = _identity_of(os.fstat(f.fileno()))
-                header = f.read(len(_HEADER))
+            identity = _identity_of(os.stat(self.path))
         except FileNotFoundError:
             return False
-        if identity != self._identity:
+        if identity != self._identity or self._fd is None:
             return False
+        header = os.pread(self._fd, len(_HEADER), 0)
         if header and header != _HEADER[: len(header)]:
             raise sqlite3.DatabaseError("file is not a database")
         return True
@@ -383,45 +277,71 @@ class SQLiteStore:
         (:func:`._rows.prepare_span`, :func:`._rows.prepare_log`): what the writers pass, made
         before the lock is taken.
 
+        Span batches go first: the batch processor holds few spans (a fraction of a second of
+        traffic) where the log pipeline holds seconds of lines, so a log batch waits while a
+        span batch does (a log writer with a backlog would otherwise take the lock again and
+        again before the span writer's thread runs).
+
         Raises:
             StoreUnavailable: the rows were not written (and the failure was reported).
         """
-        with self._lock:
-            now = time.monotonic()
-            if now < self._retry_at:
-                self._fail(None, len(spans), len(logs))
-            try:
-                conn = self._connect()
-                if conn is not self._checkpointed:  # checkpoints in the background from now on
-                    conn.execute(f"PRAGMA wal_autocheckpoint = {WRITER_AUTOCHECKPOINT}")
-                    conn.execute(f"PRAGMA journal_size_limit = {JOURNAL_SIZE_LIMIT}")
-                    self._checkpointed = conn
-                conn.execute("BEGIN IMMEDIATE")
-                self._interned.begin(conn)
-                try:
-                    if spans:
-                        rows = self._interned.spans(spans)
-                        _rows.insert(conn, "span_rows", _rows.SPAN_ROW_COLUMNS, rows)
-                    if logs:
-                        rows = self._interned.logs(logs)
-                        _rows.insert(conn, "log_rows", _rows.LOG_ROW_COLUMNS, rows)
-                    if now - self._last_prune >= PRUNE_EVERY:
-                        self._prune(conn)
-                        self._last_prune = now
-                    self._prune_to_size(conn)
-                    conn.execute("COMMIT")
-                    self._interned.committed()
-                except BaseException:
-                    if conn.in_transaction:
-                        conn.execute("ROLLBACK")
-                    raise
-            except (sqlite3.Error, OSError) as exc:
-                self._backoff = min(MAX_BACKOFF, max(FIRST_BACKOFF, self._backoff * 2))
-                self._retry_at = time.monotonic() + self._backoff
-                self._close_quietly()
-                self._fail(exc, len(spans), len(logs))
-            self._backoff = 0.0
+        if spans:
+            with self._waiting_lock:
+                self._spans_waiting += 1
+        else:
+            waited = 0.0
+            while self._spans_waiting and waited < self.busy_timeout:
+                time.sleep(_YIELD)
+                waited += _YIELD
+        try:
+            self._lock.acquire()
+        finally:
+            if spans:
+                with self._waiting_lock:
+                    self._spans_waiting -= 1
+        try:
+            self._write_locked(spans, logs)
+        finally:
+            self._lock.release()
         self._checkpointer.wrote()
+
+    def _write_locked(
+        self, spans: Sequence[tuple[Any, ...]], logs: Sequence[tuple[Any, ...]]
+    ) -> None:
+        now = time.monotonic()
+        if now < self._retry_at:
+            self._fail(None, len(spans), len(logs))
+        try:
+            conn = self._connect()
+            if conn is not self._checkpointed:  # checkpoints in the background from now on
+                conn.execute(f"PRAGMA wal_autocheckpoint = {WRITER_AUTOCHECKPOINT}")
+                conn.execute(f"PRAGMA journal_size_limit = {JOURNAL_SIZE_LIMIT}")
+                self._checkpointed = conn
+            conn.execute("BEGIN IMMEDIATE")
+            self._interned.begin(conn)
+            try:
+                if spans:
+                    rows = self._interned.spans(spans)
+                    _rows.insert(conn, "span_rows", _rows.SPAN_ROW_COLUMNS, rows)
+                if logs:
+                    rows = self._interned.logs(logs)
+                    _rows.insert(conn, "log_rows", _rows.LOG_ROW_COLUMNS, rows)
+                if now - self._last_prune >= PRUNE_EVERY:
+                    self._prune(conn)
+                    self._last_prune = now
+                self._prune_to_size(conn)
+                conn.execute("COMMIT")
+                self._interned.committed()
+            except BaseException:
+                if conn.in_transaction:
+                    conn.execute("ROLLBACK")
+                raise
+        except (sqlite3.Error, OSError) as exc:
+            self._backoff = min(MAX_BACKOFF, max(FIRST_BACKOFF, self._backoff * 2))
+            self._retry_at = time.monotonic() + self._backoff
+            self._close_quietly()
+            self._fail(exc, len(spans), len(logs))
+        self._backoff = 0.0
 
     def _prune(self, conn: sqlite3.Connection) -> None:
         cutoff = time.time() - self.retention
@@ -459,10 +379,16 @@ class SQLiteStore:
 
     def _close_quietly(self) -> None:
         conn, self._conn = self._conn, None
+        fd, self._fd = self._fd, None
         if conn is not None and self._pid == os.getpid():
             try:
                 conn.close()
             except sqlite3.Error:
+                pass
+        if fd is not None:  # (a forked child's copy is its own to close)
+            try:
+                os.close(fd)
+            except OSError:
                 pass
 
     def close(self) -> None:

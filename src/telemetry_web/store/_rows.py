@@ -168,7 +168,7 @@ LOG_ROW_COLUMNS = (
 )
 # Rows per INSERT statement: a batch goes in as a few multi-row statements (one SQLite step
 # each, so the writer gives the GIL away a few times per batch instead of once per row).
-_CHUNKS = (128, 16, 1)
+_CHUNKS = (128, 64, 32, 16, 8, 4, 2, 1)
 
 
 def insert(conn: sqlite3.Connection, table: str, columns: str, rows: list[tuple[Any, ...]]) -> None:
@@ -250,9 +250,10 @@ def copy_old_tables(conn: sqlite3.Connection) -> None:
 
 def used_bytes(conn: sqlite3.Connection) -> int:
     """The bytes the file's pages hold (free pages, reused by the next inserts, left out)."""
-    pages = conn.execute("PRAGMA page_count").fetchone()[0]
-    free = conn.execute("PRAGMA freelist_count").fetchone()[0]
-    size = conn.execute("PRAGMA page_size").fetchone()[0]
+    pages, free, size = conn.execute(
+        "SELECT p.page_count, f.freelist_count, s.page_size FROM pragma_page_count() p, "
+        "pragma_freelist_count() f, pragma_page_size() s"
+    ).fetchone()
     return int((pages - free) * size)
 
 
