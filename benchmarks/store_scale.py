@@ -13,7 +13,7 @@
    trace page with its logs, routes; medians of 5 next to the issue's targets (a search under
    200 ms, a trace page under 100 ms).
 3. Load: 5,000 requests/s offered for 20 s (5 s with --quick) through the pipeline into that
-   store; spans and log lines dropped (``telemetry_*_dropped_total``).
+   store; spans and log lines written (rows added) and dropped (``telemetry_*_dropped_total``).
 
     .venv/bin/python -m benchmarks.store_scale [--quick]
 """
@@ -275,6 +275,7 @@ def sustained(path: str, rate: int, seconds: float) -> dict[str, float]:
             await asyncio.gather(*(_call(app, sent + k) for k in range(due - sent)))
             sent = due
 
+    before = _counts(path)
     started = time.perf_counter()
     asyncio.run(send())
     served = sent / (time.perf_counter() - started)
@@ -287,7 +288,19 @@ def sustained(path: str, rate: int, seconds: float) -> dict[str, float]:
             elif sample.name == "telemetry_log_events_dropped_total":
                 dropped["logs"] += sample.value
     telemetry.shutdown()
-    return {"requests": sent, "served/s": served, **dropped}
+    after = _counts(path)
+    written = {"spans written": after[0] - before[0], "logs written": after[1] - before[1]}
+    return {"requests": sent, "served/s": served, **dropped, **written}
+
+
+def _counts(path: str) -> tuple[int, int]:
+    import sqlite3
+
+    with sqlite3.connect(path) as conn:
+        spans = conn.execute("SELECT MAX(id) FROM span_rows").fetchone()[0] or 0
+        logs = conn.execute("SELECT MAX(id) FROM log_rows").fetchone()[0] or 0
+    conn.close()
+    return int(spans), int(logs)
 
 
 def main() -> None:
@@ -319,8 +332,9 @@ def main() -> None:
         seconds = 5.0 if args.quick else 20.0
         load = sustained(path, 5000, seconds)
         print(f"5,000 req/s offered for {seconds:.0f} s: {load['requests']:,.0f} requests "
-              f"({load['served/s']:,.0f}/s served), dropped {load['spans']:,.0f} spans and "
-              f"{load['logs']:,.0f} log lines")  # fmt: skip
+              f"({load['served/s']:,.0f}/s served), written {load['spans written']:,.0f} spans "
+              f"and {load['logs written']:,.0f} log lines, dropped {load['spans']:,.0f} spans "
+              f"and {load['logs']:,.0f} log lines")  # fmt: skip
     finally:
         shutil.rmtree(directory, ignore_errors=True)
 
