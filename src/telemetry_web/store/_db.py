@@ -395,3 +395,6 @@ class SQLiteStore:
         self._checkpointer.stop()
         with self._lock:
             self._close_quietly()
+            # (the exporter and the sink share a store: a later engine on the same file starts
+            # without the pause an earlier failure left)
+            self._backoff, self._retry_at = 0.0, float("-inf")

@@ -310,6 +310,10 @@ class StoreSpanExporter(SpanExporter):
         self.store.close()
 
 
+# Log lines per transaction (the log pipeline hands over up to 512 at a time).
+LOG_CHUNK = 128
+
+
 class StoreLogSink:
     """Writes each batch of log events in one transaction; counts what it cannot write."""
 
@@ -330,12 +334,20 @@ class StoreLogSink:
         self._dropped = dropped.labels("store", "store_unavailable") if dropped else None
 
     def write(self, events: Sequence[dict[str, Any]]) -> None:
-        try:
-            self.store.write_prepared(logs=[prepared_log(e) for e in events])
-        except StoreUnavailable:
-            if self._dropped is None:
-                raise  # no counter of our own: the pipeline counts it as a sink error
-            self._dropped.inc(len(events))
+        """Write ``events`` in transactions of :data:`LOG_CHUNK` lines: the store's lock is
+        held briefly each time, and a span batch waiting for it goes in between."""
+        rows = [prepared_log(e) for e in events]
+        failed = 0
+        for first in range(0, len(rows), LOG_CHUNK):
+            chunk = rows[first : first + LOG_CHUNK]
+            try:
+                self.store.write_prepared(logs=chunk)
+            except StoreUnavailable:
+                if self._dropped is None:
+                    raise  # no counter of our own: the pipeline counts it as a sink error
+                failed += len(chunk)  # (the next chunks fail at once: the store pauses)
+        if failed and self._dropped is not None:
+            self._dropped.inc(failed)
 
     def close(self) -> None:
         self.store.close()
