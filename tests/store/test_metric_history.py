@@ -10,6 +10,7 @@ import sys
 import textwrap
 import time
 from pathlib import Path
+from typing import Any
 
 import pytest
 from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
@@ -139,8 +140,10 @@ def test_retention_prunes_old_points_and_series(tmp_path: Path) -> None:
 def test_retention_comes_from_the_configuration(tmp_path: Path) -> None:
     """``metrics.collectors.prometheus.retention`` is accepted now; the store's is the
     default; with the store off there is no history."""
-    base = {"store": {"path": str(tmp_path / "t.db")}, "logging": {"sinks": {"console": False}}}
-    kw = {"use_env": False, "set_global": False, "capture_stdlib_logging": False}
+    base: dict[str, Any] = {
+        "store": {"path": str(tmp_path / "t.db")}, "logging": {"sinks": {"console": False}}
+    }  # fmt: skip
+    kw: dict[str, Any] = {"use_env": False, "set_global": False, "capture_stdlib_logging": False}
     t = Telemetry({**base, "metrics": {"collectors": {"prometheus": {"retention": "2d"}}}}, **kw)
     assert t._metric_history.store.retention == 2 * 86400
     assert t._metric_history.interval == 15
@@ -158,8 +161,8 @@ def test_only_the_lock_holder_snapshots_and_a_dead_holder_releases(tmp_path: Pat
     """A second snapshotter on the same lock waits; it takes over once the first is gone."""
     registry = CollectorRegistry()
     Counter("a_total", "A.", registry=registry).inc()
-    kw = {"store_path": str(tmp_path / "t.db"), "lock_file": str(tmp_path / "lock"),
-          "interval": 15, "retention": 3600}  # fmt: skip
+    kw: dict[str, Any] = {"store_path": str(tmp_path / "t.db"), "lock_file": str(tmp_path / "lock"),
+                          "interval": 15, "retention": 3600}  # fmt: skip
     first, second = MetricSnapshotter([registry], **kw), MetricSnapshotter([registry], **kw)
     assert first.tick()
     assert not second.tick()
