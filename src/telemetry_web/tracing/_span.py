@@ -35,6 +35,7 @@ from opentelemetry.sdk.trace.sampling import (
 )
 from opentelemetry.sdk.util.instrumentation import InstrumentationScope
 from opentelemetry.trace import (
+    INVALID_SPAN_CONTEXT,
     Link,
     NonRecordingSpan,
     Span,
@@ -225,7 +226,12 @@ class SpanFactory:
         ``attributes`` None: ``build(*args)`` makes them, before the sampler decides if it
         reads them (:attr:`reads_attributes`), else only for a sampled span.
         """
-        parent_context = get_current_span(parent).get_span_context()
+        # An empty context (no caller's trace: the usual request) has no parent to look up.
+        parent_context = (
+            INVALID_SPAN_CONTEXT
+            if parent is not None and not parent
+            else get_current_span(parent).get_span_context()
+        )
         if parent_context.is_valid:
             trace_id = parent_context.trace_id
             parent_span: SpanContext | None = parent_context
