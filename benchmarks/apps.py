@@ -282,7 +282,9 @@ _otel_builds = itertools.count()
 def build_otel_stack(framework: str = "starlette") -> Variant:
     exporter = CountingSpanExporter()
     provider = TracerProvider()
-    provider.add_span_processor(BatchSpanProcessor(exporter))
+    # A queue that holds a whole in-process round: with the SDK's default (2048) the loop
+    # outruns the export thread and spans are dropped, i.e. work the row would not pay for.
+    provider.add_span_processor(BatchSpanProcessor(exporter, max_queue_size=16_384))
     out = CountingDevNull()
     # starlette-exporter keeps its metrics on the process-global REGISTRY (no registry argument):
     # a unique app_name label keeps each build's counts apart.
