@@ -36,8 +36,9 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from telemetry_web.config import load_settings
 
+from ._net import free_port
 from .conftest import require_tool
-from .servers.conftest import free_port, serve
+from .servers.conftest import serve
 
 ROOT = Path(__file__).resolve().parent.parent
 ASSETS = ROOT / "integrations"

@@ -3,9 +3,7 @@
 from __future__ import annotations
 
 import atexit
-import json
 import os
-import socket
 import subprocess
 import sys
 import tempfile
@@ -15,11 +13,14 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import pytest
 from werkzeug.test import EnvironBuilder
 
 from telemetry_web.testing import CapturedTelemetry, capture_telemetry
 from telemetry_web.wsgi import TelemetryWSGIMiddleware
+
+from .._logs import json_lines
+from .._net import wait_for_port
+from .._waiting import poll
 
 REPO = Path(__file__).resolve().parents[2]
 SERVICE = "wsgi-test"
@@ -294,12 +295,6 @@ def served_app() -> TelemetryWSGIMiddleware:
 # --- real servers --------------------------------------------------------------------------------
 
 
-def free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
 @dataclass
 class Server:
     """A server subprocess on a loopback port; ``stdout`` collects its JSON log lines."""
@@ -314,22 +309,13 @@ class Server:
         return f"http://127.0.0.1:{self.port}"
 
     def json_lines(self) -> list[dict[str, Any]]:
-        lines = []
-        for raw in self.stdout.read_text(encoding="utf-8", errors="replace").splitlines():
-            if raw.startswith("{"):
-                lines.append(json.loads(raw))
-        return lines
+        return json_lines(self.stdout.read_text(encoding="utf-8", errors="replace"))
 
     def wait_for_lines(
         self, done: Callable[[list[dict[str, Any]]], bool], timeout: float = 10.0
     ) -> list[dict[str, Any]]:
         """The log lines once ``done(lines)`` holds (the writer thread is asynchronous)."""
-        deadline = time.monotonic() + timeout
-        while True:
-            lines = self.json_lines()
-            if done(lines) or time.monotonic() > deadline:
-                return lines
-            time.sleep(0.05)
+        return poll(self.json_lines, done, timeout)
 
     def stop(self) -> None:
         if self.process.poll() is None:
@@ -354,17 +340,12 @@ def start_server(argv: list[str], port: int, tmp_path: Path, **env: str) -> Serv
     with stdout.open("ab") as out, stderr.open("ab") as err:
         process = subprocess.Popen(argv, cwd=REPO, env=environ, stdout=out, stderr=err)
     server = Server(process, port, stdout, stderr)
-    deadline = time.monotonic() + 30.0
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            pytest.fail(f"{argv[:3]} exited with {process.returncode}:\n{stderr.read_text()}")
-        try:
-            with socket.create_connection(("127.0.0.1", port), timeout=0.5):
-                return server
-        except OSError:
-            time.sleep(0.05)
-    server.stop()
-    pytest.fail(f"{argv[:3]} did not accept connections within 30s:\n{stderr.read_text()}")
+    try:
+        wait_for_port(port, process, output=stderr.read_text)
+    except BaseException:  # pytest.fail's exception included: stop what did start
+        server.stop()
+        raise
+    return server
 
 
 def gunicorn_argv(spec: str, port: int, *, workers: int, threads: int) -> list[str]:

@@ -3,10 +3,8 @@
 from __future__ import annotations
 
 import os
-import socket
 import subprocess
 import sys
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -14,6 +12,7 @@ import httpx
 import pytest
 
 from .._metrics import Scrape
+from .._net import free_port, wait_for_port
 from ..conftest import require_tool
 
 REPO = Path(__file__).resolve().parents[2]
@@ -38,30 +37,11 @@ PLANS = {
 }
 
 
-def _free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-def _wait_until_accepting(process: subprocess.Popen[bytes], port: int, log: Path) -> None:
-    deadline = time.monotonic() + 30.0
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            pytest.fail(f"uvicorn exited with {process.returncode}:\n{log.read_text()}")
-        try:
-            with socket.create_connection(("127.0.0.1", port), timeout=0.5):
-                return
-        except OSError:
-            time.sleep(0.1)
-    pytest.fail(f"uvicorn did not accept connections within 30s:\n{log.read_text()}")
-
-
 @pytest.fixture
 def served_app(tmp_path: Path) -> Iterator[tuple[str, str]]:
     """(base URL, app spec) of a uvicorn subprocess on a free loopback port, stopped afterwards."""
     spec = SAMPLE if SAMPLE_APP.exists() else OWN_APP
-    port = _free_port()
+    port = free_port()
     env = dict(os.environ)
     env["PYTHONPATH"] = os.pathsep.join(
         [str(REPO / "src"), str(REPO), *filter(None, [env.get("PYTHONPATH")])]
@@ -74,7 +54,7 @@ def served_app(tmp_path: Path) -> Iterator[tuple[str, str]]:
             cwd=REPO, env=env, stdout=out, stderr=subprocess.STDOUT,
         )  # fmt: skip
     try:
-        _wait_until_accepting(process, port, log)
+        wait_for_port(port, process, output=log.read_text)
         yield f"http://127.0.0.1:{port}", spec
     finally:
         process.terminate()

@@ -12,10 +12,10 @@ import httpx
 import pytest
 
 from .._metrics import Scrape
+from .._net import free_port
 from ._wsgi_support import (
     UNMATCHED,
     Server,
-    free_port,
     gunicorn_argv,
     request_lines,
     start_server,

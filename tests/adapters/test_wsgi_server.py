@@ -16,12 +16,12 @@ from telemetry_web.testing import CapturedTelemetry
 from telemetry_web.wsgi import TelemetryWSGIMiddleware
 
 from .._metrics import Scrape
+from .._net import free_port
 from ._wsgi_support import (
     FILE_BODY,
     RawApp,
     Server,
     capture,
-    free_port,
     gunicorn_argv,
     labels,
     request_lines,

@@ -7,7 +7,6 @@ import datetime
 import http.server
 import ipaddress
 import json
-import socket
 import subprocess
 import threading
 import time
@@ -20,6 +19,7 @@ from typing import Any
 
 import pytest
 
+from .._net import free_port
 from ..conftest import require_tool
 
 
@@ -79,12 +79,6 @@ class WebhookReceiver:
     def close(self) -> None:
         self.server.shutdown()
         self.server.server_close()
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def refused_url() -> str:

@@ -6,12 +6,11 @@ from __future__ import annotations
 
 import json
 import os
-import socket
 import subprocess
 import sys
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
@@ -23,17 +22,13 @@ from click.testing import CliRunner
 
 from telemetry_web.cli import main
 
+from .._net import free_port
+from .._waiting import wait_until
 from ..conftest import require_tool
 
 ROOT = Path(__file__).resolve().parents[2]
 OFF = ("latency_p95", "latency_p99", "readiness", "health_check", "spans_dropped",
        "logs_dropped", "metrics_dropped", "workers")  # fmt: skip
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 class Webhook:
@@ -60,16 +55,6 @@ class Webhook:
     def close(self) -> None:
         self.server.shutdown()
         self.server.server_close()
-
-
-def wait_until(predicate: Callable[[], Any], timeout: float, what: str) -> Any:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        result = predicate()
-        if result:
-            return result
-        time.sleep(0.2)
-    raise AssertionError(f"timed out after {timeout}s waiting for {what}")
 
 
 def start(args: list[str], log: Path, env: dict[str, str] | None = None) -> subprocess.Popen[bytes]:
@@ -157,9 +142,9 @@ def test_error_burst_fires_and_resolves_through_prometheus_and_alertmanager(
             f"--web.listen-address=127.0.0.1:{prom_port}", "--rules.alert.resend-delay=1s",
         ], tmp_path / "prometheus.log"))  # fmt: skip
         app = f"http://127.0.0.1:{app_port}"
-        wait_until(lambda: ready(f"{app}/health"), 15, "the sample app")
-        wait_until(lambda: ready(f"http://127.0.0.1:{am_port}/-/ready"), 15, "Alertmanager")
-        wait_until(lambda: ready(f"http://127.0.0.1:{prom_port}/-/ready"), 15, "Prometheus")
+        wait_until(lambda: ready(f"{app}/health"), 15, what="the sample app")
+        wait_until(lambda: ready(f"http://127.0.0.1:{am_port}/-/ready"), 15, what="Alertmanager")
+        wait_until(lambda: ready(f"http://127.0.0.1:{prom_port}/-/ready"), 15, what="Prometheus")
 
         def firing() -> list[dict[str, Any]]:
             return [n for n in webhook.received if n["status"] == "firing"]
@@ -172,7 +157,7 @@ def test_error_burst_fires_and_resolves_through_prometheus_and_alertmanager(
                 assert client.get("/api/fail").status_code == 500
                 assert client.get("/api/users").status_code == 200
                 time.sleep(0.05)
-        notice = wait_until(firing, 5, "the firing notification")[0]
+        notice = wait_until(firing, 5, what="the firing notification")[0]
         alert = notice["alerts"][0]
         assert notice["receiver"] == "webhook-1"
         assert alert["status"] == "firing"
@@ -186,7 +171,7 @@ def test_error_burst_fires_and_resolves_through_prometheus_and_alertmanager(
 
         resolved = wait_until(
             lambda: [n for n in webhook.received if n["status"] == "resolved"],
-            25, "the resolved notification",
+            25, what="the resolved notification",
         )[0]  # fmt: skip
         assert resolved["alerts"][0]["labels"]["alertname"] == "TelemetryHighErrorRatio"
         assert resolved["alerts"][0]["status"] == "resolved"

@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -14,14 +13,10 @@ from pathlib import Path
 import httpx
 import pytest
 
+from .._net import free_port, wait_for_http
+
 ROOT = Path(__file__).resolve().parents[2]
 SCRIPT = Path(sys.executable).parent / "telemetry"
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def _telemetry(*args: str, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
@@ -35,7 +30,7 @@ def test_uvicorn_run_then_cli_commands(tmp_path: Path) -> None:
     """Traffic to the Starlette sample (with /api/fail) is searchable, shown with its exception
     and log line, summarised, tailed by trace id, and its /metrics listed."""
     db = tmp_path / "store" / "telemetry.db"
-    port = _free_port()
+    port = free_port()
     env = {
         **os.environ,
         "PYTHONPATH": os.pathsep.join([str(ROOT / "src"), str(ROOT)]),
@@ -51,15 +46,7 @@ def test_uvicorn_run_then_cli_commands(tmp_path: Path) -> None:
     )  # fmt: skip
     try:
         base = f"http://127.0.0.1:{port}"
-        deadline = time.monotonic() + 30
-        while True:
-            try:
-                httpx.get(base + "/health", timeout=1)
-                break
-            except httpx.TransportError:
-                assert server.poll() is None, (tmp_path / "server.log").read_text()
-                assert time.monotonic() < deadline, "uvicorn did not start"
-                time.sleep(0.1)
+        wait_for_http(base + "/health", server, output=(tmp_path / "server.log").read_text)
         for path in ("/api/users", "/api/users/1", "/api/users/9", "/api/fail", "/api/stream"):
             httpx.get(base + path, timeout=5)
         httpx.post(base + "/api/orders", json={"user_id": 2, "items": [1]}, timeout=5)

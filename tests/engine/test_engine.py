@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import gzip
-import socket
 import urllib.error
 import urllib.request
 from collections.abc import Iterator
@@ -13,6 +12,8 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from telemetry_web import ConfigError
 from telemetry_web.testing import CapturedTelemetry, capture_telemetry
+
+from .._net import free_port
 
 
 def one_request(captured: CapturedTelemetry, status: int = 200) -> None:
@@ -57,12 +58,6 @@ def test_reconfigure_errors_name_the_section_path(captured: CapturedTelemetry) -
     ]
     with pytest.raises(ConfigError, match=r"logging\.sinks\.elasticsearch\.url: expected"):
         captured.telemetry.configure_logging({"sinks": {"elasticsearch": {"url": "es:9200"}}})
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def test_metrics_on_a_port_of_their_own() -> None:

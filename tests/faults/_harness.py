@@ -26,6 +26,7 @@ from telemetry_web import Telemetry, TelemetryMiddleware
 from telemetry_web.tracing._batch import BoundedBatchProcessor
 
 from .._metrics import Scrape
+from .._requests import ok_app
 
 SERVICE = "faults"
 # A behavioural bound, not a benchmark: an in-process request costs about a millisecond; one
@@ -39,13 +40,6 @@ BATCH = 8  # spans per export, events per bulk request
 MANY = 120  # requests sent while the fault lasts: several times every bound
 TIMEOUT = 0.5  # every exporter's and sink's request timeout
 SLOW = 0.1  # how late a slow backend answers
-
-
-async def _ok_app(scope: Any, receive: Any, send: Any) -> None:
-    if scope["type"] == "lifespan":
-        return
-    await send({"type": "http.response.start", "status": 200, "headers": []})
-    await send({"type": "http.response.body", "body": b"ok"})
 
 
 @dataclass
@@ -155,7 +149,7 @@ def telemetry(config: dict[str, Any], **kwargs: Any) -> Telemetry:
 
 
 def client_for(tel: Telemetry) -> httpx.AsyncClient:
-    app = TelemetryMiddleware(_ok_app, telemetry=tel)
+    app = TelemetryMiddleware(ok_app, telemetry=tel)
     return httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://testserver")
 
 
@@ -185,15 +179,6 @@ def log_probes(tel: Telemetry) -> dict[str, Probe]:
 
             probes["elasticsearch buffer"] = buffered
     return probes
-
-
-def wait_until(predicate: Callable[[], bool], timeout: float) -> bool:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return True
-        time.sleep(0.02)
-    return predicate()
 
 
 class LineCounter(logging.Handler):

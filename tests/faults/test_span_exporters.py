@@ -20,6 +20,8 @@ from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTrace
 from tests.tracing._receivers import JaegerAgentReceiver
 from tests.tracing._thrift_decoder import decode_batch_binary
 
+from .._net import free_udp_port
+from .._waiting import poll
 from ._harness import (
     BATCH,
     MANY,
@@ -32,7 +34,6 @@ from ._harness import (
     span_probes,
     telemetry,
     trace_failure_lines,
-    wait_until,
 )
 from ._peers import MALFORMED, MODES, GrpcPeer, HttpPeer
 
@@ -115,7 +116,7 @@ async def _case(run: Run, peer: Any, name: str, mode: str, checks: Checks) -> No
         peer.set_mode(mode)
         attempts = peer.attempts
         await run.send(BATCH)  # the first export meets the fault...
-        wait_until(lambda: peer.attempts > attempts or _failed(run, name), 3.0)
+        poll(lambda: peer.attempts > attempts or _failed(run, name), bool, 3.0)  # either way
         await run.send(MANY)  # ...and requests go on while it lasts
         tel.flush(5.0)
         dropped = await run.dropped(DROPPED, "exporter", name)
@@ -185,18 +186,10 @@ def _failed(run: Run, name: str) -> bool:
     )
 
 
-def _closed_udp_port() -> int:
-    sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-    sock.bind(("127.0.0.1", 0))
-    port = int(sock.getsockname()[1])
-    sock.close()
-    return port
-
-
 async def test_jaeger_agent_down() -> None:
     """UDP has no answers: with no agent listening requests stay fast and queues bounded, and
     spans reach the agent once it listens again."""
-    port = _closed_udp_port()
+    port = free_udp_port()
     tel = telemetry({"tracing": {"exporters": {"jaeger": {"agent": {"port": port}}}}})
     checks = Checks()
     try:

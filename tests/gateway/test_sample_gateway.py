@@ -14,7 +14,8 @@ from typing import Any
 import pytest
 
 from tests._metrics import Scrape
-from tests.servers.conftest import free_port, serve
+from tests._net import free_port
+from tests.servers.conftest import serve
 from tests.tracing._receivers import OtlpReceiver, attributes
 
 pytestmark = pytest.mark.server

@@ -6,11 +6,9 @@ own; a test that needs one fails under ``CI=true`` when it is missing, and is sk
 
 from __future__ import annotations
 
-import asyncio
 import os
 import socket
 import threading
-import time
 from collections.abc import Callable, Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
@@ -20,6 +18,8 @@ import pytest
 from telemetry_web import Telemetry
 from telemetry_web.health._state import ManualClock
 from telemetry_web.testing import CapturedTelemetry, capture_telemetry
+
+from .._net import free_port
 
 POSTGRES_URL = os.environ.get(
     "TELEMETRY_TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test"
@@ -71,10 +71,7 @@ def redis_url() -> str:
 @pytest.fixture
 def refused_port() -> int:
     """A loopback port nothing listens on (bound, then closed)."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-    return port
+    return free_port()
 
 
 @pytest.fixture
@@ -174,21 +171,3 @@ def make_captured(clock: ManualClock) -> Iterator[MakeCaptured]:
 def telemetry(make_captured: MakeCaptured) -> Telemetry:
     """A capturing Telemetry without checks, on the manual clock."""
     return make_captured().telemetry
-
-
-def wait_until(predicate: Callable[[], bool], timeout: float = 10.0) -> None:
-    """Poll ``predicate`` until it holds (background work to finish); fail after ``timeout``."""
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        if time.monotonic() > deadline:
-            pytest.fail(f"timed out after {timeout}s waiting for {predicate}")
-        time.sleep(0.005)
-
-
-async def async_wait_until(predicate: Callable[[], bool], timeout: float = 10.0) -> None:
-    """:func:`wait_until` without blocking the event loop."""
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        if time.monotonic() > deadline:
-            pytest.fail(f"timed out after {timeout}s waiting for {predicate}")
-        await asyncio.sleep(0.005)

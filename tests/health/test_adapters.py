@@ -15,7 +15,8 @@ import pytest
 
 from telemetry_web import Telemetry, TelemetryMiddleware
 
-from .conftest import MakeCaptured, async_wait_until, wait_until
+from .._waiting import async_wait_until, wait_until
+from .conftest import MakeCaptured
 
 starlette = pytest.importorskip("starlette")
 flask = pytest.importorskip("flask")

@@ -17,7 +17,8 @@ import pytest
 from telemetry_web import Telemetry
 from telemetry_web.health import ScriptCheck
 
-from .conftest import MakeCaptured, async_wait_until, wait_until
+from .._waiting import async_wait_until, wait_until
+from .conftest import MakeCaptured
 from .test_checks import process_gone
 
 

@@ -4,16 +4,16 @@ again in each forked worker) and uvicorn (the lifespan starts the runner on the 
 from __future__ import annotations
 
 import json
-import time
 import urllib.error
 import urllib.request
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from ..servers.conftest import free_port, serve
+from .._net import free_port
+from .._waiting import wait_until
+from ..servers.conftest import serve
 
 pytestmark = pytest.mark.server
 
@@ -21,13 +21,6 @@ pytestmark = pytest.mark.server
 def recorded(pids_file: Path) -> set[int]:
     """The processes that have run the check so far."""
     return {int(p) for p in pids_file.read_text().split()} if pids_file.exists() else set()
-
-
-def wait_for(predicate: Callable[[], bool], timeout: float = 30.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        assert time.monotonic() < deadline, f"timed out waiting for {predicate}"
-        time.sleep(0.05)
 
 
 def get(port: int, path: str) -> tuple[int, Any]:
@@ -47,9 +40,9 @@ def test_gunicorn_workers_each_run_their_checks(tmp_path: Path, preload: bool) -
             *(["--preload"] if preload else []), "tests.health._served_apps:wsgi_app"]  # fmt: skip
     with serve(args, port, env={"HEALTH_TEST_PIDS": str(pids)}):
         # two workers, plus the master that imported the app with --preload
-        wait_for(lambda: len(recorded(pids)) >= (3 if preload else 2))
+        wait_until(lambda: len(recorded(pids)) >= (3 if preload else 2), 30.0)
         # A worker records its pid when its first run starts; /ready follows when it ends.
-        wait_for(lambda: all(get(port, "/ready")[0] == 200 for _ in range(6)))
+        wait_until(lambda: all(get(port, "/ready")[0] == 200 for _ in range(6)), 30.0)
         for _ in range(10):
             status, body = get(port, "/ready")
             assert status == 200
@@ -61,7 +54,7 @@ def test_uvicorn_lifespan_runs_the_checks(tmp_path: Path) -> None:
     port, pids = free_port(), tmp_path / "pids"
     args = ["uvicorn", "--port", str(port), "tests.health._served_apps:asgi_app"]
     with serve(args, port, env={"HEALTH_TEST_PIDS": str(pids)}):
-        wait_for(lambda: len(recorded(pids)) >= 1)
-        wait_for(lambda: get(port, "/ready")[0] == 200)
+        wait_until(lambda: len(recorded(pids)) >= 1, 30.0)
+        wait_until(lambda: get(port, "/ready")[0] == 200, 30.0)
         assert get(port, "/health")[1]["status"] == "ok"
     assert len(recorded(pids)) == 1

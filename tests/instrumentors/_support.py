@@ -4,13 +4,15 @@ from __future__ import annotations
 
 import os
 import socket
-from collections.abc import Sequence
-from typing import Any
+from collections.abc import Callable, Sequence
+from typing import Any, TypeVar
 
 import pytest
 from opentelemetry.sdk.trace import ReadableSpan
 
 from telemetry_web import Telemetry
+from telemetry_web.instrumentors._base import BaseInstrumentor
+from telemetry_web.testing import CapturedTelemetry
 
 from .._metrics import Scrape
 
@@ -68,3 +70,20 @@ def is_child_of(span: ReadableSpan, parent: Any) -> bool:
         and span.parent.span_id == context.span_id
         and span.context.trace_id == context.trace_id
     )
+
+
+InstrumentorT = TypeVar("InstrumentorT", bound=BaseInstrumentor)
+
+
+def instrumentor_factory(
+    kind: type[InstrumentorT], captured: CapturedTelemetry, cleanup: list[Any]
+) -> Callable[..., InstrumentorT]:
+    """``factory(telemetry=None, **options)``: a ``kind`` instrumentor on ``captured`` (or on
+    ``telemetry``), appended to ``cleanup`` so that it is undone after the test."""
+
+    def factory(telemetry: Any = None, **options: Any) -> InstrumentorT:
+        instrumentor = kind(telemetry=telemetry or captured.telemetry, **options)
+        cleanup.append(instrumentor)
+        return instrumentor
+
+    return factory

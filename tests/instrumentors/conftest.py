@@ -19,6 +19,7 @@ import pytest
 from telemetry_web.instrumentors import _base
 from telemetry_web.testing import CapturedTelemetry, capture_telemetry
 
+from ._http_server import EchoServer
 from ._support import ENVIRONMENT, POSTGRES_URL, REDIS_URL, SERVICE, require_service
 
 MakeCaptured = Callable[..., CapturedTelemetry]
@@ -89,3 +90,10 @@ def key() -> Callable[[str], str]:
     """``key("name")``: a Redis key (or table name) unique to this test."""
     prefix = f"tw_test_{uuid.uuid4().hex[:12]}"
     return lambda name: f"{prefix}_{name}"
+
+
+@pytest.fixture(scope="module")
+def echo() -> Iterator[EchoServer]:
+    """A loopback HTTP server answering with the request headers (status chosen by path)."""
+    with EchoServer() as server:
+        yield server

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import socket
 import subprocess
 import sys
 import textwrap
@@ -12,6 +11,7 @@ import pytest
 from telemetry_web.errors import TelemetryError
 from telemetry_web.instrumentors._base import MIN_VERSIONS, Switch, require_version, wrap
 
+from .._net import free_port
 from ._support import require_service
 
 
@@ -121,24 +121,18 @@ def test_missing_library_names_the_extra(module: str, library: str) -> None:
     )
 
 
-def _closed_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 def test_a_service_that_is_down_fails_under_ci(monkeypatch: pytest.MonkeyPatch) -> None:
     """Under CI=true a service nobody answers for is a test failure, never a skip."""
     monkeypatch.setenv("CI", "true")
     with pytest.raises(pytest.fail.Exception, match="not reachable"):
-        require_service("Nothing", "127.0.0.1", _closed_port(), timeout=0.5)
+        require_service("Nothing", "127.0.0.1", free_port(), timeout=0.5)
 
 
 def test_a_service_that_is_down_skips_elsewhere(monkeypatch: pytest.MonkeyPatch) -> None:
     """Off CI a missing service skips the test, with the script that starts it named."""
     monkeypatch.delenv("CI", raising=False)
     with pytest.raises(pytest.skip.Exception, match="ensure-services"):
-        require_service("Nothing", "127.0.0.1", _closed_port(), timeout=0.5)
+        require_service("Nothing", "127.0.0.1", free_port(), timeout=0.5)
 
 
 def test_a_patched_instance_is_not_kept_alive_by_its_patch() -> None:

@@ -4,7 +4,6 @@ against a real loopback server that echoes the headers it received."""
 
 from __future__ import annotations
 
-import socket
 import warnings
 from collections.abc import Callable, Iterator
 from typing import Any
@@ -16,27 +15,17 @@ from opentelemetry.trace import SpanKind, StatusCode
 from telemetry_web.instrumentors import HttpxInstrumentor
 from telemetry_web.testing import CapturedTelemetry
 
+from .._net import free_port
 from ._http_server import EchoServer
-from ._support import is_child_of, named, only
+from ._support import instrumentor_factory, is_child_of, named, only
 
 MakeInstrumentor = Callable[..., HttpxInstrumentor]
 DURATION = "http_client_request_duration_seconds"
 
 
-@pytest.fixture(scope="module")
-def echo() -> Iterator[EchoServer]:
-    with EchoServer() as server:
-        yield server
-
-
 @pytest.fixture
 def make_instrumentor(captured: CapturedTelemetry, cleanup: list[Any]) -> MakeInstrumentor:
-    def factory(telemetry: Any = None, **options: Any) -> HttpxInstrumentor:
-        instrumentor = HttpxInstrumentor(telemetry=telemetry or captured.telemetry, **options)
-        cleanup.append(instrumentor)
-        return instrumentor
-
-    return factory
+    return instrumentor_factory(HttpxInstrumentor, captured, cleanup)
 
 
 @pytest.fixture
@@ -46,10 +35,7 @@ def client() -> Iterator[httpx.Client]:
 
 
 def _refused_url() -> str:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port = sock.getsockname()[1]
-    return f"http://127.0.0.1:{port}/nothing"
+    return f"http://127.0.0.1:{free_port()}/nothing"
 
 
 def _count(captured: CapturedTelemetry, status: str, method: str = "GET") -> float:

@@ -4,7 +4,6 @@ redirect hops, and undoing it all; against a real loopback server echoing the he
 
 from __future__ import annotations
 
-import socket
 from collections.abc import Callable, Iterator
 from typing import Any
 
@@ -15,27 +14,17 @@ from opentelemetry.trace import SpanKind, StatusCode
 from telemetry_web.instrumentors import RequestsInstrumentor
 from telemetry_web.testing import CapturedTelemetry
 
+from .._net import free_port
 from ._http_server import EchoServer
-from ._support import is_child_of, named, only
+from ._support import instrumentor_factory, is_child_of, named, only
 
 MakeInstrumentor = Callable[..., RequestsInstrumentor]
 DURATION = "http_client_request_duration_seconds"
 
 
-@pytest.fixture(scope="module")
-def echo() -> Iterator[EchoServer]:
-    with EchoServer() as server:
-        yield server
-
-
 @pytest.fixture
 def make_instrumentor(captured: CapturedTelemetry, cleanup: list[Any]) -> MakeInstrumentor:
-    def factory(telemetry: Any = None, **options: Any) -> RequestsInstrumentor:
-        instrumentor = RequestsInstrumentor(telemetry=telemetry or captured.telemetry, **options)
-        cleanup.append(instrumentor)
-        return instrumentor
-
-    return factory
+    return instrumentor_factory(RequestsInstrumentor, captured, cleanup)
 
 
 @pytest.fixture
@@ -130,9 +119,7 @@ def test_error_status_and_connection_refused(
     """A 500 is an error span with ``error.type="500"``; a refused connection raises the
     library's ConnectionError unchanged, recorded on the span and as ``status="error"``."""
     make_instrumentor().instrument(client=session)
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        refused = f"http://127.0.0.1:{sock.getsockname()[1]}/"
+    refused = f"http://127.0.0.1:{free_port()}/"
     with captured.telemetry.get_tracer("test").start_as_current_span("request"):
         assert session.get(echo.url("/status/500")).status_code == 500
         with pytest.raises(requests.ConnectionError):

@@ -6,11 +6,9 @@ import contextlib
 import json
 import os
 import signal
-import socket
 import subprocess
 import sys
 import textwrap
-import time
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 
@@ -18,16 +16,12 @@ import httpx
 import pytest
 
 from .._metrics import Scrape
+from .._net import free_port, wait_for_port
+from .._waiting import poll
 
 VENV_BIN = Path(sys.executable).parent
 #: The installed `telemetry run --`, as a user types it.
 LAUNCHER = [str(VENV_BIN / "telemetry"), "run", "--"]
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def write(directory: Path, files: dict[str, str]) -> None:
@@ -55,15 +49,12 @@ class Server:
 
     def request_lines(self, timeout: float = 10.0, count: int = 1) -> list[dict[str, object]]:
         """The JSON request log lines written so far (waiting for ``count`` of them)."""
-        deadline = time.monotonic() + timeout
-        while True:
-            lines = []
-            for line in self.text().splitlines():
-                if line.startswith("{") and '"event": "request"' in line:
-                    lines.append(json.loads(line))
-            if len(lines) >= count or time.monotonic() > deadline:
-                return lines
-            time.sleep(0.1)
+
+        def read() -> list[dict[str, object]]:
+            return [json.loads(line) for line in self.text().splitlines()
+                    if line.startswith("{") and '"event": "request"' in line]  # fmt: skip
+
+        return poll(read, lambda lines: len(lines) >= count, timeout, interval=0.1)
 
     def metrics_text(self) -> str:
         """One /metrics scrape (failing with the server's output when it is not answered)."""
@@ -99,22 +90,10 @@ def launch(
         )  # fmt: skip
     server = Server(process, output, port)
     try:
-        _wait_for_port(server, timeout=30)
+        wait_for_port(port, process, output=server.text)
         yield server
     finally:
         _stop(process)
-
-
-def _wait_for_port(server: Server, timeout: float) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if server.process.poll() is not None:
-            raise RuntimeError(f"exited with {server.process.returncode}:\n{server.text()}")
-        with socket.socket() as sock:
-            if sock.connect_ex(("127.0.0.1", server.port)) == 0:
-                return
-        time.sleep(0.1)
-    raise RuntimeError(f"nothing listened on {server.port} within {timeout}s:\n{server.text()}")
 
 
 def _stop(process: subprocess.Popen[bytes]) -> None:

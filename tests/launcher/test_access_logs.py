@@ -6,11 +6,11 @@ redacted. Real servers on loopback."""
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import pytest
 
+from .._logs import json_lines
 from .conftest import DJANGO_PROJECT, LAUNCHER, Server, launch, write
 
 pytestmark = pytest.mark.server
@@ -55,14 +55,8 @@ SERVERS = {
 }  # fmt: skip
 
 
-def json_lines(server: Server, logger: str) -> list[dict[str, object]]:
-    lines = []
-    for line in server.text().splitlines():
-        if line.startswith("{"):
-            event = json.loads(line)
-            if event.get("logger") == logger:
-                lines.append(event)
-    return lines
+def logged_by(server: Server, logger: str) -> list[dict[str, object]]:
+    return [event for event in json_lines(server.text()) if event.get("logger") == logger]
 
 
 def serve(tmp_path: Path, port: int, server_name: str, mode: str | None) -> Server:
@@ -84,8 +78,8 @@ def test_access_line_is_dropped_by_default(tmp_path: Path, port: int, server_nam
     text = server.text()
     assert SECRET not in text
     assert "GET /users/7" not in text  # every access line format carries this
-    assert json_lines(server, SERVERS[server_name][0]) == []
-    assert [line["path"] for line in json_lines(server, "telemetry_web.request")] == ["/users/7"]
+    assert logged_by(server, SERVERS[server_name][0]) == []
+    assert [line["path"] for line in logged_by(server, "telemetry_web.request")] == ["/users/7"]
 
 
 @pytest.mark.parametrize("server_name", list(SERVERS))
@@ -96,7 +90,7 @@ def test_access_line_as_one_redacted_json_line(tmp_path: Path, port: int, server
     server = serve(tmp_path, port, server_name, "json")
     text = server.text()
     assert SECRET not in text
-    lines = json_lines(server, SERVERS[server_name][0])
+    lines = logged_by(server, SERVERS[server_name][0])
     assert len(lines) == 1
     event = str(lines[0]["event"])
     # hypercorn's default format leaves the query string out: only the path is there.

@@ -10,7 +10,8 @@ from pathlib import Path
 import pytest
 
 from .._metrics import Scrape
-from .conftest import DJANGO_PROJECT, LAUNCHER, Server, free_port, launch, write
+from .._net import free_port
+from .conftest import DJANGO_PROJECT, LAUNCHER, Server, launch, write
 
 pytestmark = pytest.mark.server
 

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import socket
 import subprocess
 import sys
 import time
@@ -25,6 +24,7 @@ from telemetry_web import Telemetry, TelemetryMiddleware, __version__
 from telemetry_web.errors import ConfigError, MissingExtraError
 from telemetry_web.logging._otlp import OtlpLogSink
 
+from .._net import free_port
 from .._timing import assert_not_slowed
 from ..tracing._receivers import (
     OtlpGrpcLogsReceiver,
@@ -37,12 +37,6 @@ from .conftest import ENVIRONMENT, SERVICE, MakeTelemetry, dropped
 
 FAST = {"flush_interval": "50ms", "backoff": "200ms", "max_backoff": "400ms", "timeout": "500ms"}
 REQUESTS = 6
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def flushed(telemetry: Telemetry) -> bool:

@@ -26,8 +26,8 @@ from starlette.routing import Route
 
 from telemetry_web import TelemetryMiddleware
 from telemetry_web.testing import CapturedTelemetry
+from tests._net import accepts, free_port
 from tests.conftest import require_tool
-from tests.servers.conftest import free_port
 
 TRUSTED_SOURCE = "127.0.0.2"
 UNTRUSTED_SOURCE = "127.0.0.3"
@@ -80,7 +80,7 @@ def run_proxy(
                                    env={**os.environ, **(env or {})})  # fmt: skip
         try:
             deadline = time.monotonic() + 20
-            while not _listening(port):
+            while not accepts(port):
                 if process.poll() is not None or time.monotonic() > deadline:
                     pytest.fail(f"{args[0]} did not start: {log.read_text(errors='replace')}")
                 time.sleep(0.05)
@@ -92,13 +92,6 @@ def run_proxy(
             except subprocess.TimeoutExpired:
                 process.kill()
                 process.wait()
-
-
-def _listening(port: int) -> bool:
-    import socket
-
-    with socket.socket() as sock:
-        return sock.connect_ex(("127.0.0.1", port)) == 0
 
 
 def get(port: int, path: str, headers: dict[str, str]) -> tuple[int, dict[str, str], bytes]:

@@ -16,8 +16,8 @@ from pathlib import Path
 import pytest
 
 from telemetry_web.testing import CapturedTelemetry, capture_telemetry
+from tests._net import free_port
 from tests.conftest import require_tool
-from tests.servers.conftest import free_port
 from tests.tracing._receivers import OtlpReceiver
 
 from ._proxies import (

@@ -11,7 +11,6 @@ request the schema refuses. Counts are the sum of the ``count`` points it accept
 
 from __future__ import annotations
 
-import asyncio
 import gzip
 import json
 import logging
@@ -29,15 +28,18 @@ import jsonschema
 import pytest
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
-from telemetry_web import Telemetry, TelemetryMiddleware
+from telemetry_web import Telemetry
 from telemetry_web.config import parse_settings
 from telemetry_web.config._model import DATADOG_SITES
 from telemetry_web.errors import ConfigError
 from telemetry_web.metrics.outputs import DatadogOutput, ExportError, Snapshot
 from telemetry_web.metrics.outputs._datadog import series_url
 
+from .._net import free_port
+from .._requests import send_requests
 from .._timing import assert_not_slowed
-from ..servers.conftest import free_port, serve
+from .._waiting import wait_until
+from ..servers.conftest import serve
 
 KEY = "dd-0123456789abcdef0123456789abcdef"
 
@@ -203,13 +205,6 @@ def receiver() -> Iterator[Receiver]:
     peer.close()
 
 
-async def _ok(scope: Any, receive: Any, send: Any) -> None:
-    if scope["type"] == "lifespan":
-        return
-    await send({"type": "http.response.start", "status": 200, "headers": []})
-    await send({"type": "http.response.body", "body": b"ok"})
-
-
 def telemetry_for(url: str, **entry: Any) -> Telemetry:
     exporter = {"type": "datadog", "api_key": KEY, "endpoint": url, "interval": "0.2s",
                 "timeout": "0.5s", **entry}  # fmt: skip
@@ -220,36 +215,12 @@ def telemetry_for(url: str, **entry: Any) -> Telemetry:
                      capture_stdlib_logging=False)  # fmt: skip
 
 
-def send_requests(telemetry: Telemetry, count: int, path: str = "/orders") -> list[float]:
-    """``count`` requests through TelemetryMiddleware; the duration of each."""
-    app = TelemetryMiddleware(_ok, telemetry=telemetry)
-    durations: list[float] = []
-
-    async def run() -> None:
-        transport = httpx.ASGITransport(app=app)
-        async with httpx.AsyncClient(transport=transport, base_url="http://app") as client:
-            for _ in range(count):
-                started = time.perf_counter()
-                assert (await client.get(path)).status_code == 200
-                durations.append(time.perf_counter() - started)
-
-    asyncio.run(run())
-    return durations
-
-
 def dropped(telemetry: Telemetry, reason: str) -> float:
     value = telemetry.registry.get_sample_value(
         "telemetry_metrics_dropped_total",
         {"exporter": "datadog", "reason": reason, "service": "dd", "environment": "test"},
     )
     return value or 0.0
-
-
-def wait_until(predicate: Any, timeout: float = 10.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        assert time.monotonic() < deadline, "condition not met in time"
-        time.sleep(0.02)
 
 
 class Dropped:

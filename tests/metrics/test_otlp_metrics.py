@@ -23,8 +23,11 @@ from telemetry_web.metrics.outputs import Snapshot
 from telemetry_web.metrics.outputs._otlp import _Encoder, encode_request, resolve_endpoint
 
 from .._metrics import Scrape
+from .._net import free_port
+from .._requests import ok_app
 from .._timing import assert_not_slowed
-from ..servers.conftest import free_port, serve
+from .._waiting import wait_until
+from ..servers.conftest import serve
 from ..test_optional_imports import run_hidden
 from ..tracing._receivers import (
     OtlpGrpcMetricsReceiver,
@@ -33,7 +36,6 @@ from ..tracing._receivers import (
     attributes,
     metric_points,
 )
-from .test_remote_write import wait_until
 
 ROUTE_POINT = {"method": "GET", "route": "<unmatched>", "status": "200"}
 
@@ -180,13 +182,6 @@ def test_missing_extra_is_reported_at_startup() -> None:
 # --- through the middleware -------------------------------------------------------------------
 
 
-async def _ok(scope: Any, receive: Any, send: Any) -> None:
-    if scope["type"] == "lifespan":
-        return
-    await send({"type": "http.response.start", "status": 200, "headers": []})
-    await send({"type": "http.response.body", "body": b"ok"})
-
-
 def telemetry_with(entry: dict[str, Any], tracing: dict[str, Any] | None = None) -> Telemetry:
     config = {"service": "shop", "service_version": "2.0", "environment": "test",
               "labels": {"team": "pay"}, "tracing": tracing or {"enabled": False},
@@ -199,7 +194,7 @@ def telemetry_with(entry: dict[str, Any], tracing: dict[str, Any] | None = None)
 
 def send_requests(telemetry: Telemetry, count: int) -> tuple[list[float], str]:
     """``count`` requests through TelemetryMiddleware; their durations and then ``/metrics``."""
-    app = TelemetryMiddleware(_ok, telemetry=telemetry)
+    app = TelemetryMiddleware(ok_app, telemetry=telemetry)
     durations: list[float] = []
     page: list[str] = []
 

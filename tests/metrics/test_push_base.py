@@ -17,6 +17,8 @@ from prometheus_client import CollectorRegistry, Counter, Histogram
 
 from telemetry_web.metrics.outputs import ExportError, PushOutput, Snapshot
 
+from .._waiting import wait_until
+
 
 class Recording(PushOutput):
     """An output that records what it was given and fails as told."""
@@ -88,18 +90,11 @@ def make(registry: CollectorRegistry) -> Iterator[Any]:
         output.shutdown(0.5)
 
 
-def wait_until(predicate: Any, timeout: float = 5.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        assert time.monotonic() < deadline, "condition not met in time"
-        time.sleep(0.01)
-
-
 def test_pushes_the_registry_every_interval(make: Any) -> None:
     """Started, an output sends a snapshot every interval: every sample but ``_created``."""
     output, dropped = make()
     output.start()
-    wait_until(lambda: len(output.sent) >= 3)
+    wait_until(lambda: len(output.sent) >= 3, 5.0)
     snapshot = output.sent[-1]
     names = {sample.name for _family, sample in snapshot.series()}
     assert names == {"jobs_total", "work_seconds_bucket", "work_seconds_count",
@@ -115,14 +110,14 @@ def test_retryable_failures_back_off_keep_one_snapshot_and_recover(make: Any) ->
     output, dropped = make()
     output.failure = ExportError("HTTP 503", retry=True)
     output.start()
-    wait_until(lambda: len(output.attempts) >= 5)
+    wait_until(lambda: len(output.attempts) >= 5, 5.0)
     assert output.pending_samples in (0, 5)  # never more than one snapshot
     gaps = [b - a for a, b in zip(output.attempts, output.attempts[1:], strict=False)]
     assert max(gaps) >= 0.15  # the pause grew towards MAX_BACKOFF (0.2 s)
     assert dropped["export_failed"] > 0
     assert dropped["export_failed"] % 5 == 0  # whole snapshots
     output.failure = None
-    wait_until(lambda: len(output.sent) >= 1)
+    wait_until(lambda: len(output.sent) >= 1, 5.0)
     assert dropped["rejected"] == 0
 
 
@@ -131,7 +126,7 @@ def test_a_rejected_snapshot_is_not_retried(make: Any) -> None:
     output, dropped = make(interval=0.3)
     output.failure = ExportError("HTTP 400", retry=False)
     output.start()
-    wait_until(lambda: len(output.attempts) >= 1)
+    wait_until(lambda: len(output.attempts) >= 1, 5.0)
     time.sleep(0.2)  # no retry before the next interval
     assert len(output.attempts) == 1
     assert dropped["rejected"] == 5
@@ -143,7 +138,7 @@ def test_retry_after_is_honoured(make: Any) -> None:
     output, _dropped = make()
     output.failure = ExportError("HTTP 429", retry=True, retry_after=0.6)
     output.start()
-    wait_until(lambda: len(output.attempts) >= 2)
+    wait_until(lambda: len(output.attempts) >= 2, 5.0)
     assert output.attempts[1] - output.attempts[0] >= 0.55
 
 
@@ -155,7 +150,7 @@ def test_one_report_per_period_with_cause_and_destination(
     output, _dropped = make(report_period=30.0)
     output.failure = ConnectionRefusedError(111, "Connection refused")
     output.start()
-    wait_until(lambda: len(output.attempts) >= 5)
+    wait_until(lambda: len(output.attempts) >= 5, 5.0)
     lines = [r.getMessage() for r in caplog.records if "Metric export failed" in r.getMessage()]
     assert len(lines) == 1
     assert lines[0].startswith("Metric export failed: connection refused to http://backend/write")
@@ -169,8 +164,8 @@ def test_status_errors_are_reported_to_the_destination(
     output, _dropped = make()
     output.failure = ExportError("HTTP 500 (boom)")
     output.start()
-    wait_until(lambda: len(output.attempts) >= 1)
-    wait_until(lambda: any("Metric export failed" in r.getMessage() for r in caplog.records))
+    wait_until(lambda: len(output.attempts) >= 1, 5.0)
+    wait_until(lambda: any("Metric export failed" in r.getMessage() for r in caplog.records), 5.0)
     assert "Metric export failed: HTTP 500 (boom) to http://backend/write" in caplog.text
 
 
@@ -193,13 +188,13 @@ def test_one_process_pushes_merged_values_and_another_takes_over(make: Any, tmp_
     it stops, the other takes over."""
     first, _ = make(shared_dir=str(tmp_path))
     first.start()
-    wait_until(lambda: len(first.sent) >= 1)
+    wait_until(lambda: len(first.sent) >= 1, 5.0)
     second, _ = make(shared_dir=str(tmp_path))
     second.start()
     time.sleep(0.3)
     assert second.sent == []
     first.shutdown(0.5)
-    wait_until(lambda: len(second.sent) >= 1)
+    wait_until(lambda: len(second.sent) >= 1, 5.0)
 
 
 def test_outputs_of_deltas_push_from_every_process(make: Any, tmp_path: Path) -> None:
@@ -216,7 +211,7 @@ def test_outputs_of_deltas_push_from_every_process(make: Any, tmp_path: Path) ->
     try:
         for output in outputs:
             output.start()
-        wait_until(lambda: all(o.sent for o in outputs))
+        wait_until(lambda: all(o.sent for o in outputs), 5.0)
     finally:
         for output in outputs:
             output.shutdown(0.5)

@@ -8,7 +8,6 @@ through its query API.
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import math
 import subprocess
@@ -24,7 +23,7 @@ import httpx
 import pytest
 from google.protobuf import descriptor_pb2, descriptor_pool, message_factory
 
-from telemetry_web import Telemetry, TelemetryMiddleware
+from telemetry_web import Telemetry
 from telemetry_web.metrics.outputs import Snapshot
 from telemetry_web.metrics.outputs._remote_write import (
     encode_write_request,
@@ -32,9 +31,12 @@ from telemetry_web.metrics.outputs._remote_write import (
     write_request_series,
 )
 
+from .._net import free_port
+from .._requests import send_requests
 from .._timing import assert_not_slowed
+from .._waiting import wait_until
 from ..conftest import require_tool
-from ..servers.conftest import free_port, serve
+from ..servers.conftest import serve
 
 # --- an independent decoder ------------------------------------------------------------------
 
@@ -197,13 +199,6 @@ def receiver() -> Iterator[Receiver]:
     peer.close()
 
 
-async def _ok(scope: Any, receive: Any, send: Any) -> None:
-    if scope["type"] == "lifespan":
-        return
-    await send({"type": "http.response.start", "status": 200, "headers": []})
-    await send({"type": "http.response.body", "body": b"ok"})
-
-
 def telemetry_for(url: str, **entry: Any) -> Telemetry:
     exporter = {"type": "prometheus", "endpoint": url, "interval": "0.2s", "timeout": "0.5s",
                 **entry}  # fmt: skip
@@ -214,37 +209,12 @@ def telemetry_for(url: str, **entry: Any) -> Telemetry:
                      capture_stdlib_logging=False)  # fmt: skip
 
 
-def send_requests(telemetry: Telemetry, count: int, path: str = "/orders") -> list[float]:
-    """``count`` requests through TelemetryMiddleware; the duration of each."""
-    app = TelemetryMiddleware(_ok, telemetry=telemetry)
-    durations: list[float] = []
-
-    async def run() -> None:
-        transport = httpx.ASGITransport(app=app)
-        async with httpx.AsyncClient(transport=transport, base_url="http://app") as client:
-            for _ in range(count):
-                started = time.perf_counter()
-                response = await client.get(path)
-                durations.append(time.perf_counter() - started)
-                assert response.status_code == 200
-
-    asyncio.run(run())
-    return durations
-
-
 def dropped(telemetry: Telemetry, reason: str) -> float:
     value = telemetry.registry.get_sample_value(
         "telemetry_metrics_dropped_total", {"exporter": "prometheus", "reason": reason,
                                             "service": "rw", "environment": "test"}
     )  # fmt: skip
     return value or 0.0
-
-
-def wait_until(predicate: Any, timeout: float = 10.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        assert time.monotonic() < deadline, "condition not met in time"
-        time.sleep(0.02)
 
 
 def test_request_headers_and_credentials(receiver: Receiver) -> None:

@@ -9,7 +9,6 @@ lines are also parsed by an independent parser from a loopback UDP receiver.
 
 from __future__ import annotations
 
-import asyncio
 import json
 import logging
 import math
@@ -29,14 +28,17 @@ import httpx
 import pytest
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
-from telemetry_web import Telemetry, TelemetryMiddleware
+from telemetry_web import Telemetry
 from telemetry_web.errors import ConfigError
 from telemetry_web.metrics.outputs import Snapshot
 from telemetry_web.metrics.outputs._statsd import format_lines, pack, split_host
 
+from .._net import free_port, free_udp_port
+from .._requests import send_requests
 from .._timing import assert_not_slowed
+from .._waiting import wait_until
 from ..conftest import require_tool
-from ..servers.conftest import ROOT, free_port, serve
+from ..servers.conftest import ROOT, serve
 
 STATSD_JS = ROOT / ".npm-statsd" / "node_modules" / "statsd" / "stats.js"
 REQUESTS = "app.http_requests_total.method.GET.route._unmatched_.status.200"
@@ -158,13 +160,6 @@ def test_invalid_configuration_names_the_key(key: str, value: Any, message: str)
 # --- helpers ---------------------------------------------------------------------------------
 
 
-async def _ok(scope: Any, receive: Any, send: Any) -> None:
-    if scope["type"] == "lifespan":
-        return
-    await send({"type": "http.response.start", "status": 200, "headers": []})
-    await send({"type": "http.response.body", "body": b"ok"})
-
-
 def telemetry_for(host: str, /, **statsd: Any) -> Telemetry:
     section = {"host": host, "prefix": "app", "flush_interval": "0.2s", **statsd}
     config = {"service": "sd", "environment": "test", "tracing": {"enabled": False},
@@ -174,37 +169,12 @@ def telemetry_for(host: str, /, **statsd: Any) -> Telemetry:
                      capture_stdlib_logging=False)  # fmt: skip
 
 
-def send_requests(telemetry: Telemetry, count: int, path: str = "/orders") -> list[float]:
-    """``count`` requests through TelemetryMiddleware; the duration of each."""
-    app = TelemetryMiddleware(_ok, telemetry=telemetry)
-    durations: list[float] = []
-
-    async def run() -> None:
-        transport = httpx.ASGITransport(app=app)
-        async with httpx.AsyncClient(transport=transport, base_url="http://app") as client:
-            for _ in range(count):
-                started = time.perf_counter()
-                response = await client.get(path)
-                durations.append(time.perf_counter() - started)
-                assert response.status_code == 200
-
-    asyncio.run(run())
-    return durations
-
-
 def dropped(telemetry: Telemetry, reason: str) -> float:
     value = telemetry.registry.get_sample_value(
         "telemetry_metrics_dropped_total", {"exporter": "statsd", "reason": reason,
                                             "service": "sd", "environment": "test"}
     )  # fmt: skip
     return value or 0.0
-
-
-def wait_until(predicate: Any, timeout: float = 15.0, what: Any = None) -> None:
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        assert time.monotonic() < deadline, f"condition not met in time: {what and what()}"
-        time.sleep(0.05)
 
 
 class Receiver:
@@ -298,7 +268,7 @@ class StatsdDaemon:
 
     def wait_counter(self, key: str, expected: float, timeout: float = 15.0) -> None:
         seen = lambda: (key, self.counter(key), sorted(self.keys("counters"))[:40])  # noqa: E731
-        wait_until(lambda: self.counter(key) >= expected, timeout, seen)
+        wait_until(lambda: self.counter(key) >= expected, timeout, what=seen)
         time.sleep(0.5)  # nothing more arrives: not more than expected
         assert self.counter(key) == expected
 
@@ -339,12 +309,6 @@ def statsd(tmp_path: Path) -> Iterator[StatsdDaemon]:
             process.kill()
             process.wait()
         log.close()
-
-
-def free_udp_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def _management_answers(port: int) -> bool:
@@ -395,7 +359,8 @@ def test_gauges_including_negative_values_at_the_daemon(statsd: StatsdDaemon) ->
             level.labels("a.b").set(value)
             jobs.labels("emails/eu").inc()
             telemetry.flush(2.0)
-            wait_until(lambda v=value: statsd.gauge(key) == v, what=lambda: statsd.gauge(key))
+            gauge_is = lambda v=value: statsd.gauge(key) == v  # noqa: E731
+            wait_until(gauge_is, 15.0, what=lambda: statsd.gauge(key))
     finally:
         telemetry.shutdown(2.0)
     statsd.wait_counter("app.jobs_processed_total.queue.emails_eu", 4)
@@ -480,7 +445,7 @@ def test_packets_respect_max_packet_size(receiver: Receiver) -> None:
         for i in range(300):
             jobs.labels(f"queue-{i:03d}-{'q' * 40}").inc(i + 1)
         telemetry.flush(2.0)
-        wait_until(lambda: sum(1 for line in receiver.lines() if "jobs_total" in line) >= 300)
+        wait_until(lambda: sum(1 for line in receiver.lines() if "jobs_total" in line) >= 300, 15.0)
     finally:
         telemetry.shutdown(1.0)
     assert max(len(p) for p in receiver.packets) <= 256
@@ -501,7 +466,7 @@ def test_unresolvable_host_never_slows_requests(caplog: pytest.LogCaptureFixture
         while time.monotonic() < deadline:
             durations.extend(send_requests(telemetry, 20))
         assert_not_slowed(durations)
-        wait_until(lambda: dropped(telemetry, "export_failed") > 0)
+        wait_until(lambda: dropped(telemetry, "export_failed") > 0, 15.0)
         lines = [r.getMessage() for r in caplog.records if "Metric export failed" in r.message]
         assert lines == [lines[0]]
         assert lines[0].startswith("Metric export failed: cannot resolve 'statsd.invalid'")
@@ -522,7 +487,7 @@ def test_refused_port_is_reported_once_and_counted(caplog: pytest.LogCaptureFixt
         while time.monotonic() < deadline:
             durations.extend(send_requests(telemetry, 20))
         assert_not_slowed(durations)
-        wait_until(lambda: dropped(telemetry, "export_failed") > 0)
+        wait_until(lambda: dropped(telemetry, "export_failed") > 0, 15.0)
         lines = [r.getMessage() for r in caplog.records if "Metric export failed" in r.message]
         assert lines == [lines[0]]
         assert lines[0].startswith(f"Metric export failed: connection refused to "

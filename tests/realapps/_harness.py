@@ -28,7 +28,6 @@ import os
 import re
 import shutil
 import sqlite3
-import time
 from collections import Counter
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
@@ -38,7 +37,8 @@ import httpx
 import pytest
 
 from tests._metrics import Scrape
-from tests.launcher.conftest import Server, free_port, launch
+from tests._net import free_port
+from tests.launcher.conftest import Server, launch
 
 __all__ = [
     "Exchange",
@@ -443,9 +443,3 @@ def _save(report: Report) -> None:
 def assert_report(report: Report) -> None:
     print(report.text())
     assert not report.failures, report.text() + "\n\n" + "\n\n".join(report.failures)
-
-
-def wait_for(predicate: Callable[[], bool], timeout: float = 10.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not predicate() and time.monotonic() < deadline:
-        time.sleep(0.1)

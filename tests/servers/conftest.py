@@ -5,34 +5,16 @@ from __future__ import annotations
 import contextlib
 import os
 import signal
-import socket
 import subprocess
 import sys
-import time
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 import pytest
 
+from .._net import free_port, wait_for_port
+
 ROOT = Path(__file__).resolve().parents[2]
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-def wait_for_port(port: int, process: subprocess.Popen[bytes], timeout: float = 30.0) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            raise RuntimeError(f"server exited with {process.returncode} before listening")
-        with socket.socket() as sock:
-            if sock.connect_ex(("127.0.0.1", port)) == 0:
-                return
-        time.sleep(0.1)
-    raise RuntimeError(f"server did not listen on {port} within {timeout}s")
 
 
 @contextlib.contextmanager
@@ -51,7 +33,7 @@ def serve(args: Sequence[str], port: int, env: dict[str, str] | None = None) -> 
             [sys.executable, "-m", *args], cwd=ROOT, env=full_env, stdout=out, stderr=out
         )
         try:
-            wait_for_port(port, process)
+            wait_for_port(port, process, output=lambda: log.read_text(errors="replace"))
             yield log
         finally:
             process.send_signal(signal.SIGTERM)

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import logging
 import os
-import socket
 import time
 from collections.abc import Callable, Iterator
 from typing import Any
@@ -14,6 +13,7 @@ from opentelemetry.trace import SpanKind
 
 from telemetry_web import Telemetry
 
+from .._net import free_port
 from ._receivers import OtlpReceiver
 from ._support import call, traced_app
 
@@ -58,12 +58,6 @@ def end_spans(telemetry: Telemetry, count: int) -> None:
     tracer = telemetry.get_tracer("test")
     for i in range(count):
         tracer.start_span(f"span-{i}", kind=SpanKind.INTERNAL).end()
-
-
-def closed_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def test_a_full_queue_drops_and_counts_every_dropped_span_exactly(
@@ -112,7 +106,7 @@ def test_export_failure_is_logged_once_per_period_with_its_cause(
 ) -> None:
     """Connection refused: one `Trace export failed: connection refused to <url>` line for many
     failed batches, and every failed span counted as `export_failed`."""
-    port = closed_port()
+    port = free_port()
     url = f"http://127.0.0.1:{port}/v1/traces"
     caplog.set_level(logging.DEBUG)
     telemetry = make_telemetry(url, max_export_batch_size=4)

@@ -16,7 +16,8 @@ from typing import Any
 
 import pytest
 
-from tests.servers.conftest import free_port, serve
+from tests._net import free_port
+from tests.servers.conftest import serve
 
 from ._receivers import OtlpReceiver
 

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import itertools
 import logging
-import socket
 import time
 from collections.abc import Iterator
 from typing import Any
@@ -25,6 +24,7 @@ from telemetry_web.tracing.jaeger import JaegerAgentExporter, JaegerCollectorExp
 from telemetry_web.tracing.jaeger._convert import to_jaeger_process, to_jaeger_span
 from telemetry_web.tracing.jaeger._thrift import emit_batch_message, encode
 
+from .._net import free_port
 from ..test_optional_imports import run_hidden
 from ._receivers import JaegerAgentReceiver, JaegerCollectorReceiver
 from ._support import CALLER, TRACE, drive
@@ -322,18 +322,12 @@ def test_span_too_large_for_a_packet_is_dropped_and_counted(
 # --- failures and configuration ------------------------------------------------------------------
 
 
-def closed_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
 def test_collector_down_is_reported_with_its_cause(
     telemetry_for: Any, caplog: pytest.LogCaptureFixture
 ) -> None:
     """A refused connection fails the batch, counts its spans and is reported once with the
     endpoint, credentials left out."""
-    port = closed_port()
+    port = free_port()
     telemetry = telemetry_for({"jaeger": {"endpoint": f"http://ops:s3cret@127.0.0.1:{port}"}})
     telemetry.get_tracer("app").start_span("lost").end()
     with caplog.at_level(logging.WARNING, logger="telemetry_web.tracing"):

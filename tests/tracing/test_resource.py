@@ -6,7 +6,6 @@ from __future__ import annotations
 import json
 import os
 import signal
-import socket
 import sqlite3
 import subprocess
 import sys
@@ -20,6 +19,7 @@ import pytest
 
 from telemetry_web import Telemetry
 
+from .._net import free_port
 from .conftest import Capture
 
 
@@ -248,12 +248,6 @@ application = TelemetryWSGIMiddleware(app, telemetry=telemetry)
 """
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
 @pytest.mark.server
 def test_gunicorn_preload_workers_each_name_their_own_process(tmp_path: Path) -> None:
     """Under gunicorn --preload -w 2 (the Telemetry is built in the master, then forked), the
@@ -261,7 +255,7 @@ def test_gunicorn_preload_workers_each_name_their_own_process(tmp_path: Path) ->
     service.instance.id per worker."""
     (tmp_path / "app.py").write_text(GUNICORN_APP)
     store = tmp_path / "telemetry.db"
-    port = _free_port()
+    port = free_port()
     env = {k: v for k, v in os.environ.items() if not k.startswith(("OTEL_", "TELEMETRY_"))}
     env.update(PYTHONPATH=str(tmp_path), STORE_PATH=str(store))
     env.pop("PROMETHEUS_MULTIPROC_DIR", None)

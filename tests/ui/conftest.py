@@ -4,7 +4,6 @@ child spans), ``telemetry ui`` as a real process, and headless Chromium driven b
 from __future__ import annotations
 
 import os
-import socket
 import subprocess
 import sys
 import time
@@ -18,6 +17,8 @@ import pytest
 
 from tests.conftest import require_tool
 
+from .._net import free_port, wait_for_http
+
 ROOT = Path(__file__).resolve().parents[2]
 SCRIPT = Path(sys.executable).parent / "telemetry"
 CHROMIUM_FLAGS = [
@@ -29,26 +30,8 @@ FAIL_TRACE = "4bf92f3577b34da6a3ce929d0e0e4736"
 REPORT_TRACE = "0af7651916cd43dd8448eb211c80319c"
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
 def traceparent(trace_id: str) -> dict[str, str]:
     return {"traceparent": f"00-{trace_id}-b7ad6b7169203331-01"}
-
-
-def wait_http(url: str, proc: subprocess.Popen[bytes], log: Path, **kwargs: Any) -> None:
-    deadline = time.monotonic() + 30
-    while True:
-        try:
-            httpx.get(url, timeout=1, **kwargs)
-            return
-        except httpx.TransportError:
-            assert proc.poll() is None, log.read_text()
-            assert time.monotonic() < deadline, f"{url} did not answer: {log.read_text()}"
-            time.sleep(0.1)
 
 
 def stop(proc: subprocess.Popen[bytes]) -> None:
@@ -118,7 +101,7 @@ def sample_app(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SampleApp]:
         )  # fmt: skip
     app = SampleApp(f"http://127.0.0.1:{port}", store, env)
     try:
-        wait_http(app.base + "/health", proc, log)
+        wait_for_http(app.base + "/health", proc, output=log.read_text)
         for path in ("/api/users", "/api/users/1", "/api/users/9", "/api/slow", "/api/stream"):
             app.get(path)
         assert app.get("/api/report", REPORT_TRACE).status_code == 200
@@ -160,7 +143,7 @@ def start_ui(tmp_path: Path) -> Iterator[Callable[..., UIServer]]:
         started.append(proc)
         url = f"http://127.0.0.1:{port}/"
         headers = {"Authorization": f"Bearer {token}"} if token else {}
-        wait_http(url, proc, log, headers=headers)
+        wait_for_http(url, proc, output=log.read_text, headers=headers)
         return UIServer(url, proc, log.read_text())
 
     yield start

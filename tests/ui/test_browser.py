@@ -11,7 +11,8 @@ from typing import Any
 import httpx
 import pytest
 
-from .conftest import FAIL_TRACE, REPORT_TRACE, ROOT, SCRIPT, SampleApp, free_port
+from .._net import free_port
+from .conftest import FAIL_TRACE, REPORT_TRACE, ROOT, SCRIPT, SampleApp
 
 pytestmark = pytest.mark.server
 

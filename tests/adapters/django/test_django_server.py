@@ -2,12 +2,9 @@
 
 from __future__ import annotations
 
-import json
 import os
-import socket
 import subprocess
 import sys
-import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -15,7 +12,10 @@ from typing import Any
 import httpx
 import pytest
 
+from ..._logs import json_lines
 from ..._metrics import Scrape
+from ..._net import free_port, wait_for_port
+from ..._waiting import poll
 from ._support import UNMATCHED
 
 REPO = Path(__file__).resolve().parents[3]
@@ -40,17 +40,11 @@ PLAN = [
 STREAM_SLEEPS_MS = 5 * 10  # sample_apps/django_project/api/views.py: 5 chunks, 10 ms before each
 
 
-def _free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
 class Served:
     """A server process on a loopback port; its stdout (JSON log lines) goes to a file."""
 
     def __init__(self, name: str, tmp_path: Path) -> None:
-        self.port = _free_port()
+        self.port = free_port()
         self.base_url = f"http://127.0.0.1:{self.port}"
         self.stdout = tmp_path / f"{name}.out"
         self.stderr = tmp_path / f"{name}.err"
@@ -64,27 +58,11 @@ class Served:
                 [sys.executable, *args], cwd=REPO, env=env, stdout=out, stderr=err
             )
 
-    def wait_until_accepting(self) -> None:
-        deadline = time.monotonic() + 30.0
-        while time.monotonic() < deadline:
-            if self.process.poll() is not None:
-                pytest.fail(f"server exited with {self.process.returncode}:\n{self.output()}")
-            try:
-                with socket.create_connection(("127.0.0.1", self.port), timeout=0.5):
-                    return
-            except OSError:
-                time.sleep(0.05)
-        pytest.fail(f"server did not accept connections within 30s:\n{self.output()}")
-
     def output(self) -> str:
         return self.stdout.read_text() + self.stderr.read_text()
 
     def log_lines(self) -> list[dict[str, Any]]:
-        lines = []
-        for raw in self.stdout.read_text().splitlines():
-            if raw.startswith("{"):
-                lines.append(json.loads(raw))
-        return lines
+        return json_lines(self.stdout.read_text())
 
     def stop(self) -> None:
         self.process.terminate()
@@ -100,7 +78,7 @@ def served(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Served]:
     """The sample project under gunicorn (-w 1) or uvicorn, stopped after the test."""
     server = Served(request.param, tmp_path)
     try:
-        server.wait_until_accepting()
+        wait_for_port(server.port, server.process, output=server.output)
         yield server
     finally:
         server.stop()
@@ -108,12 +86,11 @@ def served(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Served]:
 
 def _wait_for_request_lines(server: Served, count: int) -> list[dict[str, Any]]:
     """The request log lines, once ``count`` of them are written (a thread writes them)."""
-    deadline = time.monotonic() + 10.0
-    while True:
-        lines = [e for e in server.log_lines() if e.get("logger") == "telemetry_web.request"]
-        if len(lines) >= count or time.monotonic() > deadline:
-            return lines
-        time.sleep(0.05)
+    return poll(
+        lambda: [e for e in server.log_lines() if e.get("logger") == "telemetry_web.request"],
+        lambda lines: len(lines) >= count,
+        10.0,
+    )
 
 
 @pytest.mark.server

@@ -13,6 +13,8 @@ import redis.asyncio
 from telemetry_web.instrumentors.redis import RedisInstrumentor
 from telemetry_web.testing import CapturedTelemetry
 
+from .._support import instrumentor_factory
+
 MakeInstrumentor = Callable[..., RedisInstrumentor]
 
 
@@ -20,12 +22,7 @@ MakeInstrumentor = Callable[..., RedisInstrumentor]
 def make_instrumentor(captured: CapturedTelemetry, cleanup: list[Any]) -> MakeInstrumentor:
     """``make_instrumentor(**options)``: an instrumentor on ``captured``, undone afterwards."""
 
-    def factory(telemetry: Any = None, **options: Any) -> RedisInstrumentor:
-        instrumentor = RedisInstrumentor(telemetry=telemetry or captured.telemetry, **options)
-        cleanup.append(instrumentor)
-        return instrumentor
-
-    return factory
+    return instrumentor_factory(RedisInstrumentor, captured, cleanup)
 
 
 @pytest.fixture

@@ -12,6 +12,8 @@ from sqlalchemy import Engine, create_engine
 from telemetry_web.instrumentors.sqlalchemy import SQLAlchemyInstrumentor
 from telemetry_web.testing import CapturedTelemetry
 
+from .._support import instrumentor_factory
+
 MakeInstrumentor = Callable[..., SQLAlchemyInstrumentor]
 
 
@@ -19,12 +21,7 @@ MakeInstrumentor = Callable[..., SQLAlchemyInstrumentor]
 def make_instrumentor(captured: CapturedTelemetry, cleanup: list[Any]) -> MakeInstrumentor:
     """``make_instrumentor(**options)``: an instrumentor on ``captured``, undone afterwards."""
 
-    def factory(telemetry: Any = None, **options: Any) -> SQLAlchemyInstrumentor:
-        instrumentor = SQLAlchemyInstrumentor(telemetry=telemetry or captured.telemetry, **options)
-        cleanup.append(instrumentor)
-        return instrumentor
-
-    return factory
+    return instrumentor_factory(SQLAlchemyInstrumentor, captured, cleanup)
 
 
 @pytest.fixture
