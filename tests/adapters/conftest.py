@@ -2,8 +2,7 @@
 
 from __future__ import annotations
 
-import copy
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
@@ -12,6 +11,7 @@ from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanE
 
 from telemetry_web import Telemetry
 
+from .._config import deep_merge
 from ._support import ENVIRONMENT, SERVICE, ListSink
 
 MakeTelemetry = Callable[..., Telemetry]
@@ -25,16 +25,6 @@ BASE_CONFIG: dict[str, Any] = {
     # The opt-in body-size histograms: these tests check each adapter's byte counts.
     "metrics": {"size_histograms": True},
 }
-
-
-def deep_merge(base: Mapping[str, Any], override: Mapping[str, Any]) -> dict[str, Any]:
-    merged = copy.deepcopy(dict(base))
-    for key, value in override.items():
-        if isinstance(value, Mapping) and isinstance(merged.get(key), Mapping):
-            merged[key] = deep_merge(merged[key], value)
-        else:
-            merged[key] = copy.deepcopy(value)
-    return merged
 
 
 @pytest.fixture

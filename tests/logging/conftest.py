@@ -2,9 +2,8 @@
 
 from __future__ import annotations
 
-import copy
 import logging
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
@@ -12,20 +11,12 @@ import pytest
 from telemetry_web import Telemetry, semconv
 from telemetry_web.testing import InMemoryLogSink
 
+from .._config import deep_merge
+
 SERVICE = "logging-test"
 ENVIRONMENT = "test"
 
 MakeTelemetry = Callable[..., Telemetry]
-
-
-def merged(base: Mapping[str, Any], override: Mapping[str, Any]) -> dict[str, Any]:
-    result = copy.deepcopy(dict(base))
-    for key, value in override.items():
-        if isinstance(value, Mapping) and isinstance(result.get(key), Mapping):
-            result[key] = merged(result[key], value)
-        else:
-            result[key] = copy.deepcopy(value)
-    return result
 
 
 @pytest.fixture
@@ -46,7 +37,7 @@ def make_telemetry(memory: InMemoryLogSink) -> Iterator[MakeTelemetry]:
 
     def factory(*, log_sinks: list[Any] | None = None, **config: Any) -> Telemetry:
         telemetry = Telemetry(
-            merged(base, config),
+            deep_merge(base, config),
             log_sinks=[memory] if log_sinks is None else log_sinks,
             use_env=False,
         )
