@@ -4,14 +4,11 @@ receives the error-ratio alert firing during an error burst and resolved after i
 
 from __future__ import annotations
 
-import json
 import os
 import subprocess
 import sys
-import threading
 import time
 from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
@@ -25,36 +22,11 @@ from telemetry_web.cli import main
 from .._net import free_port
 from .._waiting import wait_until
 from ..conftest import require_tool
+from ._loopback import WebhookReceiver
 
 ROOT = Path(__file__).resolve().parents[2]
 OFF = ("latency_p95", "latency_p99", "readiness", "health_check", "spans_dropped",
        "logs_dropped", "metrics_dropped", "workers")  # fmt: skip
-
-
-class Webhook:
-    """A loopback Alertmanager webhook receiver keeping every notification it is sent."""
-
-    def __init__(self) -> None:
-        self.received: list[dict[str, Any]] = []
-        received = self.received
-
-        class Handler(BaseHTTPRequestHandler):
-            def do_POST(self) -> None:
-                body = self.rfile.read(int(self.headers["Content-Length"]))
-                received.append(json.loads(body))
-                self.send_response(200)
-                self.end_headers()
-
-            def log_message(self, *args: Any) -> None:
-                pass
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.url = f"http://127.0.0.1:{self.server.server_port}/hook"
-        threading.Thread(target=self.server.serve_forever, daemon=True).start()
-
-    def close(self) -> None:
-        self.server.shutdown()
-        self.server.server_close()
 
 
 def start(args: list[str], log: Path, env: dict[str, str] | None = None) -> subprocess.Popen[bytes]:
@@ -90,7 +62,7 @@ def test_error_burst_fires_and_resolves_through_prometheus_and_alertmanager(
     real Alertmanager delivers it to the webhook, and a resolved notification follows."""
     prometheus = require_tool("prometheus")
     alertmanager = require_tool("prometheus-alertmanager")
-    webhook = Webhook()
+    webhook = WebhookReceiver()
     try:
         config = tmp_path / "telemetry.yaml"
         config.write_text(yaml.safe_dump({
@@ -147,7 +119,7 @@ def test_error_burst_fires_and_resolves_through_prometheus_and_alertmanager(
         wait_until(lambda: ready(f"http://127.0.0.1:{prom_port}/-/ready"), 15, what="Prometheus")
 
         def firing() -> list[dict[str, Any]]:
-            return [n for n in webhook.received if n["status"] == "firing"]
+            return [n.body for n in webhook.received if n.body["status"] == "firing"]
 
         # A connection per request: uvicorn closes one after the app's unhandled exception.
         no_keepalive = httpx.Limits(max_keepalive_connections=0)
@@ -170,7 +142,7 @@ def test_error_burst_fires_and_resolves_through_prometheus_and_alertmanager(
         assert [a["labels"]["route"] for a in notice["alerts"]] == ["/api/fail"]
 
         resolved = wait_until(
-            lambda: [n for n in webhook.received if n["status"] == "resolved"],
+            lambda: [n.body for n in webhook.received if n.body["status"] == "resolved"],
             25, what="the resolved notification",
         )[0]  # fmt: skip
         assert resolved["alerts"][0]["labels"]["alertname"] == "TelemetryHighErrorRatio"
