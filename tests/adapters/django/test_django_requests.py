@@ -14,10 +14,11 @@ from opentelemetry import trace
 from opentelemetry.trace import SpanKind
 
 from telemetry_web.django import DjangoTelemetryMiddleware
-from telemetry_web.logging import CURRENT_REQUEST
+from telemetry_web.logging._context import CURRENT_REQUEST
 from telemetry_web.testing import CapturedTelemetry
 
-from ._support import Scrape, count, labels, request_lines
+from ..._metrics import Scrape
+from ._support import count, labels, request_lines
 from .conftest import MIDDLEWARE, Fetch, MakeCaptured
 
 TRACE_ID = "0af7651916cd43dd8448eb211c80319c"
