@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import sys
 from collections.abc import Sequence
+from types import NoneType
 from typing import Any, Protocol, TextIO, runtime_checkable
 
 from structlog.dev import ConsoleRenderer
@@ -39,9 +40,55 @@ _make_chunks = (
 )
 
 
+_orjson: Any
+try:  # optional: a faster renderer for the flat events most lines are
+    import orjson as _orjson
+except ImportError:  # pragma: no cover - orjson is an optional extra
+    _orjson = None
+
+# The value types whose orjson rendering is the stdlib's, byte for byte, once its lines are
+# joined (floats only in the range where both print the same digits).
+_FLAT = frozenset({str, int, float, bool, NoneType})
+_FLOAT_MIN = 1e-4  # below this orjson writes 0.00001 and 1e-5 where repr() writes 1e-05
+_FLOAT_MAX = sys.float_info.max
+_INDENT = _orjson.OPT_INDENT_2 if _orjson is not None else 0
+
+
+def _render_flat(event: dict[str, Any]) -> str | None:
+    """``event`` rendered by orjson exactly as the stdlib encoder renders it, or None when
+    that cannot be shown cheaply (nested values, other types, small or non-finite floats,
+    anything orjson refuses).
+
+    The stdlib writes ``{"k": v, "k": v}``; orjson, indenting by two, writes the same key
+    separator and puts each pair on a line of its own. Every newline byte in that output is
+    orjson's (one inside a string is written as a backslash and ``n``), so joining the pair
+    lines with ``", "`` gives the stdlib's line.
+    """
+    kinds = set(map(type, event.values()))
+    if not kinds <= _FLAT:
+        return None
+    if float in kinds:  # orjson writes NaN and infinities as null, and 1e-05 as 0.00001
+        for value in event.values():
+            if type(value) is float and not (
+                _FLOAT_MIN <= abs(value) <= _FLOAT_MAX or value == 0.0
+            ):
+                return None
+    try:
+        raw: bytes = _orjson.dumps(event, option=_INDENT)
+    except (TypeError, ValueError):  # a non-str key, an int past 64 bits, a lone surrogate
+        return None
+    if len(raw) <= 2:
+        return raw.decode()  # {}
+    return "{" + raw[4:-2].replace(b",\n  ", b", ").decode() + "}"
+
+
 def render_json(event: dict[str, Any]) -> str:
     """One event as a JSON object on one line (values JSON cannot hold are rendered as str);
     an event that cannot be rendered at all becomes a line saying so, with its standard keys."""
+    if _orjson is not None:
+        line = _render_flat(event)
+        if line is not None:
+            return line
     try:
         if _make_chunks is not None:
             return "".join(_make_chunks(event, 0))
