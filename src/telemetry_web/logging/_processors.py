@@ -49,6 +49,7 @@ _UNSCANNED = frozenset({
 _CLEAN_CACHE = 4096  # short strings known to hold nothing to scrub (event names, paths)
 
 _second: list[Any] = [None, ""]  # (whole second, its ISO prefix): one strftime per second
+_MILLIS = tuple(f".{ms:03d}Z" for ms in range(1000))  # the ISO suffix of each millisecond
 
 
 def iso_utc(ts: float) -> str:
@@ -57,7 +58,10 @@ def iso_utc(ts: float) -> str:
     if _second[0] != whole:
         _second[1] = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(whole))
         _second[0] = whole
-    return f"{_second[1]}.{int((ts - whole) * 1000):03d}Z"
+    ms = int((ts - whole) * 1000)
+    if 0 <= ms < 1000:
+        return _second[1] + _MILLIS[ms]  # type: ignore[no-any-return]
+    return f"{_second[1]}.{ms:03d}Z"  # before 1970
 
 
 def finish_event(event: dict[str, Any], static: dict[str, Any]) -> dict[str, Any]:
@@ -236,13 +240,10 @@ class Redactor:
         ):
             return False
         clean = self._clean
-        for key, item in value.items():
-            if (
-                type(item) is str
-                and item not in clean
-                and key not in _UNSCANNED
-                and self._scrub(item) != item
-            ):
+        # Only the strings of keys that are scanned (a few of an event's: event, path, query).
+        for key in value.keys() - _UNSCANNED:
+            item = value[key]
+            if type(item) is str and item not in clean and self._scrub(item) != item:
                 return False
         return True
 
