@@ -28,22 +28,30 @@ OBSERVER_KEY = "telemetry_web.error_observer"
 
 
 class ObserverSlot:
-    """Where the middleware leaves a request for the observer (one per request it sees)."""
+    """Where the middleware leaves a request for the observer (one per request it sees); its
+    :meth:`send` is what the observed stack sends through (a bound method, no closure)."""
 
-    __slots__ = ("deferred",)
+    __slots__ = ("_send", "deferred")
 
-    def __init__(self) -> None:
+    def __init__(self, send: Send) -> None:
+        self._send = send
         self.deferred: Exchange | None = None
 
     def defer(self, exchange: Exchange) -> None:
         exchange.defer()
         self.deferred = exchange
 
+    async def send(self, message: Message) -> None:
+        deferred = self.deferred
+        if deferred is not None:
+            message = deferred.observe(message)
+        await self._send(message)
+
 
 class ErrorResponseObserver:
     """Wraps a Starlette app's built middleware stack (outermost: its error middleware), to see
-    the response to an exception that escaped ``TelemetryMiddleware``. Costs one send wrapper
-    per request; does work only for a deferred request."""
+    the response to an exception that escaped ``TelemetryMiddleware``. Costs one slot and its
+    send per request; does work only for a deferred request."""
 
     def __init__(self, app: ASGIApp) -> None:
         self.app = app
@@ -52,17 +60,9 @@ class ErrorResponseObserver:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        slot = ObserverSlot()
-        scope[OBSERVER_KEY] = slot
-
-        async def send_outer(message: Message) -> None:
-            deferred = slot.deferred
-            if deferred is not None:
-                message = deferred.observe(message)
-            await send(message)
-
+        slot = scope[OBSERVER_KEY] = ObserverSlot(send)
         try:
-            await self.app(scope, receive, send_outer)
+            await self.app(scope, receive, slot.send)
         finally:
             deferred = slot.deferred
             if deferred is not None:

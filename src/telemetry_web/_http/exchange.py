@@ -92,7 +92,8 @@ class Exchange:
             if self.capture is not None:
                 capture_response(self.active, headers, self.capture)
             id_header = self.id_header
-            if not any(name.lower() == id_header[0] for name, _ in headers):
+            if not _has_header(headers, id_header[0]):
+                # A new message and list: the app's may be reused (a Response's raw_headers).
                 message = {**message, "headers": [*headers, id_header]}
         elif kind == "http.response.body":
             self.response_size += len(message.get("body", b""))
@@ -118,8 +119,7 @@ class Exchange:
         headers = message.get("headers") or []
         if self.capture is not None:
             capture_response(self.active, headers, self.capture)
-        id_name = self.id_header[0]
-        if not any(name.lower() == id_name for name, _ in headers):
+        if not _has_header(headers, self.id_header[0]):
             message = {**message, "headers": [*headers, self.id_header]}
         return message
 
@@ -159,6 +159,16 @@ class Exchange:
             )
         except Exception:
             _log.exception("telemetry-web could not record a request")
+
+
+def _has_header(headers: Any, name: bytes) -> bool:
+    """Whether ``headers`` hold ``name`` (lower-case), in any case; only names of its length
+    are lower-cased."""
+    size = len(name)
+    for raw_name, _ in headers:  # noqa: SIM110 (a loop: no generator per response)
+        if len(raw_name) == size and raw_name.lower() == name:
+            return True
+    return False
 
 
 def resolved_route(resolver: RouteResolver, scope: Scope) -> str:
