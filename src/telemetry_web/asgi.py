@@ -70,8 +70,7 @@ class TelemetryMiddleware:
         self.telemetry = telemetry if telemetry is not None else default_telemetry()
         self.route_resolver = route_resolver
         self._routers: dict[int, RouteSource] = {}
-        self._header_maps: dict[int, dict[bytes, str]] = {}
-        self._joined: frozenset[str] = LISTS  # headers whose repeated lines are joined
+        self._per_life = _PerLifecycle(None)  # what the headers need, for the lifecycle in use
         self._silenced: set[int] = set()
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
@@ -117,23 +116,29 @@ class TelemetryMiddleware:
         """The lifecycle's ``begin`` for this request, and its exchange (None: not recorded)."""
         scope[_SCOPE_KEY] = True
         app_object = scope.get("app")
-        if app_object is not None and id(app_object) not in self._silenced:
-            self._adopt_app(app_object)
-        elif app_object is None and id(self.app) not in self._silenced:
+        if app_object is not None:
+            if id(app_object) not in self._silenced:
+                self._adopt_app(app_object)
+        elif id(self.app) not in self._silenced:
             # Wrapped around the app from outside and no lifespan ran (an in-process client):
             # the app below us is not in the scope yet, adopt it from our own chain.
             self._adopt_app(self.app)
         life = self.telemetry.lifecycle
-        headers = self._headers(scope, life)
+        per_life = self._per_life
+        if per_life.life is not life:
+            per_life = self._per_life = _PerLifecycle(life)
+        headers = pick_headers(scope, per_life.wanted, per_life.joined)
+        raw_query = scope.get("query_string")
+        address = scope.get("client")
         try:
             active = life.begin(
                 method=scope["method"],
                 scheme=scope.get("scheme", "http"),
                 path=scope["path"],
-                query=query(scope),
+                query=query(scope) if raw_query else "",
                 route=self._route(scope),
                 headers=headers,
-                client=client(scope),
+                client=address[0] if address else None,
                 server=scope.get("server"),
                 protocol_version=scope.get("http_version"),
             )
@@ -142,8 +147,7 @@ class TelemetryMiddleware:
             return None
         declared = headers.get("content-length", "")
         size = int(declared) if declared.isdigit() and len(declared) < 16 else 0
-        capture = self._response_headers(life)
-        return Exchange(active, receive, send, app_object, life.request_id_header, size, capture)
+        return Exchange(active, receive, send, app_object, per_life.id_name, size, per_life.capture)
 
     async def _answer_error(self, scope: Scope, exchange: Exchange) -> None:
         """An exception escaped the app before any response: who answers the client?"""
@@ -179,26 +183,11 @@ class TelemetryMiddleware:
             source = self._routers[id(app)] = resolver_for(app) or RECORDED
             return source
 
-    def _response_headers(self, life: RequestLifecycle) -> dict[bytes, str] | None:
-        """The response headers to capture, by raw name; None (the usual case) for none."""
-        if not life.response_header_names:
-            return None
-        key = -id(life)
-        wanted = self._header_maps.get(key)
-        if wanted is None:
-            wanted = {name.encode("latin-1"): name for name in life.response_header_names}
-            self._header_maps[key] = wanted
-        return wanted
-
     def _headers(self, scope: Scope, life: RequestLifecycle) -> dict[str, str]:
-        wanted = self._header_maps.get(id(life))
-        if wanted is None:
-            self._header_maps.clear()
-            wanted = {name.encode("latin-1"): name for name in life.wanted_headers}
-            self._header_maps[id(life)] = wanted
-            # Captured headers sent on several lines are joined, as WSGI servers join them.
-            self._joined = LISTS | {name for name, _, _ in life.captured_request}
-        return pick_headers(scope, wanted, self._joined)
+        per_life = self._per_life
+        if per_life.life is not life:
+            per_life = self._per_life = _PerLifecycle(life)
+        return pick_headers(scope, per_life.wanted, per_life.joined)
 
     # --- websockets ---------------------------------------------------------------------------
 
@@ -285,6 +274,29 @@ class TelemetryMiddleware:
                 config.update(tracing=False, metrics=False, logs=False, operation_spans=False)
             app = getattr(app, "app", None)
             depth += 1
+
+
+class _PerLifecycle:
+    """What reading a request's headers and its response needs, for one lifecycle (built when
+    the telemetry's lifecycle changes, not per request)."""
+
+    __slots__ = ("capture", "id_name", "joined", "life", "wanted")
+
+    def __init__(self, life: RequestLifecycle | None) -> None:
+        self.life = life
+        if life is None:
+            self.wanted: dict[bytes, str] = {}
+            self.joined: frozenset[str] = LISTS
+            self.capture: dict[bytes, str] | None = None
+            self.id_name = b""
+            return
+        self.wanted = {name.encode("latin-1"): name for name in life.wanted_headers}
+        # Captured headers sent on several lines are joined, as WSGI servers join them.
+        self.joined = LISTS | {name for name, _, _ in life.captured_request}
+        # The response headers to capture, by raw name; None (the usual case) for none.
+        names = life.response_header_names
+        self.capture = {name.encode("latin-1"): name for name in names} if names else None
+        self.id_name = life.request_id_header.encode("latin-1")
 
 
 def _observe_built_stack(wrapped: Any, instance: Any, args: Any, kwargs: Any) -> Any:

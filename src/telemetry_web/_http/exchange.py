@@ -51,7 +51,7 @@ class Exchange:
         receive: Receive,
         send: Send,
         app: Any,
-        id_name: str,
+        id_name: bytes,
         request_size: int,
         capture: dict[bytes, str] | None,
     ) -> None:
@@ -62,7 +62,7 @@ class Exchange:
         # The declared body size counts even when the app never reads the body (a 405, a 401).
         self.request_size = request_size
         self.capture = capture
-        self.id_header = (id_name.encode("latin-1"), active.request_id.encode("latin-1"))
+        self.id_header = (id_name, active.request_id.encode("latin-1"))
         self.received = 0
         self.response_size = 0
         self.status = 0
