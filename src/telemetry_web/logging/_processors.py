@@ -49,6 +49,7 @@ _UNSCANNED = frozenset({
 _CLEAN_CACHE = 4096  # short strings known to hold nothing to scrub (event names, paths)
 
 _second: list[Any] = [None, ""]  # (whole second, its ISO prefix): one strftime per second
+_NUMBERS = (float, int)
 _MILLIS = tuple(f".{ms:03d}Z" for ms in range(1000))  # the ISO suffix of each millisecond
 
 
@@ -72,7 +73,7 @@ def finish_event(event: dict[str, Any], static: dict[str, Any]) -> dict[str, Any
     ordered.update(static)
     ordered.update(event)
     ts = ordered["timestamp"]
-    if isinstance(ts, float | int):
+    if isinstance(ts, _NUMBERS):  # a tuple: no union object built per event
         ordered["timestamp"] = iso_utc(ts)
     exc_info = ordered.pop("exc_info", None)
     if exc_info:
