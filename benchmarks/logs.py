@@ -147,6 +147,7 @@ def telemetry_variant(
             "logging": {
                 "request_log": False,
                 "queue_size": lines * 2,
+                "queue_bytes": lines * 4096,
                 "sinks": {"console": False, **sinks},
             },
         },
@@ -207,7 +208,8 @@ def run(lines: int, rounds: int) -> list[Result]:
         telemetry_variant(
             "telemetry-web, Elasticsearch sink (loopback receiver)",
             {"elasticsearch": {"url": f"http://127.0.0.1:{port}", "flush_interval": "200ms",
-                               "max_buffer": lines * 2}},
+                               "max_buffer": lines * 2,
+                               "max_buffer_bytes": lines * 4096}},
             lambda: received(port),
             lines,
         ),
