@@ -22,6 +22,7 @@ from typing import Any
 
 from .. import semconv as sc
 from ._query import StoreError
+from ._records import existing_store
 
 __all__ = [
     "MetricFamily",
@@ -178,12 +179,7 @@ class MetricHistory:
     """
 
     def __init__(self, path: str | os.PathLike[str]) -> None:
-        self.path = os.path.abspath(os.fspath(path))
-        if not os.path.isfile(self.path):
-            raise StoreError(
-                f"no telemetry store at {self.path}: run the app with the store enabled first, "
-                "or point --store (or TELEMETRY_STORE__PATH) at it"
-            )
+        self.path = existing_store(path)
         try:
             self._conn = sqlite3.connect(f"file:{self.path}?mode=ro", uri=True, timeout=5.0)
             tables = {

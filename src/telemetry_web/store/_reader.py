@@ -13,7 +13,7 @@ from typing import Any
 from .. import semconv as sc
 from ._codec import id_out, unpack
 from ._db import SQLiteStore, stored_route
-from ._records import SpanRecord, StoreError, attribute_text
+from ._records import SpanRecord, StoreError, attribute_text, existing_store
 from ._rows import KINDS, STATUSES
 from ._search import register
 
@@ -40,12 +40,7 @@ class StoreReader:
     """
 
     def __init__(self, path: str | os.PathLike[str]) -> None:
-        self.path = os.path.abspath(os.fspath(path))
-        if not os.path.isfile(self.path):
-            raise StoreError(
-                f"no telemetry store at {self.path}: run the app with the store enabled first, "
-                "or point --store (or TELEMETRY_STORE__PATH) at it"
-            )
+        self.path = existing_store(path)
         tables = self._open()
         if "spans" in tables and "span_rows" not in tables:  # written before schema 4
             self._conn.close()

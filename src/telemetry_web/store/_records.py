@@ -4,6 +4,7 @@ and the decoding of a log row (its fields with what its columns hold put back)."
 from __future__ import annotations
 
 import json
+import os
 import sqlite3
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -26,6 +27,7 @@ __all__ = [
     "attribute_text",
     "decode_cursor",
     "encode_cursor",
+    "existing_store",
     "log_record",
     "percentile",
 ]
@@ -35,6 +37,21 @@ LEVELS = {"debug": 10, "info": 20, "warning": 30, "error": 40, "critical": 50}
 
 class StoreError(Exception):
     """The store is missing, empty or not a telemetry-web store."""
+
+
+def existing_store(path: str | os.PathLike[str]) -> str:
+    """``path`` made absolute, once it is known to be a file a reader can open.
+
+    Raises:
+        StoreError: no file there, with what to do about it.
+    """
+    absolute = os.path.abspath(os.fspath(path))
+    if not os.path.isfile(absolute):
+        raise StoreError(
+            f"no telemetry store at {absolute}: run the app with the store enabled first, "
+            "or point --store (or TELEMETRY_STORE__PATH) at it"
+        )
+    return absolute
 
 
 @dataclass(frozen=True)
