@@ -364,6 +364,58 @@ class ActiveRequest:
         )  # fmt: skip
         if number < self.life.log_threshold:
             return
+        pipeline: LogPipeline = self.life.pipeline  # type: ignore[assignment]
+        fields = self.fields
+        if fields or exception is not None:
+            self._log_general(pipeline, level, status, duration, trace_id, span_id, exception)
+            return
+        # The request event in its final key order, the static fields included: the writer
+        # only dates and renders it (logging/_request_line.py).
+        event: dict[str, Any] = {
+            "timestamp": time.time(),
+            "level": level,
+            "event": "request",
+            "logger": "telemetry_web.request",
+            **pipeline.static_fields,
+            "method": self.original_method,
+            "route": self.route,
+            "path": self.path,
+            "status": status,
+            "duration_ms": round(duration * 1000.0, 3),
+            "client": self.client,
+            "user_agent": self.user_agent,
+            "request_id": self.request_id,
+        }
+        # The queue's size estimate, as estimate_event_bytes() makes it, without its loop.
+        user_agent = self.user_agent
+        client = self.client
+        size = (
+            _REQUEST_EVENT_BYTES + len(level) + len(self.original_method) + len(self.route)
+            + len(self.path) + len(self.request_id)
+            + (len(user_agent) if user_agent is not None else 0)
+            + (len(client) if client is not None else 0)
+        )  # fmt: skip
+        if self.query:
+            event["query"] = self.query
+            size += _FIELD_BYTES + len(self.query)
+        if trace_id is not None:
+            event["trace_id"] = trace_id
+            event["span_id"] = span_id
+            size += 2 * _FIELD_BYTES + len(trace_id) + len(span_id)  # type: ignore[arg-type]
+        pipeline.submit_request(event, size + pipeline.static_bytes)
+
+    def _log_general(
+        self,
+        pipeline: LogPipeline,
+        level: str,
+        status: int,
+        duration: float,
+        trace_id: str | None,
+        span_id: str | None,
+        exception: BaseException | None,
+    ) -> None:
+        """The request event with fields bound to the request or an exception: the writer's
+        general path finishes it."""
         event: dict[str, Any] = {
             "timestamp": time.time(),
             "level": level,
@@ -385,26 +437,6 @@ class ActiveRequest:
             event["span_id"] = span_id
         if exception is not None:
             event["exc_info"] = (type(exception), exception, exception.__traceback__)
-        fields = self.fields
-        if fields:
-            for key, value in fields.copy().items():
-                event.setdefault(key, value)
-            self.life.pipeline.submit(event)  # type: ignore[union-attr]
-            return
-        # The queue's size estimate, as estimate_event_bytes() makes it, without its loop.
-        user_agent = self.user_agent
-        client = self.client
-        size = (
-            _REQUEST_EVENT_BYTES + len(level) + len(self.original_method) + len(self.route)
-            + len(self.path) + len(self.request_id)
-            + (len(user_agent) if user_agent is not None else 0)
-            + (len(client) if client is not None else 0)
-        )  # fmt: skip
-        extra = len(event) - _REQUEST_EVENT_FIELDS
-        if extra:
-            size += _FIELD_BYTES * extra + len(self.query)
-            if trace_id is not None:
-                size += len(trace_id) + len(span_id)  # type: ignore[arg-type]
-            if exception is not None:
-                size += _NESTED_BYTES
-        self.life.pipeline.submit(event, size)  # type: ignore[union-attr]
+        for key, value in self.fields.copy().items():
+            event.setdefault(key, value)
+        pipeline.submit(event)

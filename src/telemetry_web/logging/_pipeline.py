@@ -19,6 +19,7 @@ from typing import Any
 
 from .._forksafe import ForkLock
 from ._processors import Processor, finish_event
+from ._request_line import RequestLines
 from ._sinks import EventBatch, LogSink
 
 __all__ = ["LogPipeline"]
@@ -66,6 +67,10 @@ class LogPipeline:
         self.sinks = list(sinks)
         self._processors = list(processors)
         self._static = static_fields
+        # What the static fields add to an event's estimate_event_bytes().
+        self.static_bytes = estimate_event_bytes(static_fields) - _EVENT_BYTES
+        # The request line's fast path, when the configuration allows it (see _request_line).
+        self._request_lines = RequestLines.for_pipeline(self._processors, static_fields)
         self._max_queue = max_queue
         self._max_bytes = max_queue_bytes
         self._dropped = dropped
@@ -83,7 +88,8 @@ class LogPipeline:
             self._start()
 
     def _start(self) -> None:
-        self._queue: deque[tuple[dict[str, Any], int]] = deque()  # (event, estimated bytes)
+        # (event, estimated bytes, a request event built by submit_request's caller)
+        self._queue: deque[tuple[dict[str, Any], int, bool]] = deque()
         # Estimated bytes submitted (callers, under the lock) and taken by the writer (its
         # thread only): their difference is what the queue holds.
         self._bytes_in = 0
@@ -97,7 +103,19 @@ class LogPipeline:
 
     # --- caller side --------------------------------------------------------------------------
 
-    def submit(self, event: dict[str, Any], estimate: int | None = None) -> None:
+    @property
+    def static_fields(self) -> dict[str, Any]:
+        """The fields every event carries after its standard keys (service, environment)."""
+        return self._static
+
+    def submit_request(self, event: dict[str, Any], estimate: int) -> None:
+        """Queue a request event of the lifecycle's: its keys in their final order (the static
+        fields after the standard keys), flat values, an epoch timestamp, no ``exc_info``."""
+        self.submit(event, estimate, True)
+
+    def submit(
+        self, event: dict[str, Any], estimate: int | None = None, request: bool = False
+    ) -> None:
         """Queue ``event``; ``estimate`` is its :func:`estimate_event_bytes`, when the caller
         knows it already."""
         queue = self._queue
@@ -113,7 +131,7 @@ class LogPipeline:
             else:
                 full = False
                 self._bytes_in += estimate
-                queue.append((event, estimate))
+                queue.append((event, estimate, request))
         if full:
             self._queue_full.inc()
             return
@@ -197,19 +215,23 @@ class LogPipeline:
             self._wake.clear()
             while queue:
                 items = [queue.popleft() for _ in range(min(len(queue), _BATCH))]
-                self._bytes_out += sum(size for _event, size in items)
+                self._bytes_out += sum(size for _event, size, _request in items)
                 with self._delivering:
-                    self._deliver([event for event, _size in items])
+                    self._deliver(items)
             with self._delivered:
                 self._generation += 1
                 self._delivered.notify_all()
             if self._stopped:
                 return
 
-    def _deliver(self, batch: list[dict[str, Any]]) -> None:
+    def _deliver(self, batch: list[tuple[dict[str, Any], int, bool]]) -> None:
         finished = EventBatch()
-        for event in batch:
+        lines = self._request_lines
+        for event, _size, request in batch:
             try:
+                if request and lines is not None and lines.finish(event):
+                    finished.append_rendered_by(event, lines.render)
+                    continue
                 result: dict[str, Any] | None = finish_event(event, self._static)
                 for step in self._processors:
                     result = step(result)  # type: ignore[arg-type]

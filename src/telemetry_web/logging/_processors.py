@@ -182,6 +182,15 @@ class Redactor:
         self._safe: set[str] = set()  # keys known not to be sensitive
         self._clean: set[str] = set()  # short strings known to hold nothing to scrub
 
+    @property
+    def plain(self) -> bool:
+        """Whether only the built-in rules apply (no keys, no patterns of the user's)."""
+        return not self._globs and not self._patterns
+
+    def clean(self, text: str) -> bool:
+        """Whether the built-in rules leave ``text`` as it is (short ones remembered)."""
+        return text in self._clean or self._scrub(text) == text
+
     def sensitive(self, key: str) -> bool:
         verdict = self._verdicts.get(key)
         if verdict is None:

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import json
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from types import NoneType
 from typing import Any, Protocol, TextIO, runtime_checkable
 
@@ -101,13 +101,31 @@ def render_json(event: dict[str, Any]) -> str:
 
 
 class EventBatch(list[dict[str, Any]]):
-    """The events of one delivery; their JSON lines are rendered on first use, once."""
+    """The events of one delivery; their JSON lines are rendered on first use, once.
+
+    Events added with :meth:`append_rendered_by` come with their own renderer (the request
+    lines of ``_request_line``), which writes the line ``render_json`` would.
+    """
 
     _lines: list[str] | None = None
+    _renderers: dict[int, Callable[[dict[str, Any]], str]] | None = None
+
+    def append_rendered_by(
+        self, event: dict[str, Any], render: Callable[[dict[str, Any]], str]
+    ) -> None:
+        if self._renderers is None:
+            self._renderers = {}
+        self._renderers[id(event)] = render
+        self.append(event)
 
     def json_lines(self) -> list[str]:
         if self._lines is None:
-            self._lines = [render_json(e) for e in self]
+            renderers = self._renderers
+            if renderers is None:
+                self._lines = [render_json(e) for e in self]
+            else:
+                get = renderers.get
+                self._lines = [get(id(e), render_json)(e) for e in self]
         return self._lines
 
 
