@@ -32,6 +32,7 @@ from ._engine import Telemetry, default_telemetry
 from ._http.endpoints import answer_asgi
 from ._http.error_responses import (
     OBSERVER_KEY,
+    PLAIN_500,
     ErrorResponseObserver,
     plain_500_expected,
     safe_500,
@@ -152,10 +153,10 @@ class TelemetryMiddleware:
     async def _answer_error(self, scope: Scope, exchange: Exchange) -> None:
         """An exception escaped the app before any response: who answers the client?"""
         observer = scope.get(OBSERVER_KEY)
-        if observer is not None:
+        if observer is not None and observer is not PLAIN_500:
             # The app's error middleware answers outside us: finish when it has.
             observer.defer(exchange)
-        elif plain_500_expected(exchange.app):
+        elif observer is PLAIN_500 or plain_500_expected(exchange.app):
             # Nobody else answers but the server or Starlette's default handler, with a plain
             # 500 and no request id: send that 500 ourselves, with one.
             await safe_500(exchange.send)
@@ -259,7 +260,7 @@ class TelemetryMiddleware:
         """Once per app: observe its error responses, and silence FastAPI's own spans."""
         stack = getattr(app, "middleware_stack", None)
         if stack is not None and not isinstance(stack, ErrorResponseObserver):
-            app.middleware_stack = ErrorResponseObserver(stack)
+            app.middleware_stack = ErrorResponseObserver(stack, plain_500_expected(app))
         self._silence_framework_telemetry(app)
 
     def _silence_framework_telemetry(self, app: Any) -> None:
@@ -304,7 +305,7 @@ def _observe_built_stack(wrapped: Any, instance: Any, args: Any, kwargs: Any) ->
     for middleware in getattr(instance, "user_middleware", ()):
         cls = getattr(middleware, "cls", None)
         if isinstance(cls, type) and issubclass(cls, TelemetryMiddleware):
-            return ErrorResponseObserver(stack)
+            return ErrorResponseObserver(stack, plain_500_expected(instance))
     return stack
 
 

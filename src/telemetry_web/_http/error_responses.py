@@ -17,6 +17,7 @@ from .scope import ASGIApp, Message, Receive, Scope, Send
 
 __all__ = [
     "OBSERVER_KEY",
+    "PLAIN_500",
     "ErrorResponseObserver",
     "ObserverSlot",
     "plain_500_expected",
@@ -25,6 +26,9 @@ __all__ = [
 
 # Set by the observer around a Starlette app's middleware stack.
 OBSERVER_KEY = "telemetry_web.error_observer"
+# Left there instead of a slot when the stack's error middleware answers with a plain 500:
+# the middleware sends that 500 itself, with the request id, and nothing is observed.
+PLAIN_500 = object()
 
 
 class ObserverSlot:
@@ -51,13 +55,22 @@ class ObserverSlot:
 class ErrorResponseObserver:
     """Wraps a Starlette app's built middleware stack (outermost: its error middleware), to see
     the response to an exception that escaped ``TelemetryMiddleware``. Costs one slot and its
-    send per request; does work only for a deferred request."""
+    send per request; does work only for a deferred request.
 
-    def __init__(self, app: ASGIApp) -> None:
+    ``plain``: the stack was built without a 500 handler and not in debug mode (Starlette reads
+    both when it builds the stack), so its answer would be a plain 500: nothing to observe.
+    """
+
+    def __init__(self, app: ASGIApp, plain: bool = False) -> None:
         self.app = app
+        self.plain = plain
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        if self.plain:
+            scope[OBSERVER_KEY] = PLAIN_500
             await self.app(scope, receive, send)
             return
         slot = scope[OBSERVER_KEY] = ObserverSlot(send)
