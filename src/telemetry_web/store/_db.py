@@ -71,6 +71,44 @@ def _identity_of(st: os.stat_result) -> tuple[int, int]:
     return st.st_dev, st.st_ino
 
 
+# One read-only descriptor per store file (by st_dev, st_ino) per process, for its header,
+# shared by every store object on that file and NEVER closed: POSIX locks belong to a process
+# and a file, so closing any descriptor of the file drops all the locks the process holds on it,
+# those of SQLite's connections too (another store object's, the checkpointer's, the metric
+# history's). Another process could then take the file as its last user, checkpoint and delete
+# the WAL this process still writes: a corrupt database ("How To Corrupt An SQLite Database
+# File", 2.2; SQLite defers closing its own descriptors for this reason). A forked child keeps the
+# inherited descriptors (closing them there would drop the child's own locks).
+_HEADER_FDS: dict[tuple[int, int], int] = {}
+_HEADER_FDS_LOCK = threading.Lock()
+
+
+def _renew_header_fds_lock() -> None:  # a fork while another thread held it
+    global _HEADER_FDS_LOCK
+    _HEADER_FDS_LOCK = threading.Lock()
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_renew_header_fds_lock)
+
+
+def _header_fd(path: str) -> tuple[tuple[int, int], int]:
+    """The identity of the file at ``path`` and this process's descriptor of it (opened at the
+    first call for that file; the caller must never close it)."""
+    try:
+        identity = _identity_of(os.stat(path))
+    except FileNotFoundError:
+        identity = (-1, -1)
+    fd = _HEADER_FDS.get(identity)
+    if fd is not None:  # (a file's inode number is not reused while a descriptor holds it)
+        return identity, fd
+    fd = os.open(path, os.O_RDONLY | getattr(os, "O_CLOEXEC", 0))
+    identity = _identity_of(os.fstat(fd))
+    with _HEADER_FDS_LOCK:
+        # another thread may have opened one meanwhile: ours then stays open too, unused
+        return identity, _HEADER_FDS.setdefault(identity, fd)
+
+
 class StoreUnavailable(Exception):
     """The store file cannot be written now (read-only, locked, disk full, not a directory)."""
 
@@ -155,7 +193,7 @@ class SQLiteStore:
         self._lock = threading.Lock()
         self._conn: sqlite3.Connection | None = None
         self._identity: tuple[int, int] | None = None  # the file the connection writes
-        self._fd: int | None = None  # a descriptor of that file, for its header
+        self._fd: int | None = None  # that file's header descriptor (_HEADER_FDS)
         self._pid = 0
         self._last_prune = float("-inf")
         self._backoff = 0.0
@@ -194,15 +232,12 @@ class SQLiteStore:
             conn.close()
             raise
         try:
-            # kept open while the connection is: one stat and one read per batch check the
-            # file (no open and close per batch: closing a descriptor of the file drops the
-            # process's POSIX locks on it, SQLite's included)
-            fd = os.open(self.path, os.O_RDONLY | getattr(os, "O_CLOEXEC", 0))
+            # one stat and one read per batch check the file (see _HEADER_FDS)
+            identity, fd = _header_fd(self.path)
         except OSError:
             conn.close()
             raise
-        self._conn, self._pid, self._fd = conn, os.getpid(), fd
-        self._identity = _identity_of(os.fstat(fd))
+        self._conn, self._pid, self._fd, self._identity = conn, os.getpid(), fd, identity
         return conn
 
     def _same_file(self) -> bool:
@@ -379,16 +414,11 @@ class SQLiteStore:
 
     def _close_quietly(self) -> None:
         conn, self._conn = self._conn, None
-        fd, self._fd = self._fd, None
+        self._fd = None  # the process's shared header descriptor: never closed (_HEADER_FDS)
         if conn is not None and self._pid == os.getpid():
             try:
                 conn.close()
             except sqlite3.Error:
-                pass
-        if fd is not None:  # (a forked child's copy is its own to close)
-            try:
-                os.close(fd)
-            except OSError:
                 pass
 
     def close(self) -> None:
