@@ -30,7 +30,7 @@ from .logging._context import CURRENT_REQUEST
 from .logging._pipeline import EVENT_BYTES, FIELD_BYTES, NESTED_BYTES, LogPipeline
 from .metrics._http import HttpMetrics
 from .tracing._propagation import Extractor
-from .tracing._span import SpanFactory
+from .tracing._span import SpanFactory, attach_span
 
 __all__ = ["ActiveRequest", "RequestLifecycle"]
 
@@ -207,7 +207,7 @@ class ActiveRequest:
             self._span_attributes, life, scheme, headers, server, protocol_version, kind,
         )  # fmt: skip
         self.span = span
-        self._context_token = otel_context.attach(trace.set_span_in_context(span, parent))
+        self._context_token = attach_span(span, parent)
 
     def _span_attributes(
         self,

@@ -6,8 +6,8 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
-from opentelemetry.context import Context
-from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
+from opentelemetry.context import Context, get_value, set_value
+from opentelemetry.sdk.trace import ReadableSpan, SpanProcessor, TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from opentelemetry.sdk.trace.sampling import (
@@ -19,9 +19,9 @@ from opentelemetry.sdk.trace.sampling import (
     SamplingResult,
     TraceIdRatioBased,
 )
-from opentelemetry.trace import SpanKind
+from opentelemetry.trace import SpanContext, SpanKind, get_current_span
 
-from telemetry_web.tracing._span import SpanFactory
+from telemetry_web.tracing._span import SpanFactory, attach_span
 
 
 class _Reading(Sampler):
@@ -109,3 +109,69 @@ def test_the_ratio_decision_is_the_sdk_one() -> None:
         assert context.trace_flags.sampled is (expected is Decision.RECORD_AND_SAMPLE)
         if span.is_recording():
             span.end()
+
+
+class _Recording(SpanProcessor):
+    def __init__(self) -> None:
+        self.started: list[tuple[str, Any]] = []
+        self.ended: list[str] = []
+
+    def on_start(self, span: Any, parent_context: Any = None) -> None:
+        self.started.append((span.name, parent_context))
+
+    def on_end(self, span: ReadableSpan) -> None:
+        self.ended.append(span.name)
+
+
+def test_processors_added_later_get_starts_and_ends_in_order() -> None:
+    """The factory calls the processors' own methods (no SDK loop): one added to the provider
+    after the factory was built is still called, after the earlier ones."""
+    factory, exporter = _factory(ALWAYS_ON)
+    factory.start("first", Context(), SpanKind.SERVER, {}).end()
+    provider_processor = factory.processor
+    late = _Recording()
+    provider_processor.add_span_processor(late)  # type: ignore[attr-defined]
+    parent = Context()
+    span = factory.start("second", parent, SpanKind.SERVER, {})
+    assert late.started == [("second", parent)]
+    assert late.ended == []
+    span.end()
+    assert late.ended == ["second"]
+    assert [s.name for s in exporter.get_finished_spans()] == ["first", "second"]
+
+
+def test_a_span_context_is_the_sdk_one() -> None:
+    factory, _ = _factory(ALWAYS_ON)
+    span = factory.start("x", Context(), SpanKind.SERVER, {})
+    context = span.get_span_context()
+    same = SpanContext(
+        context.trace_id,
+        context.span_id,
+        is_remote=False,
+        trace_flags=context.trace_flags,
+        trace_state=context.trace_state,
+    )
+    assert context == same
+    assert type(context) is SpanContext
+    assert context.is_valid
+    assert not context.is_remote
+    assert context.trace_flags.sampled
+
+
+def test_attach_span_makes_it_current_and_keeps_the_parents_values() -> None:
+    factory, _ = _factory(ALWAYS_ON)
+    parent = set_value("tenant", "acme", Context())
+    span = factory.start("x", parent, SpanKind.SERVER, {})
+    token = attach_span(span, parent)
+    try:
+        assert get_current_span() is span
+        assert get_value("tenant") == "acme"
+    finally:
+        token.var.reset(token)  # type: ignore[attr-defined]
+    assert get_current_span() is not span
+    empty = attach_span(span, Context())
+    try:
+        assert get_current_span() is span
+        assert get_value("tenant") is None
+    finally:
+        empty.var.reset(empty)  # type: ignore[attr-defined]

@@ -23,9 +23,17 @@ import time
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
+import opentelemetry.context as otel_context
 from opentelemetry.context import Context
+from opentelemetry.context.contextvars_context import ContextVarsRuntimeContext
 from opentelemetry.sdk.resources import Resource
-from opentelemetry.sdk.trace import Event, ReadableSpan, SpanProcessor, TracerProvider
+from opentelemetry.sdk.trace import (
+    Event,
+    ReadableSpan,
+    SpanProcessor,
+    SynchronousMultiSpanProcessor,
+    TracerProvider,
+)
 from opentelemetry.sdk.trace.sampling import (
     Decision,
     ParentBased,
@@ -35,6 +43,7 @@ from opentelemetry.sdk.trace.sampling import (
 )
 from opentelemetry.sdk.util.instrumentation import InstrumentationScope
 from opentelemetry.trace import (
+    DEFAULT_TRACE_STATE,
     INVALID_SPAN_CONTEXT,
     Link,
     NonRecordingSpan,
@@ -45,13 +54,15 @@ from opentelemetry.trace import (
     StatusCode,
     TraceFlags,
     get_current_span,
+    set_span_in_context,
 )
 from opentelemetry.util.types import Attributes, AttributeValue
 
 from .._redaction import exception_attributes, scrub_text
+from ._batch import BoundedBatchProcessor
 from ._sampling import RateLimitingSampler
 
-__all__ = ["SpanFactory"]
+__all__ = ["SpanFactory", "attach_span"]
 
 _MAX_ATTRIBUTES = 128
 _MAX_EVENTS = 128
@@ -65,6 +76,29 @@ _time_ns = time.time_ns
 # Samplers whose decision never depends on the span's attributes (exact types: a subclass may
 # read them).
 _BLIND_SAMPLERS = (StaticSampler, TraceIdRatioBased, RateLimitingSampler)
+_ID_MAX = (1 << 128) - 1, (1 << 64) - 1
+_new_context = tuple.__new__
+# on_start methods known to do nothing: not called per span.
+_NOOP_ON_START = (SpanProcessor.on_start, BoundedBatchProcessor.on_start)
+
+
+try:  # the key set_span_in_context uses (private in OpenTelemetry; its function if it moves)
+    from opentelemetry.trace.propagation import _SPAN_KEY as _KEY
+
+    _SPAN_KEY: str | None = _KEY
+except ImportError:  # pragma: no cover
+    _SPAN_KEY = None
+
+
+def attach_span(span: Span, parent: Context) -> object:
+    """Make ``span`` current, under ``parent``; the token to reset. What
+    ``attach(set_span_in_context(span, parent))`` does, with one dict instead of three when
+    the runtime context is the default (contextvars) one."""
+    runtime = getattr(otel_context, "_RUNTIME_CONTEXT", None)
+    if _SPAN_KEY is None or type(runtime) is not ContextVarsRuntimeContext:
+        return otel_context.attach(set_span_in_context(span, parent))
+    context = Context({**parent, _SPAN_KEY: span}) if parent else Context({_SPAN_KEY: span})
+    return runtime._current_context.set(context)
 
 
 def _reads_attributes(sampler: Sampler) -> bool:
@@ -186,7 +220,7 @@ class RequestSpan(Span, ReadableSpan):
         # Ended, nothing changes it any more: the processors get the span itself.
         self._events = tuple(self._event_list)
         self._links = tuple(self._link_list)
-        self._factory.processor.on_end(self)
+        self._factory.ended(self)
 
 
 class SpanFactory:
@@ -197,6 +231,13 @@ class SpanFactory:
         self.ids = provider.id_generator
         self.resource: Resource = provider.resource
         self.processor: SpanProcessor = provider._active_span_processor
+        # What each span start and end calls: the provider's processors' own methods when it
+        # forwards to them in order (the SDK's default), without its loop and the no-op
+        # on_starts; looked at again when a processor is added.
+        self._seen: object = None
+        self._on_start: tuple[Callable[..., None], ...] = ()
+        self._on_end: tuple[Callable[[ReadableSpan], None], ...] = ()
+        self._refresh()
         self.scope = InstrumentationScope(scope_name, version)
         # Whether start attributes must exist before the sampler decides (see start()).
         self.reads_attributes = _reads_attributes(self.sampler)
@@ -255,12 +296,18 @@ class SpanFactory:
             decision = result.decision
             trace_state = result.trace_state
             extra = result.attributes
-        context = SpanContext(
-            trace_id,
-            self.ids.generate_span_id(),
-            is_remote=False,
-            trace_flags=_SAMPLED if decision is Decision.RECORD_AND_SAMPLE else _NOT_SAMPLED,
-            trace_state=trace_state,
+        span_id = self.ids.generate_span_id()
+        # SpanContext's own __new__, without its keyword handling.
+        context: SpanContext = _new_context(
+            SpanContext,
+            (
+                trace_id,
+                span_id,
+                False,
+                _SAMPLED if decision is Decision.RECORD_AND_SAMPLE else _NOT_SAMPLED,
+                trace_state if trace_state is not None else DEFAULT_TRACE_STATE,
+                0 < trace_id <= _ID_MAX[0] and 0 < span_id <= _ID_MAX[1],
+            ),
         )
         if decision is Decision.DROP:
             return NonRecordingSpan(context)
@@ -271,5 +318,29 @@ class SpanFactory:
         span = RequestSpan(self, name, context, parent_span, kind, attributes)
         if links:
             span._link_list.extend(links)
-        self.processor.on_start(span, parent_context=parent)  # type: ignore[arg-type]
+        if self._seen is not getattr(self.processor, "_span_processors", None):
+            self._refresh()
+        for on_start in self._on_start:
+            on_start(span, parent_context=parent)
         return span
+
+    def ended(self, span: ReadableSpan) -> None:
+        """Hand an ended span to the processors."""
+        if self._seen is not getattr(self.processor, "_span_processors", None):
+            self._refresh()
+        for on_end in self._on_end:
+            on_end(span)
+
+    def _refresh(self) -> None:
+        processor = self.processor
+        processors = getattr(processor, "_span_processors", None)
+        self._seen = processors
+        if type(processor) is not SynchronousMultiSpanProcessor or processors is None:
+            self._on_start, self._on_end = (processor.on_start,), (processor.on_end,)
+            return
+        self._on_start = tuple(
+            p.on_start
+            for p in processors
+            if getattr(type(p), "on_start", None) not in _NOOP_ON_START
+        )
+        self._on_end = tuple(p.on_end for p in processors)
