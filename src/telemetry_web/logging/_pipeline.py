@@ -88,8 +88,12 @@ class LogPipeline:
             self._start()
 
     def _start(self) -> None:
-        # (event, estimated bytes, a request event built by submit_request's caller)
-        self._queue: deque[tuple[dict[str, Any], int, bool]] = deque()
+        # The events, and beside them (appended first, under the size lock) each one's estimated
+        # bytes, negative for a request event built by submit_request's caller. No tuple per
+        # event: the events are plain dicts the garbage collector does not track, a tuple
+        # holding one would be (and a queued one would be carried into older generations).
+        self._queue: deque[dict[str, Any]] = deque()
+        self._sizes: deque[int] = deque()
         # Estimated bytes submitted (callers, under the lock) and taken by the writer (its
         # thread only): their difference is what the queue holds.
         self._bytes_in = 0
@@ -131,7 +135,8 @@ class LogPipeline:
             else:
                 full = False
                 self._bytes_in += estimate
-                queue.append((event, estimate, request))
+                self._sizes.append(-estimate if request else estimate)
+                queue.append(event)
         if full:
             self._queue_full.inc()
             return
@@ -214,22 +219,24 @@ class LogPipeline:
             self._wake.wait(_INTERVAL)
             self._wake.clear()
             while queue:
-                items = [queue.popleft() for _ in range(min(len(queue), _BATCH))]
-                self._bytes_out += sum(size for _event, size, _request in items)
+                count = min(len(queue), _BATCH)
+                events = [queue.popleft() for _ in range(count)]
+                sizes = [self._sizes.popleft() for _ in range(count)]
+                self._bytes_out += sum(map(abs, sizes))
                 with self._delivering:
-                    self._deliver(items)
+                    self._deliver(events, sizes)
             with self._delivered:
                 self._generation += 1
                 self._delivered.notify_all()
             if self._stopped:
                 return
 
-    def _deliver(self, batch: list[tuple[dict[str, Any], int, bool]]) -> None:
+    def _deliver(self, batch: list[dict[str, Any]], sizes: list[int]) -> None:
         finished = EventBatch()
         lines = self._request_lines
-        for event, _size, request in batch:
+        for event, size in zip(batch, sizes, strict=True):
             try:
-                if request and lines is not None and lines.finish(event):
+                if size < 0 and lines is not None and lines.finish(event):
                     finished.append_rendered_by(event, lines.render)
                     continue
                 result: dict[str, Any] | None = finish_event(event, self._static)

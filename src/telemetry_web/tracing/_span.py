@@ -127,7 +127,9 @@ def _root_sampler(sampler: Sampler) -> Sampler:
 
 class RequestSpan(Span, ReadableSpan):
     # _values, _event_list, _link_list: the dict and lists behind ReadableSpan's _attributes,
-    # _events and _links while the span records (typed for updates).
+    # _events and _links while the span records (typed for updates). The lists are made on
+    # the first event or link: most request spans have none, and each list is one more object
+    # the garbage collector tracks while the span waits for export.
     __slots__ = ("_event_list", "_factory", "_link_list", "_values")
 
     def __init__(
@@ -145,10 +147,10 @@ class RequestSpan(Span, ReadableSpan):
         self._parent = parent
         self._kind = kind
         self._attributes = self._values = attributes
-        self._event_list: list[Event] = []
-        self._link_list: list[Link] = []
-        self._events = self._event_list
-        self._links = self._link_list
+        self._event_list: list[Event] | None = None
+        self._link_list: list[Link] | None = None
+        self._events = ()
+        self._links = ()
         self._status = _UNSET
         self._start_time = _time_ns()
         self._end_time: int | None = None
@@ -180,12 +182,25 @@ class RequestSpan(Span, ReadableSpan):
     def add_event(
         self, name: str, attributes: Attributes = None, timestamp: int | None = None
     ) -> None:
-        if self._end_time is None and len(self._event_list) < _MAX_EVENTS:
-            self._event_list.append(Event(name, attributes, timestamp or time.time_ns()))
+        if self._end_time is not None:
+            return
+        events = self._event_list
+        if events is None:
+            events = self._event_list = []
+            self._events = events
+        if len(events) < _MAX_EVENTS:
+            events.append(Event(name, attributes, timestamp or time.time_ns()))
 
     def add_link(self, context: SpanContext, attributes: Attributes = None) -> None:
         if self._end_time is None and context.is_valid:
-            self._link_list.append(Link(context, attributes))
+            self._add_links((Link(context, attributes),))
+
+    def _add_links(self, links: Sequence[Link]) -> None:
+        """Links given at the start (and by add_link), in one list made on first use."""
+        if self._link_list is None:
+            self._link_list = []
+            self._links = self._link_list
+        self._link_list.extend(links)
 
     def update_name(self, name: str) -> None:
         if self._end_time is None:
@@ -218,8 +233,10 @@ class RequestSpan(Span, ReadableSpan):
             return
         self._end_time = end_time or _time_ns()
         # Ended, nothing changes it any more: the processors get the span itself.
-        self._events = tuple(self._event_list)
-        self._links = tuple(self._link_list)
+        if self._event_list is not None:
+            self._events = tuple(self._event_list)
+        if self._link_list is not None:
+            self._links = tuple(self._link_list)
         self._factory.ended(self)
 
 
@@ -317,7 +334,7 @@ class SpanFactory:
             attributes.update(extra)  # a sampler that adds attributes
         span = RequestSpan(self, name, context, parent_span, kind, attributes)
         if links:
-            span._link_list.extend(links)
+            span._add_links(links)
         if self._seen is not getattr(self.processor, "_span_processors", None):
             self._refresh()
         for on_start in self._on_start:
