@@ -30,7 +30,7 @@ from .logging._context import CURRENT_REQUEST
 from .logging._pipeline import EVENT_BYTES, FIELD_BYTES, NESTED_BYTES, LogPipeline
 from .metrics._http import HttpMetrics
 from .tracing._propagation import Extractor
-from .tracing._span import SpanFactory, attach_span
+from .tracing._span import RequestSpan, SpanFactory, attach_span
 
 __all__ = ["ActiveRequest", "RequestLifecycle"]
 
@@ -294,7 +294,8 @@ class ActiveRequest:
             context = span.get_span_context()
             trace_id = format(context.trace_id, "032x")
             span_id = format(context.span_id, "016x")
-            if context.trace_flags.sampled and metrics is not None and metrics.exemplars:
+            # (a SpanContext is a tuple: its trace flags at 3, the sampled bit 1)
+            if context[3] & 1 and metrics is not None and metrics.exemplars:
                 exemplar = {"trace_id": trace_id, "span_id": span_id}
             self._end_span(span, status, exception, end)
         if self._in_progress is not None:
@@ -313,6 +314,17 @@ class ActiveRequest:
         self, span: trace.Span, status: int, exception: BaseException | None, end: float
     ) -> None:
         if not span.is_recording():  # sampled out (or ended already): nothing to record
+            self.detach()
+            return
+        if exception is None and status < 500 and type(span) is RequestSpan:
+            # The usual outcome on our own span: its route, name, status and end in one call.
+            routed = self.route != sc.ROUTE_UNMATCHED
+            span.end_request(
+                self.route if routed else None,
+                self._span_name() if routed else None,
+                status,
+                int((end - self.started) * 1e9),
+            )
             self.detach()
             return
         if self.route != sc.ROUTE_UNMATCHED:

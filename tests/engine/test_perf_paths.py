@@ -21,7 +21,7 @@ from opentelemetry.sdk.trace.sampling import (
 )
 from opentelemetry.trace import SpanContext, SpanKind, get_current_span
 
-from telemetry_web.tracing._span import SpanFactory, attach_span
+from telemetry_web.tracing._span import RequestSpan, SpanFactory, attach_span
 
 
 class _Reading(Sampler):
@@ -175,3 +175,25 @@ def test_attach_span_makes_it_current_and_keeps_the_parents_values() -> None:
         assert get_value("tenant") is None
     finally:
         empty.var.reset(empty)  # type: ignore[attr-defined]
+
+
+def test_end_request_records_what_the_general_path_records() -> None:
+    """The usual outcome's shortcut: route, name, status and end time as set_attribute,
+    update_name and end would record them, the attribute limit included."""
+    factory, exporter = _factory(ALWAYS_ON)
+    span = factory.start("GET", Context(), SpanKind.SERVER, {"http.request.method": "GET"})
+    assert isinstance(span, RequestSpan)
+    span.end_request("/users/{id}", "GET /users/{id}", 204, 1_500_000)
+    span.end_request("/other", "GET /other", 500, 9)  # ended: ignored
+    (finished,) = exporter.get_finished_spans()
+    assert finished.name == "GET /users/{id}"
+    assert dict(finished.attributes or {}) == {
+        "http.request.method": "GET",
+        "http.route": "/users/{id}",
+        "http.response.status_code": 204,
+    }
+    assert finished.end_time == (finished.start_time or 0) + 1_500_000
+    full = factory.start("x", Context(), SpanKind.SERVER, {f"a{i}": i for i in range(128)})
+    assert isinstance(full, RequestSpan)
+    full.end_request(None, None, 200, 1)
+    assert "http.response.status_code" not in (exporter.get_finished_spans()[1].attributes or {})

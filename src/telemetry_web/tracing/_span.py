@@ -59,10 +59,12 @@ from opentelemetry.trace import (
 from opentelemetry.util.types import Attributes, AttributeValue
 
 from .._redaction import exception_attributes, scrub_text
+from ..semconv import ATTR_HTTP_ROUTE as HTTP_ROUTE
+from ..semconv import ATTR_HTTP_STATUS as HTTP_STATUS
 from ._batch import BoundedBatchProcessor
 from ._sampling import RateLimitingSampler
 
-__all__ = ["SpanFactory", "attach_span"]
+__all__ = ["RequestSpan", "SpanFactory", "attach_span"]
 
 _MAX_ATTRIBUTES = 128
 _MAX_EVENTS = 128
@@ -227,6 +229,23 @@ class RequestSpan(Span, ReadableSpan):
         if attributes:
             event.update(attributes)
         self.add_event("exception", event, timestamp)
+
+    def end_request(
+        self, route: str | None, name: str | None, status: int, duration_ns: int
+    ) -> None:
+        """The request's outcome (``http.route`` and the name when routed, the status) and its
+        end, ``duration_ns`` after its start: what set_attribute, update_name and end do,
+        without their checks on the values (ours, of known types)."""
+        if self._end_time is not None:
+            return
+        values = self._values
+        if route is not None and name is not None:
+            if len(values) < _MAX_ATTRIBUTES or HTTP_ROUTE in values:
+                values[HTTP_ROUTE] = route
+            self._name = name
+        if len(values) < _MAX_ATTRIBUTES or HTTP_STATUS in values:
+            values[HTTP_STATUS] = status
+        self.end(self._start_time + duration_ns)  # type: ignore[operator]
 
     def end(self, end_time: int | None = None) -> None:
         if self._end_time is not None:
