@@ -38,6 +38,7 @@ _log = logging.getLogger("telemetry_web")
 _VALID_REQUEST_ID = re.compile(r"^[A-Za-z0-9._:/+=@-]{1,128}$")
 _perf = time.perf_counter
 _getrandbits = random.getrandbits
+_NO_FIELDS: Mapping[str, Any] = {}
 _REQUEST_HEADER = "http.request.header."
 _RESPONSE_HEADER = "http.response.header."
 # The request event's fixed fields and what the queue's estimate counts for them (logging's
@@ -377,62 +378,50 @@ class ActiveRequest:
         if number < self.life.log_threshold:
             return
         pipeline: LogPipeline = self.life.pipeline  # type: ignore[assignment]
-        fields = self.fields
-        if fields or exception is not None:
-            self._log_general(pipeline, level, status, duration, trace_id, span_id, exception)
+        if self.fields or exception is not None:
+            # Fields bound to the request or an exception: the writer's general path (the
+            # bound fields win over the static ones there).
+            event = self._event(level, status, duration, trace_id, span_id, _NO_FIELDS)
+            if exception is not None:
+                event["exc_info"] = (type(exception), exception, exception.__traceback__)
+            for key, value in self.fields.copy().items():
+                event.setdefault(key, value)
+            pipeline.submit(event)
             return
-        # The request event in its final key order, the static fields included: the writer
-        # only dates and renders it (logging/_request_line.py).
-        event: dict[str, Any] = {
-            "timestamp": time.time(),
-            "level": level,
-            "event": "request",
-            "logger": "telemetry_web.request",
-            **pipeline.static_fields,
-            "method": self.original_method,
-            "route": self.route,
-            "path": self.path,
-            "status": status,
-            "duration_ms": round(duration * 1000.0, 3),
-            "client": self.client,
-            "user_agent": self.user_agent,
-            "request_id": self.request_id,
-        }
+        # In its final key order, the static fields included: the writer only dates and
+        # renders it (logging/_request_line.py).
+        event = self._event(level, status, duration, trace_id, span_id, pipeline.static_fields)
         # The queue's size estimate, as estimate_event_bytes() makes it, without its loop.
         user_agent = self.user_agent
         client = self.client
         size = (
             _REQUEST_EVENT_BYTES + len(level) + len(self.original_method) + len(self.route)
-            + len(self.path) + len(self.request_id)
+            + len(self.path) + len(self.request_id) + pipeline.static_bytes
             + (len(user_agent) if user_agent is not None else 0)
             + (len(client) if client is not None else 0)
         )  # fmt: skip
         if self.query:
-            event["query"] = self.query
             size += _FIELD_BYTES + len(self.query)
         if trace_id is not None:
-            event["trace_id"] = trace_id
-            event["span_id"] = span_id
             size += 2 * _FIELD_BYTES + len(trace_id) + len(span_id)  # type: ignore[arg-type]
-        pipeline.submit_request(event, size + pipeline.static_bytes)
+        pipeline.submit_request(event, size)
 
-    def _log_general(
+    def _event(
         self,
-        pipeline: LogPipeline,
         level: str,
         status: int,
         duration: float,
         trace_id: str | None,
         span_id: str | None,
-        exception: BaseException | None,
-    ) -> None:
-        """The request event with fields bound to the request or an exception: the writer's
-        general path finishes it."""
+        static: Mapping[str, Any],
+    ) -> dict[str, Any]:
+        """The request event: the standard keys, ``static``, the request's own fields."""
         event: dict[str, Any] = {
             "timestamp": time.time(),
             "level": level,
             "event": "request",
             "logger": "telemetry_web.request",
+            **static,
             "method": self.original_method,
             "route": self.route,
             "path": self.path,
@@ -447,8 +436,4 @@ class ActiveRequest:
         if trace_id is not None:
             event["trace_id"] = trace_id
             event["span_id"] = span_id
-        if exception is not None:
-            event["exc_info"] = (type(exception), exception, exception.__traceback__)
-        for key, value in self.fields.copy().items():
-            event.setdefault(key, value)
-        pipeline.submit(event)
+        return event
