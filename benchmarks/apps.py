@@ -134,19 +134,26 @@ def _starlette(middleware: Sequence[Middleware] = ()) -> Starlette:
     return Starlette(routes=[Route(ROUTE, get_user, methods=["GET"])], middleware=middleware)
 
 
+# FastAPI's own OpenTelemetry instrumentation, off in every FastAPI variant: the bare app must be
+# bare (in this process it would record into whatever global provider another variant set), the
+# usual stack brings its middleware, and telemetry-web switches it off itself.
+FASTAPI_TELEMETRY_OFF = {
+    "tracing": False,
+    "metrics": False,
+    "logs": False,
+    "operation_spans": False,
+}
+
+
 def _fastapi(middleware: Sequence[Middleware] = ()) -> Starlette:
     from fastapi import FastAPI
 
-    # FastAPI's own OpenTelemetry instrumentation off in every variant: the bare app must be bare
-    # (in this process it would record into whatever global provider another variant set), the
-    # usual stack brings its middleware, and telemetry-web switches it off itself.
-    off = {"tracing": False, "metrics": False, "logs": False, "operation_spans": False}
     app = FastAPI(
         middleware=list(middleware),
         openapi_url=None,
         docs_url=None,
         redoc_url=None,
-        telemetry=off,  # type: ignore[arg-type]
+        telemetry=FASTAPI_TELEMETRY_OFF,  # type: ignore[arg-type]
     )
 
     @app.get(ROUTE)
