@@ -27,7 +27,7 @@ from opentelemetry.trace import SpanKind, Status, StatusCode
 from . import semconv as sc
 from ._redaction import QueryRedactor, describe_exception, header_redactor
 from .logging._context import CURRENT_REQUEST
-from .logging._pipeline import EVENT_BYTES, FIELD_BYTES, NESTED_BYTES, LogPipeline
+from .logging._pipeline import EVENT_BYTES, FIELD_BYTES, LogPipeline
 from .metrics._http import HttpMetrics
 from .tracing._propagation import Extractor
 from .tracing._span import RequestSpan, SpanFactory, attach_span
@@ -45,7 +45,6 @@ _RESPONSE_HEADER = "http.response.header."
 # estimate_event_bytes: per event, per field, the text of string values).
 _REQUEST_EVENT_FIELDS = 12
 _FIELD_BYTES = FIELD_BYTES
-_NESTED_BYTES = NESTED_BYTES
 _REQUEST_EVENT_BYTES = (
     EVENT_BYTES + FIELD_BYTES * _REQUEST_EVENT_FIELDS
     + len("request") + len("telemetry_web.request")

@@ -32,7 +32,7 @@ _ERROR_EVERY = 30.0  # seconds between two reports of the same failing sink
 # text of string values; nested values (an exception, a bound dict) a flat guess.
 EVENT_BYTES = _EVENT_BYTES = 250
 FIELD_BYTES = _FIELD_BYTES = 36
-NESTED_BYTES = _NESTED_BYTES = 512
+_NESTED_BYTES = 512
 
 
 def estimate_event_bytes(event: dict[str, Any]) -> int:
