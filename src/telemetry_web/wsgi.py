@@ -122,7 +122,9 @@ class TelemetryWSGIMiddleware:
         )
         environ[ENVIRON_KEY] = exchange
         stream = environ.get("wsgi.input")
-        if stream is not None:
+        if stream is not None and not declared and _may_have_body(environ):
+            # Counted only when no length is declared: a chunked body (RFC 9112 6.3: with
+            # neither Content-Length nor Transfer-Encoding a request has no body at all).
             exchange.input = environ["wsgi.input"] = _CountingInput(stream)
         try:
             result = self.app(environ, exchange.start_response)
@@ -399,6 +401,11 @@ class _CountingInput:
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self._stream, name)
+
+
+def _may_have_body(environ: WSGIEnvironment) -> bool:
+    """A body of undeclared length: chunked (servers that dechunk set ``wsgi.input_terminated``)."""
+    return "HTTP_TRANSFER_ENCODING" in environ or bool(environ.get("wsgi.input_terminated"))
 
 
 def _recover(raw: str) -> str:

@@ -513,30 +513,68 @@ def test_request_and_response_sizes(captured: CapturedTelemetry, app: RawApp) ->
     assert metrics.value("http_response_size_bytes_sum", **write) == len(b"written-returned")
 
 
+@pytest.mark.parametrize(
+    "chunked",
+    [
+        pytest.param({"wsgi.input_terminated": True}, id="dechunked-by-the-server"),
+        pytest.param({"HTTP_TRANSFER_ENCODING": "chunked"}, id="transfer-encoding-header"),
+    ],
+)
 def test_body_without_content_length_is_counted_as_read(
-    captured: CapturedTelemetry, app: RawApp
+    captured: CapturedTelemetry, app: RawApp, chunked: dict[str, Any]
 ) -> None:
     """A chunked body (no CONTENT_LENGTH) is sized by the bytes the app reads from wsgi.input."""
     environ = make_environ("/echo", method="POST")
     environ.pop("CONTENT_LENGTH", None)
     environ["wsgi.input"] = io.BytesIO(b"x" * 1000)
-    environ["wsgi.input_terminated"] = True
+    environ.update(chunked)
     result = call_wsgi(wrap(captured, app), environ)
     assert result.body == b"echo:" + b"x" * 1000
     series = {"method": "POST", "route": "/echo", "status": "200"}
     assert captured.sample("http_request_size_bytes_sum", **series) == 1000
 
 
+def test_input_of_a_request_without_body_is_passed_through(captured: CapturedTelemetry) -> None:
+    """No Content-Length and no Transfer-Encoding is no body (RFC 9112 6.3): the app gets the
+    server's own wsgi.input, and a declared length is the size without counting reads."""
+    seen: list[Any] = []
+
+    def raw(environ: dict[str, Any], start_response: Any) -> list[bytes]:
+        seen.append(environ["wsgi.input"])
+        start_response("200 OK", [("Content-Type", "text/plain")])
+        return [environ["wsgi.input"].read()]
+
+    stream = io.BytesIO(b"")
+    environ = make_environ("/plain")
+    environ.pop("CONTENT_LENGTH", None)
+    environ["wsgi.input"] = stream
+    assert call_wsgi(wrap(captured, raw), environ).body == b""
+    posted = make_environ("/echo", method="POST", data=b"0123456789")
+    assert call_wsgi(wrap(captured, raw), posted).body == b"0123456789"
+    assert seen[0] is stream
+    assert seen[1] is posted["wsgi.input"]
+    assert (
+        captured.sample("http_request_size_bytes_sum", method="POST", route="/echo", status="200")
+        == 10
+    )
+
+
 def test_counting_input_supports_werkzeug_limited_stream(captured: CapturedTelemetry) -> None:
-    """werkzeug's request parsing (readinto through LimitedStream) works on the counted input."""
+    """werkzeug's request parsing (readinto through LimitedStream) works on the counted input
+    of a chunked form post."""
     from werkzeug.wrappers import Request, Response
 
     @Request.application
     def form_app(request: Request) -> Response:
         return Response(f"{request.form['a']}|{request.get_data()!r}")
 
-    response = Client(wrap(captured, form_app)).post("/echo", data={"a": "1"}, buffered=True)
-    assert response.text == "1|b''"
+    environ = make_environ(
+        "/echo", method="POST", data=b"a=1", content_type="application/x-www-form-urlencoded"
+    )
+    environ.pop("CONTENT_LENGTH", None)
+    environ["wsgi.input_terminated"] = True
+    response = call_wsgi(wrap(captured, form_app), environ)
+    assert response.body == b"1|b''"
     assert captured.sample(
         "http_request_size_bytes_sum", method="POST", route="/echo", status="200"
     ) == len(b"a=1")

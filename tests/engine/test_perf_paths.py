@@ -3,6 +3,7 @@ to processors as its own ReadableSpan, the sampler's decision unchanged."""
 
 from __future__ import annotations
 
+import random
 from typing import Any
 
 import pytest
@@ -10,6 +11,7 @@ from opentelemetry.context import Context, get_value, set_value
 from opentelemetry.sdk.trace import ReadableSpan, SpanProcessor, TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+from opentelemetry.sdk.trace.id_generator import IdGenerator, RandomIdGenerator
 from opentelemetry.sdk.trace.sampling import (
     ALWAYS_OFF,
     ALWAYS_ON,
@@ -197,3 +199,33 @@ def test_end_request_records_what_the_general_path_records() -> None:
     assert isinstance(full, RequestSpan)
     full.end_request(None, None, 200, 1)
     assert "http.response.status_code" not in (exporter.get_finished_spans()[1].attributes or {})
+
+
+class _CountingIds(IdGenerator):
+    """A custom id generator (a vendor's, AWS X-Ray's): its ids must be the span's."""
+
+    def __init__(self) -> None:
+        self.next = 0
+
+    def generate_trace_id(self) -> int:
+        self.next += 1
+        return 0xABC0000000000000000000000000 + self.next
+
+    def generate_span_id(self) -> int:
+        self.next += 1
+        return 0xDEF00000 + self.next
+
+
+def test_ids_come_from_the_providers_generator() -> None:
+    """The default generator's draws are made inline; any other generator is called."""
+    provider = TracerProvider(id_generator=_CountingIds())
+    factory = SpanFactory(provider, "test", "1")
+    context = factory.start("x", Context(), SpanKind.SERVER, {}).get_span_context()
+    assert (context.trace_id, context.span_id) == (0xABC0000000000000000000000001, 0xDEF00002)
+    default, _ = _factory(ALWAYS_ON)
+    random.seed(7)
+    drawn = default.start("y", Context(), SpanKind.SERVER, {}).get_span_context()
+    random.seed(7)
+    sdk = RandomIdGenerator()
+    assert (drawn.trace_id, drawn.span_id) == (sdk.generate_trace_id(), sdk.generate_span_id())
+    assert drawn.is_valid

@@ -19,6 +19,7 @@ no exporter, the store included, ever receives them.
 
 from __future__ import annotations
 
+import random
 import time
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
@@ -34,6 +35,7 @@ from opentelemetry.sdk.trace import (
     SynchronousMultiSpanProcessor,
     TracerProvider,
 )
+from opentelemetry.sdk.trace.id_generator import RandomIdGenerator
 from opentelemetry.sdk.trace.sampling import (
     Decision,
     ParentBased,
@@ -75,6 +77,7 @@ _SCALARS = (str, bool, int, float)
 
 _UNSET = Status(StatusCode.UNSET)
 _time_ns = time.time_ns
+_getrandbits = random.getrandbits
 # Samplers whose decision never depends on the span's attributes (exact types: a subclass may
 # read them).
 _BLIND_SAMPLERS = (StaticSampler, TraceIdRatioBased, RateLimitingSampler)
@@ -265,6 +268,7 @@ class SpanFactory:
     def __init__(self, provider: TracerProvider, scope_name: str, version: str) -> None:
         self.sampler = provider.sampler
         self.ids = provider.id_generator
+        self._random_ids = type(self.ids) is RandomIdGenerator
         self.resource: Resource = provider.resource
         self.processor: SpanProcessor = provider._active_span_processor
         # What each span start and end calls: the provider's processors' own methods when it
@@ -313,7 +317,8 @@ class SpanFactory:
             trace_id = parent_context.trace_id
             parent_span: SpanContext | None = parent_context
         else:
-            trace_id = self.ids.generate_trace_id()
+            # The SDK's random ids drawn here, without two method calls (0 is invalid: redrawn).
+            trace_id = (self._random_ids and _getrandbits(128)) or self.ids.generate_trace_id()
             parent_span = None
         if attributes is None and self.reads_attributes:
             attributes = build(*args)  # type: ignore[misc]
@@ -332,7 +337,7 @@ class SpanFactory:
             decision = result.decision
             trace_state = result.trace_state
             extra = result.attributes
-        span_id = self.ids.generate_span_id()
+        span_id = (self._random_ids and _getrandbits(64)) or self.ids.generate_span_id()
         # SpanContext's own __new__, without its keyword handling.
         context: SpanContext = _new_context(
             SpanContext,
