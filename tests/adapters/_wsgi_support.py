@@ -334,6 +334,8 @@ def start_server(argv: list[str], port: int, tmp_path: Path, **env: str) -> Serv
         [str(REPO / "src"), str(REPO), *filter(None, [os.environ.get("PYTHONPATH")])]
     )
     environ["PYTHONUNBUFFERED"] = "1"
+    # The server's local store in the test's directory, not in the repository's working tree.
+    environ["TELEMETRY_STORE__PATH"] = str(tmp_path / ".telemetry" / "telemetry.db")
     environ.update(env)
     stdout = tmp_path / f"server-{port}.out"
     stderr = tmp_path / f"server-{port}.err"

@@ -24,6 +24,8 @@ BASE_CONFIG: dict[str, Any] = {
     "logging": {"sinks": {"console": False}},
     # The opt-in body-size histograms: these tests check each adapter's byte counts.
     "metrics": {"size_histograms": True},
+    # No local store: it would be the working directory's (the repository's, under pytest).
+    "store": {"enabled": False},
 }
 
 

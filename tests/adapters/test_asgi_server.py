@@ -46,6 +46,7 @@ def served_app(tmp_path: Path) -> Iterator[tuple[str, str]]:
     env["PYTHONPATH"] = os.pathsep.join(
         [str(REPO / "src"), str(REPO), *filter(None, [env.get("PYTHONPATH")])]
     )
+    env["TELEMETRY_STORE__PATH"] = str(tmp_path / ".telemetry" / "telemetry.db")  # not the repo's
     log = tmp_path / "uvicorn.log"
     with log.open("wb") as out:
         process = subprocess.Popen(

@@ -213,7 +213,9 @@ def test_former_telemetry_name_warns_and_keeps_working(closing: list[CapturedTel
     assert len(caught) == 1
     assert caught[0].filename == __file__
     app = make_app("legacy", "/x")
-    old = legacy(app, FLASK_CONFIG, service="legacy", use_env=False)
+    # No local store: it would be the working directory's (the repository's, under pytest).
+    config = {**FLASK_CONFIG, "store": {"enabled": False}}
+    old = legacy(app, config, service="legacy", use_env=False)
     closing.append(CapturedFlask(old, None, None))
     assert isinstance(old, FlaskTelemetry)
     assert old.settings.service == "legacy"

@@ -36,7 +36,12 @@ if not settings.configured:
         DATABASES={},
         USE_TZ=True,
         LOGGING_CONFIG=None,  # records reach the Telemetry's stdlib bridge, nothing else
-        TELEMETRY={"service": "django-settings", "logging": {"sinks": {"console": False}}},
+        # No local store: it would be the working directory's (the repository's, under pytest).
+        TELEMETRY={
+            "service": "django-settings",
+            "logging": {"sinks": {"console": False}},
+            "store": {"enabled": False},
+        },
         REST_FRAMEWORK={
             "DEFAULT_AUTHENTICATION_CLASSES": [],
             "DEFAULT_PERMISSION_CLASSES": [],

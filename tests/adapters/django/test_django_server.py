@@ -52,6 +52,8 @@ class Served:
                if not k.startswith(("TELEMETRY_", "OTEL_", "PROMETHEUS_MULTIPROC"))}  # fmt: skip
         env["PYTHONPATH"] = os.pathsep.join([str(REPO / "src"), str(REPO)])
         env["DJANGO_SETTINGS_MODULE"] = SETTINGS
+        # The server's local store in the test's directory, not in the repository's.
+        env["TELEMETRY_STORE__PATH"] = str(tmp_path / ".telemetry" / "telemetry.db")
         args = [a.format(port=self.port) for a in SERVERS[name]]
         with self.stdout.open("wb") as out, self.stderr.open("wb") as err:
             self.process = subprocess.Popen(
