@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import contextlib
 import os
-import shutil
 import signal
 import subprocess
 import sys
@@ -24,15 +23,15 @@ def serve(args: Sequence[str], port: int, env: dict[str, str] | None = None) -> 
     """Run ``python -m <args>`` from the repository root; yields the path of its output log."""
     log = ROOT / ".pytest-server-logs" / f"server-{port}.log"
     log.parent.mkdir(exist_ok=True)
-    store = tempfile.mkdtemp(prefix="telemetry-store-")  # not the repository's working tree
-    full_env = {
-        **os.environ,
-        "PYTHONPATH": os.pathsep.join([str(ROOT / "src"), str(ROOT)]),
-        "TELEMETRY_LOGGING__SINKS__CONSOLE": "false",
-        "TELEMETRY_STORE__PATH": os.path.join(store, "telemetry.db"),
-        **(env or {}),
-    }
-    with open(log, "wb") as out:
+    # The server's local store outside the repository's working tree.
+    with tempfile.TemporaryDirectory(prefix="telemetry-store-") as store, open(log, "wb") as out:
+        full_env = {
+            **os.environ,
+            "PYTHONPATH": os.pathsep.join([str(ROOT / "src"), str(ROOT)]),
+            "TELEMETRY_LOGGING__SINKS__CONSOLE": "false",
+            "TELEMETRY_STORE__PATH": os.path.join(store, "telemetry.db"),
+            **(env or {}),
+        }
         process = subprocess.Popen(
             [sys.executable, "-m", *args], cwd=ROOT, env=full_env, stdout=out, stderr=out
         )
@@ -46,7 +45,6 @@ def serve(args: Sequence[str], port: int, env: dict[str, str] | None = None) -> 
             except subprocess.TimeoutExpired:
                 process.kill()
                 process.wait()
-            shutil.rmtree(store, ignore_errors=True)
 
 
 @pytest.fixture

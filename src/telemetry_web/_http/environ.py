@@ -50,13 +50,9 @@ def pick_headers(environ: Mapping[str, Any], keys: Mapping[str, str]) -> dict[st
     found: dict[str, str] = {}
     # Only the few present (a set intersection in C), not a lookup per wanted header.
     for key in keys.keys() & environ.keys():
-        raw = environ[key]
-        if type(raw) is str and raw.isascii():
-            found[keys[key]] = raw
-        else:
-            value = decode(raw)
-            if value is not None:
-                found[keys[key]] = value
+        value = decode(environ[key])
+        if value is not None:
+            found[keys[key]] = value
     return found
 
 
