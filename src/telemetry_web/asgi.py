@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from contextvars import ContextVar
 from typing import Any
 
 import wrapt
@@ -31,13 +32,13 @@ from . import semconv as sc
 from ._engine import Telemetry, default_telemetry
 from ._http.endpoints import answer_asgi
 from ._http.error_responses import (
-    OBSERVER_KEY,
+    CURRENT_OBSERVER,
     PLAIN_500,
     ErrorResponseObserver,
     plain_500_expected,
     safe_500,
 )
-from ._http.exchange import RECORDED, ROUTE_KEY, Exchange, resolved_route
+from ._http.exchange import RECORDED, Exchange, PendingRoute, resolved_route
 from ._http.routes import RouteResolver, RouteSource, resolver_for
 from ._http.scope import LISTS, ASGIApp, Message, Receive, Scope, Send, client, pick_headers, query
 from ._lifecycle import RequestLifecycle
@@ -45,8 +46,20 @@ from ._lifecycle import RequestLifecycle
 __all__ = ["TelemetryMiddleware"]
 
 _log = logging.getLogger("telemetry_web")
-# Set on the scope by the first copy of the middleware; a second copy passes the request through.
-_SCOPE_KEY = "telemetry_web.request"
+# The scope the first copy of the middleware records, while it runs; a second copy passes that
+# request through. Not a key in the scope: every key added to a scope makes the router's lookups
+# in it collide more often, at a cost that grows with the route count.
+_RECORDING: ContextVar[Scope | None] = ContextVar("telemetry_web.asgi_request", default=None)
+
+
+def _recorded_already(scope: Scope) -> bool:
+    """Whether an outer copy of the middleware records this request: the same scope, or a
+    shallow copy of it (a middleware in between that rewrote the path shares its header list),
+    not a new request made in-process while it runs."""
+    recording = _RECORDING.get()
+    return recording is not None and (
+        recording is scope or recording.get("headers") is scope.get("headers")
+    )
 
 
 class TelemetryMiddleware:
@@ -76,9 +89,9 @@ class TelemetryMiddleware:
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         kind = scope["type"]
-        if kind == "http" and _SCOPE_KEY not in scope:
+        if kind == "http" and not _recorded_already(scope):
             await self._http(scope, receive, send)
-        elif kind == "websocket" and _SCOPE_KEY not in scope:
+        elif kind == "websocket" and not _recorded_already(scope):
             await self._websocket(scope, receive, send)
         elif kind == "lifespan":
             await self._lifespan(scope, receive, send)
@@ -103,19 +116,20 @@ class TelemetryMiddleware:
         if exchange is None:  # telemetry must never cost the request
             await self.app(scope, receive, send)
             return
+        recording = _RECORDING.set(scope)
         try:
             await self.app(scope, exchange.receive, exchange.send)
         except BaseException as exc:
             exchange.error = exc
             if not exchange.started and isinstance(exc, Exception):
-                await self._answer_error(scope, exchange)
+                await self._answer_error(exchange)
             raise
         finally:
+            _RECORDING.reset(recording)
             exchange.finish(scope)
 
     def _begin(self, scope: Scope, receive: Receive, send: Send) -> Exchange | None:
         """The lifecycle's ``begin`` for this request, and its exchange (None: not recorded)."""
-        scope[_SCOPE_KEY] = True
         app_object = scope.get("app")
         if app_object is not None:
             if id(app_object) not in self._silenced:
@@ -131,13 +145,14 @@ class TelemetryMiddleware:
         headers = pick_headers(scope, per_life.wanted, per_life.joined)
         raw_query = scope.get("query_string")
         address = scope.get("client")
+        route, pending = self._route(scope)
         try:
             active = life.begin(
                 method=scope["method"],
                 scheme=scope.get("scheme", "http"),
                 path=scope["path"],
                 query=query(scope) if raw_query else "",
-                route=self._route(scope),
+                route=route,
                 headers=headers,
                 client=address[0] if address else None,
                 server=scope.get("server"),
@@ -148,11 +163,13 @@ class TelemetryMiddleware:
             return None
         declared = headers.get("content-length", "")
         size = int(declared) if declared.isdigit() and len(declared) < 16 else 0
-        return Exchange(active, receive, send, app_object, per_life.id_name, size, per_life.capture)
+        return Exchange(
+            active, receive, send, app_object, per_life.id_name, size, per_life.capture, pending
+        )
 
-    async def _answer_error(self, scope: Scope, exchange: Exchange) -> None:
+    async def _answer_error(self, exchange: Exchange) -> None:
         """An exception escaped the app before any response: who answers the client?"""
-        observer = scope.get(OBSERVER_KEY)
+        observer = CURRENT_OBSERVER.get()
         if observer is not None and observer is not PLAIN_500:
             # The app's error middleware answers outside us: finish when it has.
             observer.defer(exchange)
@@ -161,8 +178,9 @@ class TelemetryMiddleware:
             # 500 and no request id: send that 500 ourselves, with one.
             await safe_500(exchange.send)
 
-    def _route(self, scope: Scope) -> str:
-        """The label before the app runs; the source's token is kept for ``Exchange.finish``."""
+    def _route(self, scope: Scope) -> tuple[str, PendingRoute | None]:
+        """The label before the app runs, and the source and token ``Exchange.finish`` checks
+        once the app ran (None: nothing to check)."""
         if self.route_resolver is not None:
             return resolved_route(self.route_resolver, scope)
         try:
@@ -170,10 +188,8 @@ class TelemetryMiddleware:
             template, token = source.before(scope)
         except Exception:
             _log.exception("telemetry-web could not resolve a route; labelling it <unmatched>")
-            return sc.ROUTE_UNMATCHED
-        if token is not None:
-            scope[ROUTE_KEY] = (source, token)
-        return template or sc.ROUTE_UNMATCHED
+            return sc.ROUTE_UNMATCHED, None
+        return template or sc.ROUTE_UNMATCHED, (source, token) if token is not None else None
 
     def _source(self, scope: Scope) -> RouteSource:
         """The app's source of labels, found once per app object."""
@@ -197,14 +213,13 @@ class TelemetryMiddleware:
         if telemetry.tracer is None or telemetry.is_excluded(scope["path"]):
             await self.app(scope, receive, send)
             return
-        scope[_SCOPE_KEY] = True
         life = telemetry.lifecycle
         active = life.begin(
             method="GET",  # the handshake is a GET request
             scheme=scope.get("scheme", "ws"),
             path=scope["path"],
             query=query(scope),
-            route=self._route(scope),
+            route=self._route(scope)[0],
             headers=self._headers(scope, life),
             client=client(scope),
             server=scope.get("server"),
@@ -224,12 +239,14 @@ class TelemetryMiddleware:
             await send(message)
 
         error: BaseException | None = None
+        recording = _RECORDING.set(scope)
         try:
             await self.app(scope, receive, send_observed)
         except BaseException as exc:
             error = exc
             raise
         finally:
+            _RECORDING.reset(recording)
             active.finish(status or 500, exception=error if isinstance(error, Exception) else None)
 
     # --- lifespan -----------------------------------------------------------------------------
