@@ -125,7 +125,12 @@ class RequestLifecycle:
 
 
 class ActiveRequest:
-    """One request between ``begin`` and ``finish``; adapters may still update ``route``."""
+    """One request between ``begin`` and ``finish``; adapters may still update ``route``.
+
+    ``origin`` is the adapter's own mark of the request (None until it sets one): the ASGI
+    middleware keeps the scope's header list there, to tell a second copy of itself on the same
+    request from a new request made while this one runs.
+    """
 
     __slots__ = (
         "_context_token",
@@ -135,6 +140,7 @@ class ActiveRequest:
         "fields",
         "life",
         "method",
+        "origin",
         "original_method",
         "path",
         "query",
@@ -161,6 +167,7 @@ class ActiveRequest:
     ) -> None:
         self.started = _perf()
         self.life = life
+        self.origin: object = None
         self.original_method = method
         self.method = method if method in sc.KNOWN_METHODS else "_OTHER"
         self.path = path

@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from contextvars import ContextVar
 from typing import Any
 
 import wrapt
@@ -41,25 +40,30 @@ from ._http.error_responses import (
 from ._http.exchange import RECORDED, Exchange, PendingRoute, resolved_route
 from ._http.routes import RouteResolver, RouteSource, resolver_for
 from ._http.scope import LISTS, ASGIApp, Message, Receive, Scope, Send, client, pick_headers, query
-from ._lifecycle import RequestLifecycle
+from ._lifecycle import ActiveRequest, RequestLifecycle
+from .logging._context import CURRENT_REQUEST
 
 __all__ = ["TelemetryMiddleware"]
 
 _log = logging.getLogger("telemetry_web")
-# The scope the first copy of the middleware records, while it runs; a second copy passes that
-# request through. Not a key in the scope: every key added to a scope makes the router's lookups
-# in it collide more often, at a cost that grows with the route count.
-_RECORDING: ContextVar[Scope | None] = ContextVar("telemetry_web.asgi_request", default=None)
 
 
 def _recorded_already(scope: Scope) -> bool:
-    """Whether an outer copy of the middleware records this request: the same scope, or a
-    shallow copy of it (a middleware in between that rewrote the path shares its header list),
-    not a new request made in-process while it runs."""
-    recording = _RECORDING.get()
-    return recording is not None and (
-        recording is scope or recording.get("headers") is scope.get("headers")
-    )
+    """Whether an outer copy of the middleware records this request: the request in progress in
+    this context marked as the same scope or a shallow copy of it (a middleware in between that
+    rewrote the path shares its header list), not a new request made in-process while it runs.
+    (Not a key in the scope: every key added to a scope makes the router's lookups in it collide
+    more often, at a cost that grows with the route count.)"""
+    active = CURRENT_REQUEST.get()
+    if active is None:
+        return False
+    origin = getattr(active, "origin", None)
+    return origin is not None and (origin is scope.get("headers") or origin is scope)
+
+
+def _mark(active: ActiveRequest, scope: Scope) -> None:
+    headers = scope.get("headers")
+    active.origin = headers if headers is not None else scope
 
 
 class TelemetryMiddleware:
@@ -89,7 +93,8 @@ class TelemetryMiddleware:
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         kind = scope["type"]
-        if kind == "http" and not _recorded_already(scope):
+        # (the usual request: no request in progress in this context, nothing more to check)
+        if kind == "http" and (CURRENT_REQUEST.get() is None or not _recorded_already(scope)):
             await self._http(scope, receive, send)
         elif kind == "websocket" and not _recorded_already(scope):
             await self._websocket(scope, receive, send)
@@ -116,7 +121,6 @@ class TelemetryMiddleware:
         if exchange is None:  # telemetry must never cost the request
             await self.app(scope, receive, send)
             return
-        recording = _RECORDING.set(scope)
         try:
             await self.app(scope, exchange.receive, exchange.send)
         except BaseException as exc:
@@ -125,7 +129,6 @@ class TelemetryMiddleware:
                 await self._answer_error(exchange)
             raise
         finally:
-            _RECORDING.reset(recording)
             exchange.finish(scope)
 
     def _begin(self, scope: Scope, receive: Receive, send: Send) -> Exchange | None:
@@ -161,6 +164,8 @@ class TelemetryMiddleware:
         except Exception:
             _log.exception("telemetry-web could not start recording a request")
             return None
+        raw_headers = scope.get("headers")  # what _recorded_already() compares (see _mark)
+        active.origin = raw_headers if raw_headers is not None else scope
         declared = headers.get("content-length", "")
         size = int(declared) if declared.isdigit() and len(declared) < 16 else 0
         return Exchange(
@@ -225,6 +230,7 @@ class TelemetryMiddleware:
             server=scope.get("server"),
             kind="websocket",
         )
+        _mark(active, scope)
         status = 0
 
         async def send_observed(message: Message) -> None:
@@ -239,14 +245,12 @@ class TelemetryMiddleware:
             await send(message)
 
         error: BaseException | None = None
-        recording = _RECORDING.set(scope)
         try:
             await self.app(scope, receive, send_observed)
         except BaseException as exc:
             error = exc
             raise
         finally:
-            _RECORDING.reset(recording)
             active.finish(status or 500, exception=error if isinstance(error, Exception) else None)
 
     # --- lifespan -----------------------------------------------------------------------------

@@ -229,3 +229,33 @@ def test_ids_come_from_the_providers_generator() -> None:
     sdk = RandomIdGenerator()
     assert (drawn.trace_id, drawn.span_id) == (sdk.generate_trace_id(), sdk.generate_span_id())
     assert drawn.is_valid
+
+
+def test_a_queued_spans_estimate_counts_its_attribute_text() -> None:
+    """The batch queue's byte bound reads each span's estimate: a fixed part, a part per
+    attribute, the text of string values and of the strings in tuple values (events too)."""
+    from telemetry_web.tracing._batch import (
+        _EVENT_BYTES,
+        _ITEM_BYTES,
+        _SPAN_BYTES,
+        estimate_span_bytes,
+    )
+
+    exporter = InMemorySpanExporter()
+    provider = TracerProvider()
+    provider.add_span_processor(SimpleSpanProcessor(exporter))
+    attributes = {"url.path": "/a" * 50, "http.status": 200, "h": ("x" * 30, "yy", 3)}
+    span = SpanFactory(provider, "t", "1").start("GET", Context(), SpanKind.SERVER, attributes)
+    assert isinstance(span, RequestSpan)
+    span.add_event("exception", {"exception.message": "m" * 40})
+    span.end()
+    assert estimate_span_bytes(span) == (
+        _SPAN_BYTES + 3 * _ITEM_BYTES + 100 + 3 * 16 + 32
+        + _EVENT_BYTES + len("exception") + _ITEM_BYTES + 40
+    )  # fmt: skip
+    big = {**attributes, "url.path": "/a" * 5000}
+    other = SpanFactory(provider, "t", "1").start("GET", Context(), SpanKind.SERVER, big)
+    other.end()
+    assert estimate_span_bytes(other) - estimate_span_bytes(span) == 10_000 - 100 - (
+        _EVENT_BYTES + len("exception") + _ITEM_BYTES + 40
+    )
