@@ -11,7 +11,10 @@ from telemetry_web import Telemetry, TelemetryMiddleware
 from telemetry_web.wsgi import TelemetryWSGIMiddleware
 
 telemetry = Telemetry(
-    service="served", use_env=False, config={"logging": {"sinks": {"console": False}}}
+    service="served",
+    use_env=False,
+    # No local store: it would be the server's working directory's (the repository's).
+    config={"logging": {"sinks": {"console": False}}, "store": {"enabled": False}},
 )
 
 

@@ -190,7 +190,13 @@ def flask_telemetry(clock: Any) -> Iterator[Any]:
     def make(app: Flask, config: dict[str, Any]) -> Any:
         extension = telemetry_web.flask.FlaskTelemetry(
             app,
-            config={"service": "shop", "logging": {"sinks": {"console": False}}, **config},
+            config={
+                "service": "shop",
+                "logging": {"sinks": {"console": False}},
+                # No local store: it would be the working directory's (the repository's).
+                "store": {"enabled": False},
+                **config,
+            },
             use_env=False,
         ).telemetry
         extension.health.use_clock(clock)

@@ -155,6 +155,8 @@ def test_flask_request_parents_sync_engine_and_redis_spans(
             "service": SERVICE,
             "environment": ENVIRONMENT,
             "logging": {"sinks": {"console": False}},
+            # No local store: it would be the working directory's (the repository's).
+            "store": {"enabled": False},
         },
         span_exporters=[spans],
         log_sinks=[logs],

@@ -39,6 +39,8 @@ def main() -> None:
                     },
                 },
             },
+            # No local store: it would be the working directory's (the repository's).
+            "store": {"enabled": False},
         },
         use_env=False,
         set_global=False,

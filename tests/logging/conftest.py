@@ -33,6 +33,8 @@ def make_telemetry(memory: InMemoryLogSink) -> Iterator[MakeTelemetry]:
         "service": SERVICE,
         "environment": ENVIRONMENT,
         "logging": {"sinks": {"console": False}},
+        # No local store: it would be the working directory's (the repository's, under pytest).
+        "store": {"enabled": False},
     }
 
     def factory(*, log_sinks: list[Any] | None = None, **config: Any) -> Telemetry:

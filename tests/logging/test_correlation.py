@@ -26,7 +26,8 @@ TRACEPARENT = f"00-{TRACE_ID}-00f067aa0ba902b7-01"
 @pytest.fixture
 def captured() -> Iterator[CapturedTelemetry]:
     """A Telemetry recording into memory, closed after the test."""
-    telemetry = capture_telemetry(service="correlation")
+    # No local store: it would be the working directory's (the repository's, under pytest).
+    telemetry = capture_telemetry({"store": {"enabled": False}}, service="correlation")
     yield telemetry
     telemetry.close()
 
@@ -168,7 +169,7 @@ def flask_captured(app: Any) -> CapturedTelemetry:
     spans, logs = InMemorySpanExporter(), InMemoryLogSink()
     telemetry = FlaskTelemetry(
         app,
-        config={"logging": {"sinks": {"console": False}}},
+        config={"logging": {"sinks": {"console": False}}, "store": {"enabled": False}},
         service="correlation",
         span_exporters=[spans],
         log_sinks=[logs],

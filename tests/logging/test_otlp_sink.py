@@ -11,6 +11,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -101,6 +102,8 @@ def traced() -> Iterator[Any]:
                         "resource_attributes": {"service.version": "1.4.2"},
                     },
                     "logging": {"level": "info", "sinks": {"console": False, "otlp": sink}},
+                    # No local store: it would be the working directory's (the repository's).
+                    "store": {"enabled": False},
                 },
                 use_env=False,
                 set_global=False,
@@ -469,22 +472,29 @@ def test_missing_extra_is_reported_at_startup(monkeypatch: pytest.MonkeyPatch) -
     """Without opentelemetry-proto the sink fails when the Telemetry is built, naming the
     pip command."""
     monkeypatch.setitem(sys.modules, "opentelemetry.proto.collector.logs.v1", None)
+    # No local store: the failed Telemetry's metric history would keep writing to the working
+    # directory's (the repository's, under pytest).
+    config = {"logging": {"sinks": {"console": False, "otlp": {}}}, "store": {"enabled": False}}
     with pytest.raises(MissingExtraError) as info:
-        Telemetry({"logging": {"sinks": {"console": False, "otlp": {}}}}, use_env=False)
+        Telemetry(config, use_env=False)
     assert str(info.value) == (
         "logging.sinks.otlp needs 'opentelemetry-exporter-otlp', which is not installed: "
         "pip install 'telemetry-web[otlp]'"
     )
 
 
-def test_defaults_and_no_store(make_telemetry: MakeTelemetry) -> None:
+def test_defaults_and_no_store(make_telemetry: MakeTelemetry, tmp_path: Path) -> None:
     """``otlp: {}`` sends to the local Collector's HTTP port (gRPC: 4317); a configured OTLP
     sink keeps the embedded store from taking the log lines too."""
-    tel = make_telemetry(logging={"sinks": {"otlp": {}}}, log_sinks=[])
+    # The store as by default (auto), but in the test's directory.
+    store = {"enabled": "auto", "path": str(tmp_path / ".telemetry" / "telemetry.db")}
+    tel = make_telemetry(logging={"sinks": {"otlp": {}}}, log_sinks=[], store=store)
     assert tel.pipeline is not None
     assert [getattr(s, "name", "") for s in tel.pipeline.sinks] == ["otlp"]
     assert tel.pipeline.sinks[0].url == "http://localhost:4318/v1/logs"  # type: ignore[attr-defined]
-    grpc = make_telemetry(logging={"sinks": {"otlp": {"protocol": "grpc"}}}, log_sinks=[])
+    grpc = make_telemetry(
+        logging={"sinks": {"otlp": {"protocol": "grpc"}}}, log_sinks=[], store=store
+    )
     assert grpc.pipeline.sinks[0].url == "http://localhost:4317"  # type: ignore[union-attr]
 
 
@@ -515,7 +525,8 @@ from telemetry_web import Telemetry
 port = int(sys.argv[1])
 sink = {"endpoint": f"http://127.0.0.1:{port}", "flush_interval": "50ms"}
 tel = Telemetry({"service": "forked", "logging": {"request_log": False,
-                 "sinks": {"console": False, "otlp": sink}}}, use_env=False)
+                 "sinks": {"console": False, "otlp": sink}},
+                 "store": {"enabled": False}}, use_env=False)
 log = tel.get_logger("fork")
 log.info("parent", n=0)
 assert tel.pipeline.flush(5)

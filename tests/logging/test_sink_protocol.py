@@ -30,7 +30,8 @@ def test_a_sink_whose_flush_takes_no_timeout_is_flushed_quietly(
     """flush() without arguments is called, its None counts as delivered, nothing is reported."""
     sink = PlainSink()
     telemetry = Telemetry(
-        service="s", use_env=False, config={"logging": {"sinks": {"console": False}}},
+        service="s", use_env=False,
+        config={"logging": {"sinks": {"console": False}}, "store": {"enabled": False}},
         log_sinks=[sink], capture_stdlib_logging=False,
     )  # fmt: skip
     try:
