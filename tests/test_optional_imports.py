@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import subprocess
 import sys
+import tempfile
 import textwrap
 
 import pytest
@@ -22,12 +23,16 @@ def run_hidden(code: str, hidden: list[str]) -> subprocess.CompletedProcess[str]
             sys.modules[name] = None  # `import name` now raises ImportError
         """
     )
-    return subprocess.run(
-        [sys.executable, "-c", prelude + textwrap.dedent(code)],
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
+    # Run from a directory of its own: a Telemetry built there keeps its local store
+    # (./.telemetry) in it, not in the repository's working tree.
+    with tempfile.TemporaryDirectory(prefix="telemetry-hidden-") as cwd:
+        return subprocess.run(
+            [sys.executable, "-c", prelude + textwrap.dedent(code)],
+            cwd=cwd,
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
 
 
 def test_core_imports_without_frameworks() -> None:

@@ -28,7 +28,9 @@ WORKER = textwrap.dedent(
     """
     import os, sys
     from telemetry_web import Telemetry
-    t = Telemetry(service="mp", use_env=False, config={"logging": {"sinks": {"console": False}}})
+    # No local store: it would be the working directory's (the repository's).
+    t = Telemetry(service="mp", use_env=False,
+                  config={"logging": {"sinks": {"console": False}}, "store": {"enabled": False}})
     for _ in range(int(sys.argv[1])):
         t.lifecycle.begin(method="GET", scheme="http", path="/x", query="", route="/x",
                           headers={}, client=None).finish(200)
@@ -187,7 +189,8 @@ def test_size_histograms_are_opt_in() -> None:
     from telemetry_web.testing import capture_telemetry
 
     def families(config: dict[str, object]) -> set[str]:
-        captured = capture_telemetry(config)
+        # No local store: it would be the working directory's (the repository's, under pytest).
+        captured = capture_telemetry({**config, "store": {"enabled": False}})
         try:
             captured.telemetry.lifecycle.begin(
                 method="POST", scheme="http", path="/x", query="", route="/x", headers={},

@@ -10,6 +10,8 @@ import pytest
 from telemetry_web import Telemetry
 from telemetry_web.testing import CapturedTelemetry, capture_telemetry
 
+from .._config import deep_merge
+
 Capture = Callable[..., CapturedTelemetry]
 
 
@@ -20,6 +22,8 @@ def capture() -> Iterator[Capture]:
 
     def factory(config: dict[str, Any] | None = None, **kwargs: Any) -> CapturedTelemetry:
         kwargs.setdefault("set_global", False)
+        # No local store: it would be the working directory's (the repository's, under pytest).
+        config = deep_merge({"store": {"enabled": False}}, config or {})
         captured = capture_telemetry(config, **kwargs)
         made.append(captured)
         return captured
@@ -45,6 +49,8 @@ def telemetry_for() -> Iterator[Any]:
                     "exporters": exporters,
                     "resource_attributes": {"service.version": "1.4.2"},
                 },
+                # No local store: it would be the working directory's (the repository's).
+                "store": {"enabled": False},
             },
             use_env=False,
             set_global=False,

@@ -34,6 +34,8 @@ def make_telemetry() -> Iterator[MakeTelemetry]:
                 "exporters": {"otlp": {"endpoint": endpoint, "timeout": "2s"}},
                 "batch": {"schedule_delay": "50ms", **batch},
             },
+            # No local store: it would be the working directory's (the repository's).
+            "store": {"enabled": False},
         }
         telemetry = Telemetry(config, use_env=False, set_global=False,
                               capture_stdlib_logging=False)  # fmt: skip

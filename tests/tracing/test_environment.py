@@ -444,14 +444,22 @@ async def _ok(scope: Any, receive: Any, send: Any) -> None:
 @pytest.mark.parametrize("value", GARBAGE, ids=range(len(GARBAGE)))
 @pytest.mark.parametrize("variable", VARIABLES)
 def test_fuzz_no_variable_value_fails_telemetry_or_a_request(
-    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture, variable: str, value: str
+    monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
+    tmp_path: Path,
+    variable: str,
+    value: str,
 ) -> None:
     """Any value of any variable we or the SDK read: Telemetry() is built, a request is served
     (200), and there is at most one warning, which names the variable."""
     monkeypatch.setenv(variable, value)
     exporter = InMemorySpanExporter()
     telemetry = Telemetry(
-        config={"logging": {"sinks": {"console": False}}},
+        config={
+            "logging": {"sinks": {"console": False}},
+            # The store as by default (the variables may touch it), in the test's directory.
+            "store": {"path": str(tmp_path / ".telemetry" / "telemetry.db")},
+        },
         span_exporters=[exporter],
         set_global=False,
         capture_stdlib_logging=False,

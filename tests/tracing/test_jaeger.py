@@ -39,7 +39,8 @@ from ._thrift_decoder import (
     trace_id,
 )
 
-QUIET = {"logging": {"sinks": {"console": False}}}
+# No console, and no local store: it would be the working directory's (the repository's).
+QUIET = {"logging": {"sinks": {"console": False}}, "store": {"enabled": False}}
 
 
 def dropped(telemetry: Telemetry, reason: str) -> float:

@@ -44,7 +44,7 @@ def test_service_version_and_environment() -> None:
     deployment.environment (and .name), next to the SDK's and our own identification."""
     telemetry = Telemetry(
         {"service": "orders", "service_version": "1.4.2", "environment": "prod",
-         "logging": {"sinks": {"console": False}}},
+         "logging": {"sinks": {"console": False}}, "store": {"enabled": False}},
         use_env=False, set_global=False,
     )  # fmt: skip
     try:
@@ -83,6 +83,7 @@ def test_resource_attributes_fill_in_what_is_left_at_its_default() -> None:
     service.version there wins over service_version."""
     telemetry = Telemetry(
         {"service_version": "1.0", "logging": {"sinks": {"console": False}},
+         "store": {"enabled": False},
          "tracing": {"resource_attributes": {"service.name": "billing",
                                              "deployment.environment.name": "qa",
                                              "service.version": "2.0"}}},
@@ -188,7 +189,8 @@ class Lines(SpanExporter):
         return SpanExportResult.SUCCESS
 
 telemetry = Telemetry(service="fork", use_env=False, span_exporters=[Lines()],
-                      config={"logging": {"sinks": {"console": False}}})
+                      config={"logging": {"sinks": {"console": False}},
+                              "store": {"enabled": False}})
 tracer = telemetry.get_tracer("fork-test")
 tracer.start_span("parent").end()
 telemetry.tracer_provider.force_flush()
