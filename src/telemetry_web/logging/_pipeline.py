@@ -274,8 +274,29 @@ class LogPipeline:
 
 
 def _takes_timeout(method: Any) -> bool:
+    """Whether a sink's ``flush`` takes the time left as an argument (ours) or none (a stream's);
+    read once per function, not on every flush."""
+    function = getattr(method, "__func__", None)
+    if function is None:  # a builtin's bound method (a stream's flush): not cached
+        return _signature_takes_timeout(method)
+    return _function_takes_timeout(function)
+
+
+def _signature_takes_timeout(method: Any) -> bool:
     try:
-        parameters = inspect.signature(method).parameters.values()
+        parameters = list(inspect.signature(method).parameters.values())
+    except (TypeError, ValueError):
+        return False
+    return any(
+        p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD, p.VAR_POSITIONAL) for p in parameters
+    )
+
+
+@functools.lru_cache(maxsize=64)
+def _function_takes_timeout(function: Any) -> bool:
+    # The unbound function: its first parameter is the instance, the timeout comes after it.
+    try:
+        parameters = list(inspect.signature(function).parameters.values())[1:]
     except (TypeError, ValueError):
         return False
     return any(
