@@ -138,11 +138,18 @@ class Telemetry:
         # Shared by every logger get_logger() made: they follow level changes without rebuilding.
         self.log_levels = LevelTable(settings.logging.level, settings.logging.levels)
         self.health = Health(settings.service, metrics=self.metrics, logger=self._health_logger)
-        self.configure_metrics()
-        self.configure_tracing()
-        self.configure_logging()
-        self.configure_health()
-        self._configure_alerting()
+        try:
+            self.configure_metrics()
+            self.configure_tracing()
+            self.configure_logging()
+            self.configure_health()
+            self._configure_alerting()
+        except BaseException:
+            # A part that cannot be built (a missing extra, a port in use): the parts already
+            # running (the metrics server, the metric history, queues' threads) stop before the
+            # error reaches the caller, instead of running on in an object nobody holds.
+            self.shutdown(timeout=1.0)
+            raise
         close_at_exit(self)
 
     # --- configuration ------------------------------------------------------------------------
