@@ -128,8 +128,8 @@ class ActiveRequest:
     """One request between ``begin`` and ``finish``; adapters may still update ``route``.
 
     ``origin`` is the adapter's own mark of the request (None until it sets one): the ASGI
-    middleware keeps the scope's header list there, to tell a second copy of itself on the same
-    request from a new request made while this one runs.
+    middleware keeps the scope and its per-request objects there, to tell a second copy of
+    itself on the same request from a new request made while this one runs.
     """
 
     __slots__ = (

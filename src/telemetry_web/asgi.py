@@ -50,20 +50,30 @@ _log = logging.getLogger("telemetry_web")
 
 def _recorded_already(scope: Scope) -> bool:
     """Whether an outer copy of the middleware records this request: the request in progress in
-    this context marked as the same scope or a shallow copy of it (a middleware in between that
-    rewrote the path shares its header list), not a new request made in-process while it runs.
-    (Not a key in the scope: every key added to a scope makes the router's lookups in it collide
-    more often, at a cost that grows with the route count.)"""
+    this context was begun on this scope, or on one this is a shallow copy of (a middleware in
+    between rewrote the path), which shares its per-request objects: the header list as the
+    server made it, or the ``asgi`` version dict. A new request made in-process while it runs
+    (an HTTP client's ASGI transport) shares neither; it may share constants, such as a default
+    client address. (Not a key in the scope: every key added to a scope makes the router's lookups in
+    it collide more often, at a cost that grows with the route count.)"""
     active = CURRENT_REQUEST.get()
     if active is None:
         return False
     origin = getattr(active, "origin", None)
-    return origin is not None and (origin is scope.get("headers") or origin is scope)
+    if origin is None:
+        return False
+    first, headers, versions = origin
+    return (
+        scope is first
+        or (headers is not None and scope.get("headers") is headers)
+        or (versions is not None and scope.get("asgi") is versions)
+    )
 
 
 def _mark(active: ActiveRequest, scope: Scope) -> None:
-    headers = scope.get("headers")
-    active.origin = headers if headers is not None else scope
+    # (Starlette's Headers(scope=...) replaces the scope's header list with a copy: the scope
+    # itself and its asgi dict are compared too.)
+    active.origin = (scope, scope.get("headers"), scope.get("asgi"))
 
 
 class TelemetryMiddleware:
@@ -164,8 +174,7 @@ class TelemetryMiddleware:
         except Exception:
             _log.exception("telemetry-web could not start recording a request")
             return None
-        raw_headers = scope.get("headers")  # what _recorded_already() compares (see _mark)
-        active.origin = raw_headers if raw_headers is not None else scope
+        active.origin = (scope, scope.get("headers"), scope.get("asgi"))  # see _mark
         declared = headers.get("content-length", "")
         size = int(declared) if declared.isdigit() and len(declared) < 16 else 0
         return Exchange(

@@ -99,6 +99,43 @@ async def test_second_copy_behind_a_scope_copy_records_nothing(tel: Telemetry) -
     assert sum(s.value for s in metrics.named("http_requests_total")) == 1
 
 
+class _ReadHeaders:
+    """A middleware reading the headers through Starlette's Request, which replaces the scope's
+    header list with a copy (``Headers(scope=...)``); ``copy`` also hands on a shallow copy of
+    the scope."""
+
+    def __init__(self, app: ASGIApp, copy: bool) -> None:
+        self.app = app
+        self.copy = copy
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http":
+            scope = {**scope} if self.copy else scope
+            assert Request(scope).headers["host"]
+        await self.app(scope, receive, send)
+
+
+@pytest.mark.parametrize("copy", [False, True], ids=["same scope", "copied scope"])
+async def test_second_copy_behind_a_header_reader_records_nothing(
+    tel: Telemetry, copy: bool
+) -> None:
+    """Between two copies of the middleware, a middleware replaced the scope's header list
+    (and maybe the scope): the inner copy still passes the request through."""
+
+    async def user(request: Request) -> Response:
+        return JSONResponse({"id": request.path_params["user_id"]})
+
+    inner = Starlette(routes=[Route("/api/users/{user_id}", user)])
+    inner.add_middleware(TelemetryMiddleware, telemetry=tel)
+    outer = TelemetryMiddleware(_ReadHeaders(inner, copy), telemetry=tel)
+    async with client_for(outer) as client:
+        response = await client.get("/api/users/8")
+        assert response.json() == {"id": "8"}
+        assert len(response.headers.get_list("x-request-id")) == 1
+        metrics = await scrape(client)
+    assert sum(s.value for s in metrics.named("http_requests_total")) == 1
+
+
 async def test_request_made_in_process_during_a_request_is_recorded_too(tel: Telemetry) -> None:
     """An endpoint calling an ASGI app in-process (a new scope, in the same task) is not taken
     for a second copy of the middleware: both requests are recorded, each under its route."""

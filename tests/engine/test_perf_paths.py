@@ -255,6 +255,7 @@ def test_a_queued_spans_estimate_counts_its_attribute_text() -> None:
     )  # fmt: skip
     big = {**attributes, "url.path": "/a" * 5000}
     other = SpanFactory(provider, "t", "1").start("GET", Context(), SpanKind.SERVER, big)
+    assert isinstance(other, RequestSpan)
     other.end()
     assert estimate_span_bytes(other) - estimate_span_bytes(span) == 10_000 - 100 - (
         _EVENT_BYTES + len("exception") + _ITEM_BYTES + 40
