@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import logging
+from pathlib import Path
+
+import pytest
 
 from telemetry_web.testing import capture_telemetry
 
@@ -36,3 +39,28 @@ def test_capture_collects_spans_logs_and_metric_samples() -> None:
         assert captured.logs() == []
     finally:
         captured.close()
+
+
+def test_capture_keeps_no_local_store_unless_configured(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Run from a directory, a capture leaves no ``.telemetry`` store there; a ``store``
+    section in its config is honoured."""
+    monkeypatch.chdir(tmp_path)
+    captured = capture_telemetry(service="shop")
+    try:
+        captured.telemetry.get_logger("shop").info("charged")
+        assert [e["event"] for e in captured.logs()] == ["charged"]
+        assert captured.telemetry.settings.store.enabled == "false"
+    finally:
+        captured.close()
+    assert not (tmp_path / ".telemetry").exists()
+    path = tmp_path / "kept" / "telemetry.db"
+    kept = capture_telemetry(config={"store": {"enabled": "true", "path": str(path)}})
+    try:
+        assert kept.telemetry.settings.store.enabled == "true"
+        kept.telemetry.get_logger("shop").info("stored")
+        kept.telemetry.flush()
+    finally:
+        kept.close()
+    assert path.exists()

@@ -90,13 +90,18 @@ class CapturedTelemetry:
 def capture_telemetry(
     config: Mapping[str, Any] | None = None, *, service: str = "test", **kwargs: Any
 ) -> CapturedTelemetry:
-    """A Telemetry that ignores the environment, prints nothing and captures everything."""
+    """A Telemetry that ignores the environment, prints nothing and captures everything.
+
+    It keeps no local store (a test's telemetry would land in ``./.telemetry`` of the directory
+    the tests run from) unless ``config`` has a ``store`` section.
+    """
     merged: dict[str, Any] = {"logging": {"sinks": {"console": False}}}
     for key, value in (config or {}).items():
         if isinstance(value, Mapping) and isinstance(merged.get(key), dict):
             merged[key] = {**merged[key], **value}
         else:
             merged[key] = value
+    merged.setdefault("store", {"enabled": False})
     spans = InMemorySpanExporter()
     logs = InMemoryLogSink()
     kwargs.setdefault("use_env", False)
