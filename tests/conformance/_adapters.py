@@ -372,7 +372,7 @@ def drive_flask(calls: Sequence[Call]) -> tuple[CapturedTelemetry, list[Answer]]
     spans, logs = InMemorySpanExporter(), InMemoryLogSink()
     telemetry = FlaskTelemetry(
         app,
-        config={"logging": {"sinks": {"console": False}}, **CONFIG},
+        config={"logging": {"sinks": {"console": False}}, "store": {"enabled": False}, **CONFIG},
         service=SERVICE,
         span_exporters=[spans],
         log_sinks=[logs],
