@@ -125,12 +125,7 @@ class RequestLifecycle:
 
 
 class ActiveRequest:
-    """One request between ``begin`` and ``finish``; adapters may still update ``route``.
-
-    ``origin`` is the adapter's own mark of the request (None until it sets one): the ASGI
-    middleware keeps the scope and its per-request objects there, to tell a second copy of
-    itself on the same request from a new request made while this one runs.
-    """
+    """One request between ``begin`` and ``finish``; adapters may still update ``route``."""
 
     __slots__ = (
         "_context_token",
@@ -140,7 +135,6 @@ class ActiveRequest:
         "fields",
         "life",
         "method",
-        "origin",
         "original_method",
         "path",
         "query",
@@ -167,7 +161,6 @@ class ActiveRequest:
     ) -> None:
         self.started = _perf()
         self.life = life
-        self.origin: object = None
         self.original_method = method
         self.method = method if method in sc.KNOWN_METHODS else "_OTHER"
         self.path = path

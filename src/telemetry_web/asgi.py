@@ -31,49 +31,22 @@ from . import semconv as sc
 from ._engine import Telemetry, default_telemetry
 from ._http.endpoints import answer_asgi
 from ._http.error_responses import (
-    CURRENT_OBSERVER,
+    OBSERVER_KEY,
     PLAIN_500,
     ErrorResponseObserver,
     plain_500_expected,
     safe_500,
 )
-from ._http.exchange import RECORDED, Exchange, PendingRoute, resolved_route
+from ._http.exchange import RECORDED, ROUTE_KEY, Exchange, resolved_route
 from ._http.routes import RouteResolver, RouteSource, resolver_for
 from ._http.scope import LISTS, ASGIApp, Message, Receive, Scope, Send, client, pick_headers, query
-from ._lifecycle import ActiveRequest, RequestLifecycle
-from .logging._context import CURRENT_REQUEST
+from ._lifecycle import RequestLifecycle
 
 __all__ = ["TelemetryMiddleware"]
 
 _log = logging.getLogger("telemetry_web")
-
-
-def _recorded_already(scope: Scope) -> bool:
-    """Whether an outer copy of the middleware records this request: the request in progress in
-    this context was begun on this scope, or on one this is a shallow copy of (a middleware in
-    between rewrote the path), which shares its per-request objects: the header list as the
-    server made it, or the ``asgi`` version dict. A new request made in-process while it runs
-    (an HTTP client's ASGI transport) shares neither; it may share constants, such as a default
-    client address. (Not a key in the scope: every key added to a scope makes the router's lookups in
-    it collide more often, at a cost that grows with the route count.)"""
-    active = CURRENT_REQUEST.get()
-    if active is None:
-        return False
-    origin = getattr(active, "origin", None)
-    if origin is None:
-        return False
-    first, headers, versions = origin
-    return (
-        scope is first
-        or (headers is not None and scope.get("headers") is headers)
-        or (versions is not None and scope.get("asgi") is versions)
-    )
-
-
-def _mark(active: ActiveRequest, scope: Scope) -> None:
-    # (Starlette's Headers(scope=...) replaces the scope's header list with a copy: the scope
-    # itself and its asgi dict are compared too.)
-    active.origin = (scope, scope.get("headers"), scope.get("asgi"))
+# Set on the scope by the first copy of the middleware; a second copy passes the request through.
+_SCOPE_KEY = "telemetry_web.request"
 
 
 class TelemetryMiddleware:
@@ -103,10 +76,9 @@ class TelemetryMiddleware:
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         kind = scope["type"]
-        # (the usual request: no request in progress in this context, nothing more to check)
-        if kind == "http" and (CURRENT_REQUEST.get() is None or not _recorded_already(scope)):
+        if kind == "http" and _SCOPE_KEY not in scope:
             await self._http(scope, receive, send)
-        elif kind == "websocket" and not _recorded_already(scope):
+        elif kind == "websocket" and _SCOPE_KEY not in scope:
             await self._websocket(scope, receive, send)
         elif kind == "lifespan":
             await self._lifespan(scope, receive, send)
@@ -136,13 +108,14 @@ class TelemetryMiddleware:
         except BaseException as exc:
             exchange.error = exc
             if not exchange.started and isinstance(exc, Exception):
-                await self._answer_error(exchange)
+                await self._answer_error(scope, exchange)
             raise
         finally:
             exchange.finish(scope)
 
     def _begin(self, scope: Scope, receive: Receive, send: Send) -> Exchange | None:
         """The lifecycle's ``begin`` for this request, and its exchange (None: not recorded)."""
+        scope[_SCOPE_KEY] = True
         app_object = scope.get("app")
         if app_object is not None:
             if id(app_object) not in self._silenced:
@@ -158,14 +131,13 @@ class TelemetryMiddleware:
         headers = pick_headers(scope, per_life.wanted, per_life.joined)
         raw_query = scope.get("query_string")
         address = scope.get("client")
-        route, pending = self._route(scope)
         try:
             active = life.begin(
                 method=scope["method"],
                 scheme=scope.get("scheme", "http"),
                 path=scope["path"],
                 query=query(scope) if raw_query else "",
-                route=route,
+                route=self._route(scope),
                 headers=headers,
                 client=address[0] if address else None,
                 server=scope.get("server"),
@@ -174,16 +146,13 @@ class TelemetryMiddleware:
         except Exception:
             _log.exception("telemetry-web could not start recording a request")
             return None
-        active.origin = (scope, scope.get("headers"), scope.get("asgi"))  # see _mark
         declared = headers.get("content-length", "")
         size = int(declared) if declared.isdigit() and len(declared) < 16 else 0
-        return Exchange(
-            active, receive, send, app_object, per_life.id_name, size, per_life.capture, pending
-        )
+        return Exchange(active, receive, send, app_object, per_life.id_name, size, per_life.capture)
 
-    async def _answer_error(self, exchange: Exchange) -> None:
+    async def _answer_error(self, scope: Scope, exchange: Exchange) -> None:
         """An exception escaped the app before any response: who answers the client?"""
-        observer = CURRENT_OBSERVER.get()
+        observer = scope.get(OBSERVER_KEY)
         if observer is not None and observer is not PLAIN_500:
             # The app's error middleware answers outside us: finish when it has.
             observer.defer(exchange)
@@ -192,9 +161,8 @@ class TelemetryMiddleware:
             # 500 and no request id: send that 500 ourselves, with one.
             await safe_500(exchange.send)
 
-    def _route(self, scope: Scope) -> tuple[str, PendingRoute | None]:
-        """The label before the app runs, and the source and token ``Exchange.finish`` checks
-        once the app ran (None: nothing to check)."""
+    def _route(self, scope: Scope) -> str:
+        """The label before the app runs; the source's token is kept for ``Exchange.finish``."""
         if self.route_resolver is not None:
             return resolved_route(self.route_resolver, scope)
         try:
@@ -202,8 +170,10 @@ class TelemetryMiddleware:
             template, token = source.before(scope)
         except Exception:
             _log.exception("telemetry-web could not resolve a route; labelling it <unmatched>")
-            return sc.ROUTE_UNMATCHED, None
-        return template or sc.ROUTE_UNMATCHED, (source, token) if token is not None else None
+            return sc.ROUTE_UNMATCHED
+        if token is not None:
+            scope[ROUTE_KEY] = (source, token)
+        return template or sc.ROUTE_UNMATCHED
 
     def _source(self, scope: Scope) -> RouteSource:
         """The app's source of labels, found once per app object."""
@@ -227,19 +197,19 @@ class TelemetryMiddleware:
         if telemetry.tracer is None or telemetry.is_excluded(scope["path"]):
             await self.app(scope, receive, send)
             return
+        scope[_SCOPE_KEY] = True
         life = telemetry.lifecycle
         active = life.begin(
             method="GET",  # the handshake is a GET request
             scheme=scope.get("scheme", "ws"),
             path=scope["path"],
             query=query(scope),
-            route=self._route(scope)[0],
+            route=self._route(scope),
             headers=self._headers(scope, life),
             client=client(scope),
             server=scope.get("server"),
             kind="websocket",
         )
-        _mark(active, scope)
         status = 0
 
         async def send_observed(message: Message) -> None:

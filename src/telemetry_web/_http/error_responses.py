@@ -6,23 +6,17 @@ Starlette's outermost error middleware, which renders the response to an unhandl
 middleware stack to see that response: the middleware defers such a request to it
 (:meth:`ObserverSlot.defer`), and the observer records the status actually sent, adds the
 request id and finishes the request once the response is out.
-
-The observer hands its slot to the middleware inside it through a context variable, not the
-scope: every key added to a scope makes the router's lookups in it collide more often, and a
-variable reset on the way out is also never mistaken for the slot of a mounted app's observer
-that has returned already.
 """
 
 from __future__ import annotations
 
-from contextvars import ContextVar
 from typing import Any
 
 from .exchange import Exchange
 from .scope import ASGIApp, Message, Receive, Scope, Send
 
 __all__ = [
-    "CURRENT_OBSERVER",
+    "OBSERVER_KEY",
     "PLAIN_500",
     "ErrorResponseObserver",
     "ObserverSlot",
@@ -30,9 +24,9 @@ __all__ = [
     "safe_500",
 ]
 
-# Set by the observer around a Starlette app's middleware stack, while that stack runs.
-CURRENT_OBSERVER: ContextVar[Any] = ContextVar("telemetry_web.error_observer", default=None)
-# Set instead of a slot when the stack's error middleware answers with a plain 500:
+# Set by the observer around a Starlette app's middleware stack.
+OBSERVER_KEY = "telemetry_web.error_observer"
+# Left there instead of a slot when the stack's error middleware answers with a plain 500:
 # the middleware sends that 500 itself, with the request id, and nothing is observed.
 PLAIN_500 = object()
 
@@ -76,31 +70,19 @@ class ErrorResponseObserver:
             await self.app(scope, receive, send)
             return
         if self.plain:
-            token = CURRENT_OBSERVER.set(PLAIN_500)
-            try:
-                await self.app(scope, receive, send)
-            finally:
-                _reset(token)
+            scope[OBSERVER_KEY] = PLAIN_500
+            await self.app(scope, receive, send)
             return
-        slot = ObserverSlot(send)
-        token = CURRENT_OBSERVER.set(slot)
+        slot = scope[OBSERVER_KEY] = ObserverSlot(send)
         try:
             await self.app(scope, receive, slot.send)
         finally:
-            _reset(token)
             deferred = slot.deferred
             if deferred is not None:
                 deferred.finish(scope, deferred.status or 500)
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self.app, name)  # look like the stack we wrap (its .app, .handler, …)
-
-
-def _reset(token: Any) -> None:
-    try:
-        CURRENT_OBSERVER.reset(token)
-    except ValueError:  # resumed in another context than it started in: nothing of ours there
-        pass
 
 
 def plain_500_expected(app: Any) -> bool:

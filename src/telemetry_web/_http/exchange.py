@@ -16,19 +16,17 @@ import time
 from typing import Any
 
 from .. import semconv as sc
-from .routes import RecordedRoutes, RouteResolver, RouteSource
+from .routes import RecordedRoutes, RouteResolver
 from .scope import Message, Receive, Scope, Send, capture_response
 
-__all__ = ["RECORDED", "Exchange", "PendingRoute", "resolved_route"]
+__all__ = ["RECORDED", "ROUTE_KEY", "Exchange", "resolved_route"]
 
 _log = logging.getLogger("telemetry_web")
 _perf = time.perf_counter
+# (source, token) of the request's route label, for the check once the app ran (finish).
+ROUTE_KEY = "telemetry_web.route"
 # For apps no source understands: reads what a Starlette router recorded, if one ran.
 RECORDED = RecordedRoutes()
-# (source, token) of the request's route label, checked once the app ran (finish): kept on the
-# exchange, never in the scope. Every key added to a scope makes the router's many lookups in
-# it collide more often (FastAPI's reads the scope a dozen times per route it tries).
-PendingRoute = tuple[RouteSource, Any]
 
 
 class Exchange:
@@ -41,12 +39,11 @@ class Exchange:
         started: whether the response start went out.
         deferred: whether an observer outside us finishes the request (see error_responses).
         error: the exception that escaped the app, if any.
-        route: the route label's source and token, for the check once the app ran (or None).
     """
 
     __slots__ = ("_receive", "_send", "active", "app", "capture", "deferred", "disconnected",
                  "ended", "error", "id_header", "received", "request_size", "response_size",
-                 "route", "started", "status")  # fmt: skip
+                 "started", "status")  # fmt: skip
 
     def __init__(
         self,
@@ -57,10 +54,8 @@ class Exchange:
         id_name: bytes,
         request_size: int,
         capture: dict[bytes, str] | None,
-        route: PendingRoute | None = None,
     ) -> None:
         self.active = active
-        self.route = route
         self._receive = receive
         self._send = send
         self.app = app
@@ -146,9 +141,8 @@ class Exchange:
             # An exception after the response started: its status is what the client saw.
         active = self.active
         # What the framework recorded wins: the span name, metrics and log line all carry it.
-        pending = self.route
         try:
-            late = pending[0].after(scope, pending[1]) if pending is not None else None
+            late = _route_from_scope(scope)
         except Exception:
             _log.exception("telemetry-web could not read the route the framework recorded")
             late = None
@@ -177,14 +171,24 @@ def _has_header(headers: Any, name: bytes) -> bool:
     return False
 
 
-def resolved_route(resolver: RouteResolver, scope: Scope) -> tuple[str, PendingRoute | None]:
-    """The label from the user's ``route_resolver``, and what to check once the app ran."""
+def resolved_route(resolver: RouteResolver, scope: Scope) -> str:
+    """The label from the user's ``route_resolver``."""
     try:
         template = resolver(dict(scope))
     except Exception:
         _log.exception("route_resolver failed; labelling the request <unmatched>")
         template = None
     if template:
-        return template, None
+        return template
     # What a Starlette router records while the app runs may still label it.
-    return sc.ROUTE_UNMATCHED, (RECORDED, RECORDED.before(scope)[1])
+    scope[ROUTE_KEY] = (RECORDED, RECORDED.before(scope)[1])
+    return sc.ROUTE_UNMATCHED
+
+
+def _route_from_scope(scope: Scope) -> str | None:
+    """The route label the framework recorded while the app ran, or None to keep ours."""
+    pending = scope.get(ROUTE_KEY)
+    if pending is None:
+        return None
+    source, token = pending
+    return source.after(scope, token)  # type: ignore[no-any-return]
