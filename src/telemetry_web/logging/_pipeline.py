@@ -278,25 +278,18 @@ def _takes_timeout(method: Any) -> bool:
     read once per function, not on every flush."""
     function = getattr(method, "__func__", None)
     if function is None:  # a builtin's bound method (a stream's flush): not cached
-        return _signature_takes_timeout(method)
+        return _takes_argument(method, 0)
     return _function_takes_timeout(function)
-
-
-def _signature_takes_timeout(method: Any) -> bool:
-    try:
-        parameters = list(inspect.signature(method).parameters.values())
-    except (TypeError, ValueError):
-        return False
-    return any(
-        p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD, p.VAR_POSITIONAL) for p in parameters
-    )
 
 
 @functools.lru_cache(maxsize=64)
 def _function_takes_timeout(function: Any) -> bool:
-    # The unbound function: its first parameter is the instance, the timeout comes after it.
+    return _takes_argument(function, 1)  # the unbound function: its first is the instance
+
+
+def _takes_argument(function: Any, skipped: int) -> bool:
     try:
-        parameters = list(inspect.signature(function).parameters.values())[1:]
+        parameters = list(inspect.signature(function).parameters.values())[skipped:]
     except (TypeError, ValueError):
         return False
     return any(
