@@ -19,7 +19,6 @@ from telemetry_web import Telemetry
 from telemetry_web.health._state import ManualClock
 from telemetry_web.testing import CapturedTelemetry, capture_telemetry
 
-from .._config import deep_merge
 from .._net import free_port
 
 POSTGRES_URL = os.environ.get(
@@ -158,8 +157,6 @@ def make_captured(clock: ManualClock) -> Iterator[MakeCaptured]:
     created: list[CapturedTelemetry] = []
 
     def factory(config: dict[str, Any] | None = None, **kwargs: Any) -> CapturedTelemetry:
-        # No local store: it would be the working directory's (the repository's, under pytest).
-        config = deep_merge({"store": {"enabled": False}}, config or {})
         captured = capture_telemetry(config, service="shop", **kwargs)
         captured.telemetry.health.use_clock(clock)
         created.append(captured)

@@ -37,9 +37,7 @@ def make_captured() -> Iterator[MakeCaptured]:
     created: list[CapturedTelemetry] = []
 
     def factory(**config: Any) -> CapturedTelemetry:
-        # No local store: it would be the working directory's (the repository's, under pytest).
-        base = {"environment": ENVIRONMENT, "store": {"enabled": False}}
-        captured = capture_telemetry({**base, **config}, service=SERVICE)
+        captured = capture_telemetry({"environment": ENVIRONMENT, **config}, service=SERVICE)
         created.append(captured)
         return captured
 

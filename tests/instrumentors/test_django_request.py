@@ -29,10 +29,7 @@ def test_django_request_parents_engine_and_redis_spans(
 
     from telemetry_web.django import set_telemetry
 
-    # No local store: it would be the working directory's (the repository's, under pytest).
-    captured = capture_telemetry(
-        {"environment": ENVIRONMENT, "store": {"enabled": False}}, service=SERVICE
-    )
+    captured = capture_telemetry({"environment": ENVIRONMENT}, service=SERVICE)
     for instrumentor in (
         SQLAlchemyInstrumentor(telemetry=captured.telemetry),
         RedisInstrumentor(telemetry=captured.telemetry),

@@ -26,8 +26,7 @@ TRACEPARENT = f"00-{TRACE_ID}-00f067aa0ba902b7-01"
 @pytest.fixture
 def captured() -> Iterator[CapturedTelemetry]:
     """A Telemetry recording into memory, closed after the test."""
-    # No local store: it would be the working directory's (the repository's, under pytest).
-    telemetry = capture_telemetry({"store": {"enabled": False}}, service="correlation")
+    telemetry = capture_telemetry(service="correlation")
     yield telemetry
     telemetry.close()
 

@@ -189,8 +189,7 @@ def test_size_histograms_are_opt_in() -> None:
     from telemetry_web.testing import capture_telemetry
 
     def families(config: dict[str, object]) -> set[str]:
-        # No local store: it would be the working directory's (the repository's, under pytest).
-        captured = capture_telemetry({**config, "store": {"enabled": False}})
+        captured = capture_telemetry(config)
         try:
             captured.telemetry.lifecycle.begin(
                 method="POST", scheme="http", path="/x", query="", route="/x", headers={},

@@ -10,8 +10,6 @@ import pytest
 from telemetry_web import Telemetry
 from telemetry_web.testing import CapturedTelemetry, capture_telemetry
 
-from .._config import deep_merge
-
 Capture = Callable[..., CapturedTelemetry]
 
 
@@ -22,8 +20,6 @@ def capture() -> Iterator[Capture]:
 
     def factory(config: dict[str, Any] | None = None, **kwargs: Any) -> CapturedTelemetry:
         kwargs.setdefault("set_global", False)
-        # No local store: it would be the working directory's (the repository's, under pytest).
-        config = deep_merge({"store": {"enabled": False}}, config or {})
         captured = capture_telemetry(config, **kwargs)
         made.append(captured)
         return captured
