@@ -6,7 +6,7 @@ STAMP   = $(VENV)/.installed-stamp
 HOST   ?= 127.0.0.1
 PORT   ?= 8765
 
-.PHONY: test demo bench soak lint typecheck check services clean realapps docs
+.PHONY: test demo bench soak lint typecheck check services clean realapps docs compile
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -32,17 +32,27 @@ $(REALAPPS_VENVS)/datasette/.installed-stamp: tests/realapps/datasette_routes/py
 ## realapps: build (or update) the real-app virtualenvs of tests/realapps
 realapps: $(REALAPPS_STAMPS)
 
-## test: create .venv, install everything, run the whole suite
-test: $(STAMP) realapps services
+# The request path compiled with mypyc (scripts/compile.py): rebuilt when one of its modules
+# changes; `python scripts/compile.py --clean` goes back to pure Python.
+COMPILED_STAMP = build/mypyc/.compiled-stamp
+$(COMPILED_STAMP): $(STAMP) scripts/compile.py $(shell $(PYTHON) -c "import runpy; print(' '.join('src/' + m for m in runpy.run_path('scripts/compile.py')['MODULES']))")
+	$(PY) scripts/compile.py --force
+	mkdir -p $(dir $@) && touch $@
+
+## compile: build the request path's C extensions in place (make test and make bench do it)
+compile: $(COMPILED_STAMP)
+
+## test: create .venv, install everything, compile the request path, run the whole suite
+test: $(STAMP) $(COMPILED_STAMP) realapps services
 	$(PY) -m pytest $(PYTEST_ARGS)
 
 ## demo: serve the sample app with uvicorn, send traffic, print /metrics, /ready and log lines
-demo: $(STAMP)
+demo: $(STAMP) $(COMPILED_STAMP)
 	$(PY) scripts/demo.py --host $(HOST) --port $(PORT)
 
 ## bench: in-process and wrk benchmarks, bare vs telemetry-web vs the usual OpenTelemetry stack,
 ## then tracing sampled in/out/rate-limited, log sinks, and database/cache instrumentation
-bench: $(STAMP) services
+bench: $(STAMP) $(COMPILED_STAMP) services
 	$(PY) -m benchmarks $(BENCH_ARGS)
 	$(PY) -m benchmarks.tracing $(filter --quick,$(BENCH_ARGS))
 	$(PY) -m benchmarks.logs $(filter --quick,$(BENCH_ARGS))
@@ -76,4 +86,5 @@ services:
 	@bash scripts/ensure-services.sh
 
 clean:
-	rm -rf $(VENV) $(REALAPPS_VENVS) .pytest_cache .mypy_cache .ruff_cache .telemetry site
+	rm -rf $(VENV) $(REALAPPS_VENVS) .pytest_cache .mypy_cache .ruff_cache .telemetry site build/mypyc
+	$(PYTHON) scripts/compile.py --clean

@@ -22,12 +22,15 @@ def register_at_fork(
     def weak(method: Callable[[], Any] | None) -> Callable[[], None] | None:
         if method is None:
             return None
-        ref = weakref.WeakMethod(method)
+        # The owner held weakly, its function strongly: a compiled method's function (see
+        # scripts/compile.py) cannot be referenced weakly, as WeakMethod would.
+        owner = weakref.ref(method.__self__)  # type: ignore[attr-defined]
+        function = method.__func__  # type: ignore[attr-defined]
 
         def call() -> None:
-            bound = ref()
-            if bound is not None:
-                bound()
+            target = owner()
+            if target is not None:
+                function(target)
 
         return call
 

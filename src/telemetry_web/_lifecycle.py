@@ -17,9 +17,10 @@ import logging
 import random
 import re
 import time
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
+from mypy_extensions import mypyc_attr
 from opentelemetry import context as otel_context
 from opentelemetry import trace
 from opentelemetry.trace import SpanKind, Status, StatusCode
@@ -35,6 +36,9 @@ from .tracing._span import RequestSpan, SpanFactory, attach_span
 __all__ = ["ActiveRequest", "RequestLifecycle"]
 
 _log = logging.getLogger("telemetry_web")
+# The server's (host, port or None): a tuple from most servers, a list from some (an ASGI
+# scope's "server"). A sequence, not a tuple, so that the compiled code accepts both.
+ServerAddress = Sequence[Any]
 _VALID_REQUEST_ID = re.compile(r"^[A-Za-z0-9._:/+=@-]{1,128}$")
 _perf = time.perf_counter
 _getrandbits = random.getrandbits
@@ -51,6 +55,8 @@ _REQUEST_EVENT_BYTES = (
 )  # fmt: skip
 
 
+# Compiled (scripts/compile.py) as a class that Python code may extend: the mesh's does.
+@mypyc_attr(allow_interpreted_subclasses=True)
 class RequestLifecycle:
     def __init__(
         self,
@@ -105,7 +111,7 @@ class RequestLifecycle:
         route: str,
         headers: Mapping[str, str],
         client: str | None,
-        server: tuple[str, int | None] | None = None,
+        server: ServerAddress | None = None,
         protocol_version: str | None = None,
         kind: str = "http",
     ) -> ActiveRequest:
@@ -155,7 +161,7 @@ class ActiveRequest:
         route: str,
         headers: Mapping[str, str],
         client: str | None,
-        server: tuple[str, int | None] | None,
+        server: ServerAddress | None,
         protocol_version: str | None,
         kind: str,
     ) -> None:
@@ -195,7 +201,7 @@ class ActiveRequest:
         life: RequestLifecycle,
         scheme: str,
         headers: Mapping[str, str],
-        server: tuple[str, int | None] | None,
+        server: ServerAddress | None,
         protocol_version: str | None,
         kind: str,
     ) -> None:
@@ -214,7 +220,7 @@ class ActiveRequest:
         life: RequestLifecycle,
         scheme: str,
         headers: Mapping[str, str],
-        server: tuple[str, int | None] | None,
+        server: ServerAddress | None,
         protocol_version: str | None,
         kind: str,
     ) -> dict[str, Any]:

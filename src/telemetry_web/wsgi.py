@@ -34,6 +34,8 @@ import time
 from collections.abc import Callable, Iterable, Iterator
 from typing import TYPE_CHECKING, Any
 
+from mypy_extensions import mypyc_attr
+
 from . import semconv as sc
 from ._engine import Telemetry, default_telemetry
 from ._http.endpoints import answer_wsgi
@@ -54,6 +56,8 @@ ENVIRON_KEY = "telemetry_web.request"
 _perf = time.perf_counter
 
 
+# A plain class when compiled (scripts/compile.py): users subclass and extend it.
+@mypyc_attr(native_class=False)
 class TelemetryWSGIMiddleware:
     """Telemetry for every HTTP request of a WSGI app.
 

@@ -4,6 +4,8 @@
 - ``environ.py``: reading a CGI-style request mapping (a WSGI ``environ``, Django's ``META``).
 - ``scope.py``: reading an ASGI scope (the headers the lifecycle needs, query, client) and
   capturing response headers.
+- ``asgi_core.py``: the ASGI middleware's request path (all of ``TelemetryMiddleware`` but its
+  ``__call__``).
 - ``exchange.py``: one ASGI HTTP request between the app and the server (the wrapped
   ``receive``/``send``) and how it is finished.
 - ``error_responses.py``: the observer around a Starlette app's middleware stack that sees the

@@ -17,6 +17,8 @@ from collections import deque
 from collections.abc import Sequence
 from typing import Any
 
+from mypy_extensions import mypyc_attr
+
 from .._forksafe import ForkLock
 from ._processors import Processor, finish_event
 from ._request_line import RequestLines
@@ -47,6 +49,9 @@ def estimate_event_bytes(event: dict[str, Any]) -> int:
     return size
 
 
+# A plain class when compiled (scripts/compile.py): tests replace its methods on an
+# instance to observe it.
+@mypyc_attr(native_class=False)
 class LogPipeline:
     """A bounded deque, appended to by callers, drained by one writer thread.
 
@@ -102,8 +107,8 @@ class LogPipeline:
         self._wake = threading.Event()
         self._delivered = threading.Condition()
         self._generation = 0  # batches delivered so far; flush() waits for it to move
-        self._thread = threading.Thread(target=self._run, name="telemetry-logs", daemon=True)
-        self._thread.start()
+        self._worker = threading.Thread(target=self._run, name="telemetry-logs", daemon=True)
+        self._worker.start()
 
     # --- caller side --------------------------------------------------------------------------
 
@@ -151,7 +156,7 @@ class LogPipeline:
     def flush(self, timeout: float = 5.0) -> bool:
         """Wait until everything submitted so far has reached the sinks, and sinks that hold
         events (Elasticsearch's buffer) have delivered them."""
-        if not self._thread.is_alive():
+        if not self._worker.is_alive():
             return False
         deadline = time.monotonic() + timeout
         with self._delivered:
@@ -190,7 +195,7 @@ class LogPipeline:
         self.flush(timeout)
         self._stopped = True
         self._wake.set()
-        self._thread.join(max(0.0, deadline - time.monotonic()))
+        self._worker.join(max(0.0, deadline - time.monotonic()))
         abandoned = 0
         queue = self._queue
         while True:  # popleft is atomic: an event is either the writer's or counted here

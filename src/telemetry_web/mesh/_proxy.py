@@ -17,7 +17,7 @@ from typing import Any
 from opentelemetry.context import Context
 from opentelemetry.trace import get_current_span
 
-from .._lifecycle import ActiveRequest, RequestLifecycle
+from .._lifecycle import ActiveRequest, RequestLifecycle, ServerAddress
 from ..config._model import TelemetrySettings
 from ..tracing._propagation import _EMPTY, MAX_HEADER_LENGTH, Extractor
 from ._profiles import trusted_proxies
@@ -79,7 +79,7 @@ class ProxiedRequestLifecycle(RequestLifecycle):
         route: str,
         headers: Mapping[str, str],
         client: str | None,
-        server: tuple[str, int | None] | None = None,
+        server: ServerAddress | None = None,
         protocol_version: str | None = None,
         kind: str = "http",
     ) -> ActiveRequest:

@@ -27,6 +27,7 @@ import time
 from collections.abc import Callable
 from typing import Any
 
+from mypy_extensions import mypyc_attr
 from opentelemetry.context import Context
 from opentelemetry.instrumentation.utils import suppress_instrumentation
 from opentelemetry.sdk.trace import ReadableSpan, Span, SpanProcessor
@@ -131,8 +132,10 @@ def describe_failure(
         errors.append(error)
     for record in records:
         texts.append(record.getMessage())
-        if record.exc_info and record.exc_info[1] is not None:
-            errors.append(record.exc_info[1])
+        # Typed a tuple, but a record made with exc_info=True by hand carries True.
+        exc_info: Any = getattr(record, "exc_info", None)
+        if isinstance(exc_info, tuple) and exc_info[1] is not None:
+            errors.append(exc_info[1])
     for exc in errors:
         seen = 0
         current: BaseException | None = exc
@@ -156,6 +159,8 @@ def describe_failure(
     return f"{detail} ({endpoint})"
 
 
+# Not a native class when compiled (scripts/compile.py): its fork hook holds it weakly.
+@mypyc_attr(native_class=False)
 class BoundedBatchProcessor(SpanProcessor):
     """Batches sampled spans to one exporter through a bounded queue drained by a thread.
 
@@ -218,7 +223,7 @@ class BoundedBatchProcessor(SpanProcessor):
         self._stopping = False
         self._shutting_down = False
         self._stopped = False
-        self._thread: threading.Thread | None = None
+        self._worker: threading.Thread | None = None
         self._pid = os.getpid()
         self._backoff = 0.0
         self._failures_unreported = 0
@@ -251,7 +256,7 @@ class BoundedBatchProcessor(SpanProcessor):
                 self._accepted += 1
                 if len(self._queue) >= self.batch_size:
                     self._wake.notify_all()
-            if self._thread is None:
+            if self._worker is None:
                 self._start_thread()
         if full:
             self._dropped["queue_full"].inc()
@@ -259,10 +264,10 @@ class BoundedBatchProcessor(SpanProcessor):
     # --- the worker ---------------------------------------------------------------------------
 
     def _start_thread(self) -> None:
-        self._thread = threading.Thread(
+        self._worker = threading.Thread(
             target=self._run, name=f"telemetry-web-spans-{self.name}", daemon=True
         )
-        self._thread.start()
+        self._worker.start()
 
     def _run(self) -> None:
         while True:
@@ -338,7 +343,7 @@ class BoundedBatchProcessor(SpanProcessor):
             target = self._accepted
             if self._settled >= target:
                 return True
-            if self._thread is None:
+            if self._worker is None:
                 self._start_thread()
             self._flush_wanted = True
             self._backoff = 0.0  # one more attempt, now

@@ -17,6 +17,7 @@ import logging
 import threading
 from collections.abc import Mapping, Sequence
 
+from mypy_extensions import mypyc_attr
 from opentelemetry.baggage.propagation import W3CBaggagePropagator
 from opentelemetry.context import Context
 from opentelemetry.propagators.composite import CompositePropagator
@@ -74,6 +75,8 @@ def build_propagator(names: Sequence[str]) -> TextMapPropagator:
     return CompositePropagator([_FACTORIES[name]() for name in names if name in _FACTORIES])
 
 
+# Compiled (scripts/compile.py) as a class that Python code may extend: the mesh's does.
+@mypyc_attr(allow_interpreted_subclasses=True)
 class Extractor:
     """Turns request headers into a parent context; malformed, oversized or conflicting headers
     give a new root trace, and an untrusted caller's context is restarted or ignored."""
