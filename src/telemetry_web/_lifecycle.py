@@ -18,7 +18,7 @@ import random
 import re
 import time
 from collections.abc import Iterable, Mapping, Sequence
-from typing import Any
+from typing import Any, Final
 
 from mypy_extensions import mypyc_attr
 from opentelemetry import context as otel_context
@@ -35,21 +35,21 @@ from .tracing._span import RequestSpan, SpanFactory, attach_span
 
 __all__ = ["ActiveRequest", "RequestLifecycle"]
 
-_log = logging.getLogger("telemetry_web")
+_log: Final = logging.getLogger("telemetry_web")
 # The server's (host, port or None): a tuple from most servers, a list from some (an ASGI
 # scope's "server"). A sequence, not a tuple, so that the compiled code accepts both.
 ServerAddress = Sequence[Any]
-_VALID_REQUEST_ID = re.compile(r"^[A-Za-z0-9._:/+=@-]{1,128}$")
-_perf = time.perf_counter
-_getrandbits = random.getrandbits
-_NO_FIELDS: Mapping[str, Any] = {}
-_REQUEST_HEADER = "http.request.header."
-_RESPONSE_HEADER = "http.response.header."
+_VALID_REQUEST_ID: Final = re.compile(r"^[A-Za-z0-9._:/+=@-]{1,128}$")
+_perf: Final = time.perf_counter
+_getrandbits: Final = random.getrandbits
+_NO_FIELDS: Final[Mapping[str, Any]] = {}
+_REQUEST_HEADER: Final = "http.request.header."
+_RESPONSE_HEADER: Final = "http.response.header."
 # The request event's fixed fields and what the queue's estimate counts for them (logging's
 # estimate_event_bytes: per event, per field, the text of string values).
-_REQUEST_EVENT_FIELDS = 12
-_FIELD_BYTES = FIELD_BYTES
-_REQUEST_EVENT_BYTES = (
+_REQUEST_EVENT_FIELDS: Final = 12
+_FIELD_BYTES: Final = FIELD_BYTES
+_REQUEST_EVENT_BYTES: Final = (
     EVENT_BYTES + FIELD_BYTES * _REQUEST_EVENT_FIELDS
     + len("request") + len("telemetry_web.request")
 )  # fmt: skip

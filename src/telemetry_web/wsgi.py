@@ -32,7 +32,7 @@ import logging
 import os
 import time
 from collections.abc import Callable, Iterable, Iterator
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Final
 
 from mypy_extensions import mypyc_attr
 
@@ -50,10 +50,10 @@ __all__ = ["TelemetryWSGIMiddleware", "WSGIRouteResolver"]
 
 WSGIRouteResolver = Callable[[dict[str, Any]], "str | None"]
 
-_log = logging.getLogger("telemetry_web")
+_log: Final = logging.getLogger("telemetry_web")
 # The request being recorded, set in the environ by the first copy of the middleware.
-ENVIRON_KEY = "telemetry_web.request"
-_perf = time.perf_counter
+ENVIRON_KEY: Final = "telemetry_web.request"
+_perf: Final = time.perf_counter
 
 
 # A plain class when compiled (scripts/compile.py): users subclass and extend it.

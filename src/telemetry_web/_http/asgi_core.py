@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from typing import Any
+from typing import Any, Final
 
 from mypy_extensions import mypyc_attr
 
@@ -31,9 +31,9 @@ from .scope import LISTS, ASGIApp, Message, Receive, Scope, Send, client, pick_h
 
 __all__ = ["SCOPE_KEY", "ASGICore"]
 
-_log = logging.getLogger("telemetry_web")
+_log: Final = logging.getLogger("telemetry_web")
 # Set on the scope by the first copy of the middleware; a second copy passes the request through.
-SCOPE_KEY = "telemetry_web.request"
+SCOPE_KEY: Final = "telemetry_web.request"
 
 
 # The middleware extends it (and so may users): a compiled class Python code may extend.

@@ -10,7 +10,7 @@ request id and finishes the request once the response is out.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Final
 
 from .exchange import Exchange
 from .scope import ASGIApp, Message, Receive, Scope, Send
@@ -25,7 +25,7 @@ __all__ = [
 ]
 
 # Set by the observer around a Starlette app's middleware stack.
-OBSERVER_KEY = "telemetry_web.error_observer"
+OBSERVER_KEY: Final = "telemetry_web.error_observer"
 # Left there instead of a slot when the stack's error middleware answers with a plain 500:
 # the middleware sends that 500 itself, with the request id, and nothing is observed.
 PLAIN_500 = object()

@@ -13,7 +13,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from typing import Any
+from typing import Any, Final
 
 from .. import semconv as sc
 from .routes import RecordedRoutes, RouteResolver
@@ -21,12 +21,12 @@ from .scope import Message, Receive, Scope, Send, capture_response
 
 __all__ = ["RECORDED", "ROUTE_KEY", "Exchange", "resolved_route"]
 
-_log = logging.getLogger("telemetry_web")
-_perf = time.perf_counter
+_log: Final = logging.getLogger("telemetry_web")
+_perf: Final = time.perf_counter
 # (source, token) of the request's route label, for the check once the app ran (finish).
-ROUTE_KEY = "telemetry_web.route"
+ROUTE_KEY: Final = "telemetry_web.route"
 # For apps no source understands: reads what a Starlette router recorded, if one ran.
-RECORDED = RecordedRoutes()
+RECORDED: Final = RecordedRoutes()
 
 
 class Exchange:

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Awaitable, Callable, MutableMapping
-from typing import Any
+from typing import Any, Final
 
 __all__ = [
     "ENDPOINT_HEADERS",
@@ -30,16 +30,16 @@ Receive = Callable[[], Awaitable[Message]]
 Send = Callable[[Message], Awaitable[None]]
 ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
 
-_log = logging.getLogger("telemetry_web")
+_log: Final = logging.getLogger("telemetry_web")
 
 # The request headers the built-in endpoints read.
 ENDPOINT_HEADERS = {b"accept": "accept", b"accept-encoding": "accept-encoding",
                     b"authorization": "authorization"}  # fmt: skip
 # Trace context that must be stated once: two different values make it absent (a new root trace).
-_SINGLE_VALUED = frozenset({"traceparent", "b3", "x-b3-traceid", "x-b3-spanid", "x-b3-sampled",
-                            "x-b3-parentspanid", "x-b3-flags"})  # fmt: skip
+_SINGLE_VALUED: Final = frozenset({"traceparent", "b3", "x-b3-traceid", "x-b3-spanid",
+                                   "x-b3-sampled", "x-b3-parentspanid", "x-b3-flags"})  # fmt: skip
 # Lists that may be split over several header lines (W3C): joined, as one header.
-LISTS = frozenset({"tracestate", "baggage"})
+LISTS: Final = frozenset({"tracestate", "baggage"})
 
 
 def query(scope: Scope) -> str:

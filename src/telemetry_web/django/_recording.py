@@ -10,7 +10,7 @@ import functools
 import logging
 import time
 from collections.abc import Iterable
-from typing import Any
+from typing import Any, Final
 
 from .._http.environ import header_keys, pick_headers, pick_response_headers, query, server
 from .._lifecycle import ActiveRequest, RequestLifecycle
@@ -20,10 +20,10 @@ from ._streams import count_async
 
 __all__ = ["REQUEST_ATTR", "Recording", "abort", "begin", "complete"]
 
-_log = logging.getLogger("telemetry_web")
-_perf = time.perf_counter
+_log: Final = logging.getLogger("telemetry_web")
+_perf: Final = time.perf_counter
 # Set on the request by the first copy of the middleware; a second copy passes it through.
-REQUEST_ATTR = "_telemetry_web"
+REQUEST_ATTR: Final = "_telemetry_web"
 
 
 def begin(middleware: Any, request: Any) -> tuple[Any, Recording | None]:

@@ -21,7 +21,7 @@ import functools
 import time
 from collections.abc import Callable
 from contextvars import ContextVar
-from typing import Any, ParamSpec, Protocol, TypeVar
+from typing import Any, Final, ParamSpec, Protocol, TypeVar
 
 import structlog.contextvars as structlog_contextvars
 from opentelemetry.trace import get_current_span
@@ -53,7 +53,9 @@ class RequestScope(Protocol):
 
 
 # The request being handled, shared by every thread and task that works on it.
-CURRENT_REQUEST: ContextVar[RequestScope | None] = ContextVar("telemetry_web_request", default=None)
+CURRENT_REQUEST: Final[ContextVar[RequestScope | None]] = ContextVar(
+    "telemetry_web_request", default=None
+)
 
 # structlog keeps one ContextVar per bound key in this registry; reading the few registered
 # ones beats iterating the whole context (OpenTelemetry's, asyncio's, ...) on every line.

@@ -15,7 +15,7 @@ import threading
 import time
 from collections import deque
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, Final
 
 from mypy_extensions import mypyc_attr
 
@@ -26,7 +26,7 @@ from ._sinks import EventBatch, LogSink
 
 __all__ = ["LogPipeline"]
 
-_BATCH = 512
+_BATCH: Final = 512
 _INTERVAL = 0.05  # seconds between two deliveries: the most a line waits when traffic is light
 _ERROR_EVERY = 30.0  # seconds between two reports of the same failing sink
 # What a queued event costs on the heap (measured with tracemalloc: about 760 bytes for a

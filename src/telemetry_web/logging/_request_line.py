@@ -15,14 +15,14 @@ from __future__ import annotations
 
 import json
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, Final
 
 from ._processors import Processor, Redactor, iso_utc
 
 __all__ = ["RequestLines"]
 
-_quote = json.encoder.encode_basestring  # the stdlib encoder's own (C) string quoting
-_encode = json.JSONEncoder(default=str, ensure_ascii=False).encode
+_quote: Final = json.encoder.encode_basestring  # the stdlib encoder's own (C) string quoting
+_encode: Final = json.JSONEncoder(default=str, ensure_ascii=False).encode
 
 
 def _text(value: str | None) -> str:

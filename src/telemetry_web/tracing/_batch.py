@@ -25,7 +25,7 @@ import os
 import threading
 import time
 from collections.abc import Callable
-from typing import Any
+from typing import Any, Final
 
 from mypy_extensions import mypyc_attr
 from opentelemetry.context import Context
@@ -37,7 +37,7 @@ from .._forksafe import register_at_fork
 
 __all__ = ["BoundedBatchProcessor"]
 
-_log = logging.getLogger("telemetry_web.tracing")
+_log: Final = logging.getLogger("telemetry_web.tracing")
 
 ExporterFactory = Callable[[], SpanExporter]
 
@@ -45,9 +45,9 @@ ExporterFactory = Callable[[], SpanExporter]
 # server span of a GET with a dozen attributes): the ReadableSpan, its context, status and
 # attribute dict, plus per attribute a dict slot and its value, plus the text of string values
 # (attribute keys are shared constants). Events and links are counted the same way.
-_SPAN_BYTES = 600
-_ITEM_BYTES = 64
-_EVENT_BYTES = 200
+_SPAN_BYTES: Final = 600
+_ITEM_BYTES: Final = 64
+_EVENT_BYTES: Final = 200
 
 
 def _attributes_bytes(attributes: Any) -> int:

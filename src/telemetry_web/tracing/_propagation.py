@@ -16,6 +16,7 @@ import ipaddress
 import logging
 import threading
 from collections.abc import Mapping, Sequence
+from typing import Final
 
 from mypy_extensions import mypyc_attr
 from opentelemetry.baggage.propagation import W3CBaggagePropagator
@@ -30,7 +31,7 @@ from ._b3 import B3MultiPropagator, B3SinglePropagator
 
 __all__ = ["MAX_HEADER_LENGTH", "Extractor", "build_propagator"]
 
-_log = logging.getLogger("telemetry_web.tracing")
+_log: Final = logging.getLogger("telemetry_web.tracing")
 
 _FACTORIES: dict[str, type[TextMapPropagator]] = {
     "w3c": TraceContextTextMapPropagator,
@@ -46,9 +47,9 @@ _HEADERS = {
     "baggage": ("baggage",),
 }
 # W3C baggage allows 8192 bytes in total; no trace-context header needs more.
-MAX_HEADER_LENGTH = 8192
-_EMPTY = Context()
-_NO_LINKS: tuple[Link, ...] = ()
+MAX_HEADER_LENGTH: Final = 8192
+_EMPTY: Final = Context()
+_NO_LINKS: Final[tuple[Link, ...]] = ()
 _Network = ipaddress.IPv4Network | ipaddress.IPv6Network
 
 

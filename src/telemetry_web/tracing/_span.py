@@ -22,7 +22,7 @@ from __future__ import annotations
 import random
 import time
 from collections.abc import Callable, Mapping, Sequence
-from typing import Any
+from typing import Any, Final
 
 import opentelemetry.context as otel_context
 from opentelemetry.context import Context
@@ -68,23 +68,23 @@ from ._sampling import RateLimitingSampler
 
 __all__ = ["RequestSpan", "SpanFactory", "attach_span"]
 
-_MAX_ATTRIBUTES = 128
-_MAX_EVENTS = 128
-_SAMPLED = TraceFlags(TraceFlags.SAMPLED)
-_NOT_SAMPLED = TraceFlags(TraceFlags.DEFAULT)
-_SCALARS = (str, bool, int, float)
+_MAX_ATTRIBUTES: Final = 128
+_MAX_EVENTS: Final = 128
+_SAMPLED: Final = TraceFlags(TraceFlags.SAMPLED)
+_NOT_SAMPLED: Final = TraceFlags(TraceFlags.DEFAULT)
+_SCALARS: Final = (str, bool, int, float)
 
 
-_UNSET = Status(StatusCode.UNSET)
-_time_ns = time.time_ns
-_getrandbits = random.getrandbits
+_UNSET: Final = Status(StatusCode.UNSET)
+_time_ns: Final = time.time_ns
+_getrandbits: Final = random.getrandbits
 # Samplers whose decision never depends on the span's attributes (exact types: a subclass may
 # read them).
-_BLIND_SAMPLERS = (StaticSampler, TraceIdRatioBased, RateLimitingSampler)
-_ID_MAX = (1 << 128) - 1, (1 << 64) - 1
-_new_context = tuple.__new__
+_BLIND_SAMPLERS: Final = (StaticSampler, TraceIdRatioBased, RateLimitingSampler)
+_ID_MAX: Final = (1 << 128) - 1, (1 << 64) - 1
+_new_context: Final = tuple.__new__
 # on_start methods known to do nothing: not called per span.
-_NOOP_ON_START = (SpanProcessor.on_start, BoundedBatchProcessor.on_start)
+_NOOP_ON_START: Final = (SpanProcessor.on_start, BoundedBatchProcessor.on_start)
 
 
 try:  # the key set_span_in_context uses (private in OpenTelemetry; its function if it moves)
