@@ -2,10 +2,10 @@
 ``make bench`` run it first).
 
 The modules below run on every request (the middleware and adapters, the lifecycle, the span,
-the RED metrics, the log pipeline's queue). mypyc turns their type-annotated Python into a C
-extension that CPython imports instead of the ``.py`` beside it; the ``.py`` stays the source
-and what runs wherever no extension was built (another Python version, no compiler, or
-``python scripts/compile.py --clean``).
+propagation, the span and log queues, the request line's renderer). mypyc turns their
+type-annotated Python into a C extension that CPython imports instead of the ``.py`` beside
+it; the ``.py`` stays the source and what runs wherever no extension was built (another Python
+version, no compiler, or ``python scripts/compile.py --clean``).
 
 Each extension is rebuilt when any compiled module changed since it was built; a test session
 refuses to run with an extension older than its source (``tests/conftest.py``).
@@ -47,21 +47,23 @@ MODULES = (
 _SUFFIX = sysconfig.get_config_var("EXT_SUFFIX") or ".so"
 
 
+def _extension(module: str) -> Path:
+    return SRC / (module.removesuffix(".py") + _SUFFIX)
+
+
 def extensions() -> list[Path]:
     """Every extension a build leaves in ``src`` (the group's shared library included)."""
-    built = [SRC / (module[: -len(".py")] + _SUFFIX) for module in MODULES]
-    return [*built, SRC / f"{GROUP}__mypyc{_SUFFIX}"]
+    return [*map(_extension, MODULES), SRC / f"{GROUP}__mypyc{_SUFFIX}"]
 
 
 def stale() -> list[str]:
     """The compiled modules whose source changed after their extension was built."""
-    found = []
-    for module in MODULES:
-        source = SRC / module
-        extension = SRC / (module[: -len(".py")] + _SUFFIX)
-        if extension.exists() and source.stat().st_mtime > extension.stat().st_mtime:
-            found.append(module)
-    return found
+    return [
+        module
+        for module in MODULES
+        if _extension(module).exists()
+        and (SRC / module).stat().st_mtime > _extension(module).stat().st_mtime
+    ]
 
 
 def clean() -> None:
@@ -72,11 +74,7 @@ def clean() -> None:
 
 
 def up_to_date() -> bool:
-    paths = extensions()
-    if not all(path.exists() for path in paths):
-        return False
-    oldest = min(path.stat().st_mtime for path in paths)
-    return all((SRC / module).stat().st_mtime <= oldest for module in MODULES)
+    return all(path.exists() for path in extensions()) and not stale()
 
 
 def build() -> None:
