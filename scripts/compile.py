@@ -39,6 +39,7 @@ MODULES = (
     "telemetry_web/django/_routes.py",
     "telemetry_web/tracing/_span.py",
     "telemetry_web/tracing/_batch.py",
+    "telemetry_web/tracing/_packed.py",
     "telemetry_web/tracing/_propagation.py",
     "telemetry_web/logging/_pipeline.py",
     "telemetry_web/logging/_context.py",

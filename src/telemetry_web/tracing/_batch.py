@@ -34,6 +34,7 @@ from opentelemetry.sdk.trace import ReadableSpan, Span, SpanProcessor
 from opentelemetry.sdk.trace.export import SpanExporter, SpanExportResult
 
 from .._forksafe import register_at_fork
+from ._packed import PackedSpan, unpack
 
 __all__ = ["BoundedBatchProcessor"]
 
@@ -212,7 +213,8 @@ class BoundedBatchProcessor(SpanProcessor):
     def _reset_state(self) -> None:
         self._lock = threading.Lock()
         self._wake = threading.Condition(self._lock)
-        self._queue: collections.deque[ReadableSpan] = collections.deque()
+        # Spans, or request spans packed (tracing/_packed.py) until the worker exports them.
+        self._queue: collections.deque[ReadableSpan | PackedSpan] = collections.deque()
         self._sizes: collections.deque[int] = collections.deque()  # estimate of each queued span
         self._bytes = 0  # estimated bytes held: queued spans and the batch being exported
         self._in_flight = 0  # spans of the batch being exported
@@ -239,9 +241,16 @@ class BoundedBatchProcessor(SpanProcessor):
         context = span.context
         if context is None or not context.trace_flags.sampled:
             return
+        self._enqueue(span, estimate_span_bytes(span))
+
+    def on_end_packed(self, packed: PackedSpan, size: int) -> None:
+        """``on_end`` for a request span the factory packed (``size``: its estimate)."""
+        if packed[3] & 1:  # sampled
+            self._enqueue(packed, size)
+
+    def _enqueue(self, span: ReadableSpan | PackedSpan, size: int) -> None:
         if self._pid != os.getpid():  # forked without the hooks (os.fork in C code)
             self._after_fork_in_child()
-        size = estimate_span_bytes(span)
         with self._lock:
             if self._stopped:
                 self._dropped["shutdown"].inc()
@@ -283,13 +292,13 @@ class BoundedBatchProcessor(SpanProcessor):
                 if self._stopped:
                     return
                 count = min(len(self._queue), self.batch_size)
-                batch = [self._queue.popleft() for _ in range(count)]
+                queued = [self._queue.popleft() for _ in range(count)]
                 batch_bytes = sum(self._sizes.popleft() for _ in range(count))
                 self._in_flight = count
                 if not self._queue:
                     self._flush_wanted = False
-            if batch:
-                success = self._export(batch)
+            if queued:
+                success = self._export(queued)
                 with self._lock:
                     self._bytes -= batch_bytes
                     self._in_flight = 0
@@ -297,15 +306,16 @@ class BoundedBatchProcessor(SpanProcessor):
                         self._abandoned = False
                     else:
                         if not success:
-                            self._dropped["export_failed"].inc(len(batch))
-                        self._settled += len(batch)
+                            self._dropped["export_failed"].inc(len(queued))
+                        self._settled += len(queued)
                     self._wake.notify_all()
 
-    def _export(self, batch: list[ReadableSpan]) -> bool:
+    def _export(self, queued: list[ReadableSpan | PackedSpan]) -> bool:
         records: list[logging.LogRecord] = []
         _ABSORB.local.records = records
         error: BaseException | None = None
         try:
+            batch = [s if isinstance(s, ReadableSpan) else unpack(s) for s in queued]
             with suppress_instrumentation():  # the exporter's own HTTP calls are not the app's
                 result = self.exporter.export(batch)
         except Exception as exc:  # an exporter bug must not kill the worker
@@ -317,7 +327,7 @@ class BoundedBatchProcessor(SpanProcessor):
             return True
         self._backoff = min(self.MAX_BACKOFF, max(1.0, self._backoff * 2))
         self._failures_unreported += 1
-        self._spans_failed_unreported += len(batch)
+        self._spans_failed_unreported += len(queued)
         now = time.monotonic()
         if now - self._last_report >= self.report_period:
             _log.warning(

@@ -8,9 +8,11 @@ resource and span processors decide and receive everything, exporters get an SDK
 ``record_exception`` on ``trace.get_current_span()``.
 
 The span is its own :class:`ReadableSpan` (as the SDK's is): ending it hands the same object to
-the processors, no copy is built. When the sampler does not read the start attributes (the
-built-in ones), the caller may pass a function building them, called only for a sampled span,
-so a sampled-out request builds no attribute dict and no span object.
+the processors, no copy is built, except for our batch processors: they get it packed into a
+tuple the garbage collector leaves alone while it waits for export (``tracing/_packed.py``).
+When the sampler does not read the start attributes (the built-in ones), the caller may pass
+a function building them, called only for a sampled span, so a sampled-out request builds no
+attribute dict and no span object.
 
 Exception events and error descriptions are scrubbed as they are recorded (statement literals
 and parameters a database echoes, card numbers, credentials: ``telemetry_web._redaction``), so
@@ -63,7 +65,8 @@ from opentelemetry.util.types import Attributes, AttributeValue
 from .._redaction import exception_attributes, scrub_text
 from ..semconv import ATTR_HTTP_ROUTE as HTTP_ROUTE
 from ..semconv import ATTR_HTTP_STATUS as HTTP_STATUS
-from ._batch import BoundedBatchProcessor
+from ._batch import BoundedBatchProcessor, estimate_span_bytes
+from ._packed import UNSET_STATUS, origin_index, pack
 from ._sampling import RateLimitingSampler
 
 __all__ = ["RequestSpan", "SpanFactory", "attach_span"]
@@ -75,7 +78,7 @@ _NOT_SAMPLED: Final = TraceFlags(TraceFlags.DEFAULT)
 _SCALARS: Final = (str, bool, int, float)
 
 
-_UNSET: Final = Status(StatusCode.UNSET)
+_UNSET: Final = UNSET_STATUS
 _time_ns: Final = time.time_ns
 _getrandbits: Final = random.getrandbits
 # Samplers whose decision never depends on the span's attributes (exact types: a subclass may
@@ -276,9 +279,11 @@ class SpanFactory:
         # on_starts; looked at again when a processor is added.
         self._seen: object = None
         self._on_start: tuple[Callable[..., None], ...] = ()
-        self._on_end: tuple[Callable[[ReadableSpan], None], ...] = ()
+        # (on_end, or a batch processor's on_end_packed; whether it takes the packed span)
+        self._on_end: tuple[tuple[Callable[..., None], bool], ...] = ()
         self._refresh()
         self.scope = InstrumentationScope(scope_name, version)
+        self._origin = origin_index(self.resource, self.scope)
         # Whether start attributes must exist before the sampler decides (see start()).
         self.reads_attributes = _reads_attributes(self.sampler)
         root = _root_sampler(self.sampler)
@@ -365,23 +370,50 @@ class SpanFactory:
             on_start(span, parent_context=parent)
         return span
 
-    def ended(self, span: ReadableSpan) -> None:
-        """Hand an ended span to the processors."""
+    def ended(self, span: RequestSpan) -> None:
+        """Hand an ended span to the processors: our batch processors get it packed (one
+        tuple for all of them, see tracing/_packed.py), any other the span itself."""
         if self._seen is not getattr(self.processor, "_span_processors", None):
             self._refresh()
-        for on_end in self._on_end:
-            on_end(span)
+        packed: tuple[Any, ...] | None = None
+        size = 0
+        for on_end, takes_packed in self._on_end:
+            if not takes_packed:
+                on_end(span)
+                continue
+            if packed is None:
+                size = estimate_span_bytes(span)
+                packed = pack(
+                    span._name,
+                    span._context,  # type: ignore[arg-type]  # always set here
+                    span._parent,
+                    span._kind,
+                    span._values,
+                    span._events,
+                    span._links,
+                    span._status,
+                    span._start_time,  # type: ignore[arg-type]
+                    span._end_time,  # type: ignore[arg-type]
+                    self._origin,
+                )
+            on_end(packed, size)
 
     def _refresh(self) -> None:
         processor = self.processor
         processors = getattr(processor, "_span_processors", None)
         self._seen = processors
         if type(processor) is not SynchronousMultiSpanProcessor or processors is None:
-            self._on_start, self._on_end = (processor.on_start,), (processor.on_end,)
+            self._on_start, self._on_end = (processor.on_start,), (_on_end(processor),)
             return
         self._on_start = tuple(
             p.on_start
             for p in processors
             if getattr(type(p), "on_start", None) not in _NOOP_ON_START
         )
-        self._on_end = tuple(p.on_end for p in processors)
+        self._on_end = tuple(_on_end(p) for p in processors)
+
+
+def _on_end(processor: SpanProcessor) -> tuple[Callable[..., None], bool]:
+    if type(processor) is BoundedBatchProcessor:
+        return processor.on_end_packed, True
+    return processor.on_end, False
