@@ -27,7 +27,7 @@ from opentelemetry.trace import SpanKind, Status, StatusCode
 
 from . import semconv as sc
 from ._redaction import QueryRedactor, describe_exception, header_redactor
-from .logging._context import CURRENT_REQUEST
+from .logging._context import CURRENT_REQUEST, hex_id
 from .logging._pipeline import EVENT_BYTES, FIELD_BYTES, LogPipeline
 from .metrics._http import HttpMetrics
 from .tracing._propagation import Extractor
@@ -180,7 +180,7 @@ class ActiveRequest:
             if incoming_id is not None and _VALID_REQUEST_ID.match(incoming_id)
             # A correlation id, not a secret: os.urandom is a syscall costing tens of µs on
             # some virtual machines, getrandbits is not (and is reseeded after fork).
-            else f"{_getrandbits(128):032x}"
+            else _getrandbits(128).to_bytes(16, "big").hex()
         )
         # What bind_context() adds, on every log line of the request (any thread or task).
         self.fields: dict[str, Any] = {}
@@ -298,9 +298,9 @@ class ActiveRequest:
         exemplar = None
         if span is not None:
             context = span.get_span_context()
-            trace_id = format(context.trace_id, "032x")
-            span_id = format(context.span_id, "016x")
-            # (a SpanContext is a tuple: its trace flags at 3, the sampled bit 1)
+            trace_id = hex_id(context[0], 16)
+            span_id = hex_id(context[1], 8)
+            # (a SpanContext is a tuple: trace id, span id, remote, trace flags; sampled is 1)
             if context[3] & 1 and metrics is not None and metrics.exemplars:
                 exemplar = {"trace_id": trace_id, "span_id": span_id}
             self._end_span(span, status, exception, end)
@@ -431,7 +431,8 @@ class ActiveRequest:
             "route": self.route,
             "path": self.path,
             "status": status,
-            "duration_ms": round(duration * 1000.0, 3),
+            # round(ms, 3) without its decimal conversion (a third of the cost)
+            "duration_ms": int(duration * 1_000_000.0 + 0.5) / 1000,
             "client": self.client,
             "user_agent": self.user_agent,
             "request_id": self.request_id,

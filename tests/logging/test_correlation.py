@@ -286,3 +286,33 @@ def test_bind_context_outside_a_request_is_context_local(captured: CapturedTelem
     lines = {e["event"]: e for e in captured.logs()}
     assert lines["in job"]["job_id"] == 9
     assert "job_id" not in lines["after job"]
+
+
+def test_ids_are_written_as_w3c_hex_padded_and_out_of_range_ones_as_they_are() -> None:
+    """Trace and span ids on log lines: lower-case hex, zero-padded to 32 and 16 digits; an id
+    a custom generator made too large (an invalid span) is written whole, not dropped."""
+    from telemetry_web.logging._context import hex_id
+
+    assert hex_id(0xABC, 16) == "00000000000000000000000000000abc"
+    assert hex_id(0xABC, 8) == "0000000000000abc"
+    assert hex_id((1 << 128) - 1, 16) == "f" * 32
+    assert hex_id(1 << 128, 16) == "1" + "0" * 32
+    assert hex_id(1 << 64, 8) == "1" + "0" * 16
+
+
+async def test_a_generated_request_id_is_32_hex_digits(captured: CapturedTelemetry) -> None:
+    """Without an incoming id, each request gets a new one: 32 lower-case hex digits, the same
+    in the response header and on the request log line."""
+    app = TelemetryMiddleware(starlette_app(captured), telemetry=captured.telemetry)
+    transport = httpx.ASGITransport(app=app)
+    seen: list[str] = []
+    async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as client:
+        for _ in range(20):
+            response = await client.get("/async/1")
+            assert response.status_code == 200
+            seen.append(response.headers["x-request-id"])
+    assert len(set(seen)) == 20
+    for request_id in seen:
+        assert len(request_id) == 32
+        assert request_id == f"{int(request_id, 16):032x}"
+        assert lines_of(captured, request_id)["request"]["status"] == 200

@@ -32,6 +32,7 @@ __all__ = [
     "bind_context",
     "carry_context",
     "correlate",
+    "hex_id",
     "unbind_context",
 ]
 
@@ -65,14 +66,22 @@ _STRUCTLOG_VARS: dict[str, ContextVar[Any]] | None = getattr(
 _PREFIX_LEN = len(structlog_contextvars.STRUCTLOG_KEY_PREFIX)
 
 
+def hex_id(value: int, size: int) -> str:
+    """A trace (``size`` 16) or span id (8) as W3C writes it: lower-case hex, zero-padded."""
+    try:
+        return value.to_bytes(size, "big").hex()  # faster than format(value, "032x")
+    except OverflowError:  # an id generator's out-of-range id (an invalid one): as it is
+        return format(value, f"0{size * 2}x")
+
+
 def correlate(event: dict[str, Any]) -> dict[str, Any]:
     """Add time, trace/span ids, the request's scope and structlog's bound contextvars to
     ``event`` (keys already in it win)."""
     event.setdefault("timestamp", time.time())
     context = get_current_span().get_span_context()
     if context.is_valid:
-        event.setdefault("trace_id", format(context.trace_id, "032x"))
-        event.setdefault("span_id", format(context.span_id, "016x"))
+        event.setdefault("trace_id", hex_id(context.trace_id, 16))
+        event.setdefault("span_id", hex_id(context.span_id, 8))
     scope = CURRENT_REQUEST.get()
     if scope is not None:
         event.setdefault("request_id", scope.request_id)
