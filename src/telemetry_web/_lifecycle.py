@@ -43,6 +43,7 @@ _VALID_REQUEST_ID: Final = re.compile(r"^[A-Za-z0-9._:/+=@-]{1,128}$")
 _perf: Final = time.perf_counter
 _getrandbits: Final = random.getrandbits
 _NO_FIELDS: Final[Mapping[str, Any]] = {}
+_SERVER: Final = SpanKind.SERVER  # (an Enum class's attributes go through its __getattr__)
 _REQUEST_HEADER: Final = "http.request.header."
 _RESPONSE_HEADER: Final = "http.response.header."
 # The request event's fixed fields and what the queue's estimate counts for them (logging's
@@ -209,7 +210,7 @@ class ActiveRequest:
         parent, links = life.extractor.resolve(headers, self.client)
         # The attributes are built only for a span that records (or for a sampler reading them).
         span = life.spans.start(  # type: ignore[union-attr]
-            self._span_name(), parent, SpanKind.SERVER, None, links,
+            self._span_name(), parent, _SERVER, None, links,
             self._span_attributes, life, scheme, headers, server, protocol_version, kind,
         )  # fmt: skip
         self.span = span

@@ -74,6 +74,10 @@ __all__ = ["RequestSpan", "SpanFactory", "attach_span"]
 _MAX_ATTRIBUTES: Final = 128
 _MAX_EVENTS: Final = 128
 _SAMPLED: Final = TraceFlags(TraceFlags.SAMPLED)
+# Enum members read once: a lookup on an Enum class goes through EnumType.__getattr__.
+_RECORD_AND_SAMPLE: Final = Decision.RECORD_AND_SAMPLE
+_DROP: Final = Decision.DROP
+_TRACE_ID_LIMIT: Final = TraceIdRatioBased.TRACE_ID_LIMIT
 _NOT_SAMPLED: Final = TraceFlags(TraceFlags.DEFAULT)
 _SCALARS: Final = (str, bool, int, float)
 
@@ -318,8 +322,8 @@ class SpanFactory:
             if parent is not None and not parent
             else get_current_span(parent).get_span_context()
         )
-        if parent_context.is_valid:
-            trace_id = parent_context.trace_id
+        if parent_context[5]:  # (a SpanContext is a tuple: is_valid at 5, trace_id at 0)
+            trace_id = parent_context[0]
             parent_span: SpanContext | None = parent_context
         else:
             # The SDK's random ids drawn here, without two method calls (0 is invalid: redrawn).
@@ -333,9 +337,7 @@ class SpanFactory:
             decision = self._root_static
         elif parent_span is None and self._root_bound is not None:
             decision = (
-                Decision.RECORD_AND_SAMPLE
-                if trace_id & TraceIdRatioBased.TRACE_ID_LIMIT < self._root_bound
-                else Decision.DROP
+                _RECORD_AND_SAMPLE if trace_id & _TRACE_ID_LIMIT < self._root_bound else _DROP
             )
         else:
             result = self.sampler.should_sample(parent, trace_id, name, kind, attributes, links)
@@ -350,12 +352,12 @@ class SpanFactory:
                 trace_id,
                 span_id,
                 False,
-                _SAMPLED if decision is Decision.RECORD_AND_SAMPLE else _NOT_SAMPLED,
+                _SAMPLED if decision is _RECORD_AND_SAMPLE else _NOT_SAMPLED,
                 trace_state if trace_state is not None else DEFAULT_TRACE_STATE,
                 0 < trace_id <= _ID_MAX[0] and 0 < span_id <= _ID_MAX[1],
             ),
         )
-        if decision is Decision.DROP:
+        if decision is _DROP:
             return NonRecordingSpan(context)
         if attributes is None:
             attributes = build(*args)  # type: ignore[misc]
