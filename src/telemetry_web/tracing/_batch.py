@@ -5,6 +5,9 @@
   ``max_queue_bytes`` (an estimate per span from its attribute, event and link counts and string
   lengths, taken when it ends, no serialisation; the batch being exported counts until its
   export returns, so a hung export holds no more than the bound either).
+- The request spans of ``tracing/_span.py`` arrive through ``on_end_packed`` as tuples the
+  garbage collector untracks (``tracing/_packed.py``); the worker rebuilds each into an SDK
+  ``ReadableSpan`` just before the export call.
 - Every span that does not reach the exporter is counted exactly in
   ``telemetry_spans_dropped_total{exporter, reason}``: ``queue_full`` (the queue was full, by
   count or by bytes), ``export_failed`` (the exporter reported failure or raised), ``shutdown``
