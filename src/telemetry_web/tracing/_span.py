@@ -74,15 +74,14 @@ __all__ = ["RequestSpan", "SpanFactory", "attach_span"]
 _MAX_ATTRIBUTES: Final = 128
 _MAX_EVENTS: Final = 128
 _SAMPLED: Final = TraceFlags(TraceFlags.SAMPLED)
+_NOT_SAMPLED: Final = TraceFlags(TraceFlags.DEFAULT)
 # Enum members read once: a lookup on an Enum class goes through EnumType.__getattr__.
 _RECORD_AND_SAMPLE: Final = Decision.RECORD_AND_SAMPLE
 _DROP: Final = Decision.DROP
 _TRACE_ID_LIMIT: Final = TraceIdRatioBased.TRACE_ID_LIMIT
-_NOT_SAMPLED: Final = TraceFlags(TraceFlags.DEFAULT)
 _SCALARS: Final = (str, bool, int, float)
 
 
-_UNSET: Final = UNSET_STATUS
 _time_ns: Final = time.time_ns
 _getrandbits: Final = random.getrandbits
 # Samplers whose decision never depends on the span's attributes (exact types: a subclass may
@@ -163,7 +162,7 @@ class RequestSpan(Span, ReadableSpan):
         self._link_list: list[Link] | None = None
         self._events = ()
         self._links = ()
-        self._status = _UNSET
+        self._status = UNSET_STATUS
         self._start_time = _time_ns()
         self._end_time: int | None = None
         self._resource = factory.resource
