@@ -84,17 +84,16 @@ def pack(
     """An ended span as a tuple of untracked values where the span allows it."""
     # A SpanContext is a tuple: (trace id, span id, remote, flags, trace state, valid); its
     # properties are Python calls, its items are not.
-    kind_value = 1 if kind is _SERVER else _KIND_VALUES[id(kind)]
-    state = None if context[4] is DEFAULT_TRACE_STATE else _state(context[4])
     if parent is None:
-        return (
-            name, context[0], context[1], context[3] & 0xFF, state, None, 0, False, 0, None,
-            kind_value, tuple(attributes), tuple(attributes.values()), events, links,
-            None if status is UNSET_STATUS else status, start, end, origin,
-        )  # fmt: skip
+        parent_span_id, parent_trace_id, parent_remote, parent_flags = None, 0, False, 0
+        parent_state = None
+    else:
+        parent_span_id, parent_trace_id, parent_remote = parent[1], parent[0], parent[2]
+        parent_flags, parent_state = parent[3] & 0xFF, _state(parent[4])
     return (
-        name, context[0], context[1], context[3] & 0xFF, state, parent[1], parent[0],
-        parent[2], parent[3] & 0xFF, _state(parent[4]), kind_value, tuple(attributes),
+        name, context[0], context[1], context[3] & 0xFF, _state(context[4]), parent_span_id,
+        parent_trace_id, parent_remote, parent_flags, parent_state,
+        1 if kind is _SERVER else _KIND_VALUES[id(kind)], tuple(attributes),
         tuple(attributes.values()), events, links, None if status is UNSET_STATUS else status,
         start, end, origin,
     )  # fmt: skip

@@ -66,7 +66,7 @@ from .._redaction import exception_attributes, scrub_text
 from ..semconv import ATTR_HTTP_ROUTE as HTTP_ROUTE
 from ..semconv import ATTR_HTTP_STATUS as HTTP_STATUS
 from ._batch import BoundedBatchProcessor, estimate_span_bytes
-from ._packed import UNSET_STATUS, origin_index, pack
+from ._packed import UNSET_STATUS, PackedSpan, origin_index, pack
 from ._sampling import RateLimitingSampler
 
 __all__ = ["RequestSpan", "SpanFactory", "attach_span"]
@@ -376,7 +376,7 @@ class SpanFactory:
         tuple for all of them, see tracing/_packed.py), any other the span itself."""
         if self._seen is not getattr(self.processor, "_span_processors", None):
             self._refresh()
-        packed: tuple[Any, ...] | None = None
+        packed: PackedSpan | None = None
         size = 0
         for on_end, takes_packed in self._on_end:
             if not takes_packed:
