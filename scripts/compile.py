@@ -44,6 +44,7 @@ MODULES = (
     "telemetry_web/logging/_pipeline.py",
     "telemetry_web/logging/_context.py",
     "telemetry_web/logging/_request_line.py",
+    "telemetry_web/logging/_timestamps.py",
 )
 _SUFFIX = sysconfig.get_config_var("EXT_SUFFIX") or ".so"
 

@@ -29,6 +29,7 @@ from . import semconv as sc
 from ._redaction import QueryRedactor, describe_exception, header_redactor
 from .logging._context import CURRENT_REQUEST, hex_id
 from .logging._pipeline import EVENT_BYTES, FIELD_BYTES, LogPipeline
+from .logging._request_line import request_event
 from .metrics._http import HttpMetrics
 from .tracing._propagation import Extractor
 from .tracing._span import RequestSpan, SpanFactory, attach_span
@@ -384,63 +385,36 @@ class ActiveRequest:
         if number < self.life.log_threshold:
             return
         pipeline: LogPipeline = self.life.pipeline  # type: ignore[assignment]
+        # The line's own values in their final order (logging/_request_line.py): queued as is,
+        # the writer dates and renders it and builds its dict only for a sink that reads events.
+        query = self.query
+        user_agent = self.user_agent
+        client = self.client
+        record = (
+            time.time(), level, self.original_method, self.route, self.path, status,
+            # round(ms, 3) without its decimal conversion (a third of the cost)
+            int(duration * 1_000_000.0 + 0.5) / 1000,
+            client, user_agent, self.request_id, query if query else None, trace_id, span_id,
+        )  # fmt: skip
         if self.fields or exception is not None:
             # Fields bound to the request or an exception: the writer's general path (the
             # bound fields win over the static ones there).
-            event = self._event(level, status, duration, trace_id, span_id, _NO_FIELDS)
+            event = request_event(record, _NO_FIELDS, record[0])
             if exception is not None:
                 event["exc_info"] = (type(exception), exception, exception.__traceback__)
             for key, value in self.fields.copy().items():
                 event.setdefault(key, value)
             pipeline.submit(event)
             return
-        # In its final key order, the static fields included: the writer only dates and
-        # renders it (logging/_request_line.py).
-        event = self._event(level, status, duration, trace_id, span_id, pipeline.static_fields)
-        # The queue's size estimate, as estimate_event_bytes() makes it, without its loop.
-        user_agent = self.user_agent
-        client = self.client
+        # The queue's size estimate, as estimate_event_bytes() makes it for the event.
         size = (
             _REQUEST_EVENT_BYTES + len(level) + len(self.original_method) + len(self.route)
             + len(self.path) + len(self.request_id) + pipeline.static_bytes
             + (len(user_agent) if user_agent is not None else 0)
             + (len(client) if client is not None else 0)
         )  # fmt: skip
-        if self.query:
-            size += _FIELD_BYTES + len(self.query)
+        if query:
+            size += _FIELD_BYTES + len(query)
         if trace_id is not None:
             size += 2 * _FIELD_BYTES + len(trace_id) + len(span_id)  # type: ignore[arg-type]
-        pipeline.submit_request(event, size)
-
-    def _event(
-        self,
-        level: str,
-        status: int,
-        duration: float,
-        trace_id: str | None,
-        span_id: str | None,
-        static: Mapping[str, Any],
-    ) -> dict[str, Any]:
-        """The request event: the standard keys, ``static``, the request's own fields."""
-        event: dict[str, Any] = {
-            "timestamp": time.time(),
-            "level": level,
-            "event": "request",
-            "logger": "telemetry_web.request",
-            **static,
-            "method": self.original_method,
-            "route": self.route,
-            "path": self.path,
-            "status": status,
-            # round(ms, 3) without its decimal conversion (a third of the cost)
-            "duration_ms": int(duration * 1_000_000.0 + 0.5) / 1000,
-            "client": self.client,
-            "user_agent": self.user_agent,
-            "request_id": self.request_id,
-        }
-        if self.query:
-            event["query"] = self.query
-        if trace_id is not None:
-            event["trace_id"] = trace_id
-            event["span_id"] = span_id
-        return event
+        pipeline.submit_request(record, size)

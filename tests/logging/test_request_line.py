@@ -1,9 +1,10 @@
 """The request log line's fast path writes what the general path writes.
 
-``logging/_request_line.py`` finishes and renders the lifecycle's request events without the
-general finish, redaction walk and renderer: checked here against that general path on random
-request events made of the characters that matter, on values redaction must change (which
-leave the fast path), on configurations that must not take it, and through a real request.
+``logging/_request_line.py`` finishes and renders the lifecycle's request records without the
+general finish, redaction walk and renderer, and builds their dicts only for sinks that read
+events: checked here against that general path on random request events made of the characters
+that matter, on values redaction must change (which leave the fast path), on configurations
+that must not take it, through the batch sinks read, and through a real request.
 """
 
 from __future__ import annotations
@@ -18,14 +19,19 @@ import pytest
 
 from telemetry_web.logging._pipeline import LogPipeline, estimate_event_bytes
 from telemetry_web.logging._processors import Redactor, add_fields, finish_event
-from telemetry_web.logging._request_line import RequestLines
+from telemetry_web.logging._request_line import RequestLines, RequestRecord, request_event
 from telemetry_web.logging._sinks import EventBatch, json_lines, render_json
 
 STATIC = {"service": "shop", "environment": "prod"}
 ALPHABET = ['"', "\\", ",", ":", "é", "𝄞", "\u2028", "\x00", "\x1f", "\n", "/", "a", "Z", "7", " "]
 
 
-def request_event(rng: random.Random, static: dict[str, Any] = STATIC) -> dict[str, Any]:
+def random_request(
+    rng: random.Random, static: dict[str, Any] = STATIC
+) -> tuple[RequestRecord, dict[str, Any]]:
+    """A random request line, as the lifecycle queues it (a record) and as the general path
+    sees it (the event dict, built here independently)."""
+
     def text(low: int = 0) -> str:
         return "".join(rng.choice(ALPHABET) for _ in range(rng.randint(low, 12)))
 
@@ -49,7 +55,13 @@ def request_event(rng: random.Random, static: dict[str, Any] = STATIC) -> dict[s
     if rng.random() < 0.7:
         event["trace_id"] = f"{rng.getrandbits(128):032x}"
         event["span_id"] = f"{rng.getrandbits(64):016x}"
-    return event
+    return record_of(event), event
+
+
+def record_of(event: dict[str, Any]) -> RequestRecord:
+    keys = ("timestamp", "level", "method", "route", "path", "status", "duration_ms", "client")
+    tail = ("user_agent", "request_id", "query", "trace_id", "span_id")
+    return tuple(event.get(key) for key in (*keys, *tail))
 
 
 def general_line(event: dict[str, Any], static: dict[str, Any] = STATIC) -> str:
@@ -62,14 +74,17 @@ def test_random_request_events_render_as_the_general_path_does() -> None:
     assert lines is not None
     taken = 0
     for _ in range(5000):
-        event = request_event(rng)
+        record, event = random_request(rng)
         expected = general_line(event)
-        fast = dict(event)
-        if lines.finish(fast):
+        finished = finish_event(dict(event), STATIC)
+        # The general path's own input, from the record (the writer's fallback).
+        assert list(request_event(record, STATIC, record[0]).items()) == list(event.items())
+        stamp = lines.finish(record)
+        if stamp is not None:
             taken += 1
-            assert lines.render(fast) == expected
-            assert fast == finish_event(dict(event), STATIC)  # the same dict, key order included
-            assert list(fast) == list(finish_event(dict(event), STATIC))
+            assert lines.render(record, stamp) == expected
+            # The dict sinks read: the same as the general path's, key order included.
+            assert list(lines.event(record, stamp).items()) == list(finished.items())
     assert taken > 4000  # random text rarely looks like a secret
 
 
@@ -84,12 +99,12 @@ def test_random_request_events_render_as_the_general_path_does() -> None:
 def test_values_redaction_changes_leave_the_fast_path(path: str, query: str | None) -> None:
     lines = RequestLines.for_pipeline([Redactor()], STATIC)
     assert lines is not None
-    event = request_event(random.Random(7))
+    _, event = random_request(random.Random(7))
     event["path"] = path
     event.pop("query", None)
     if query is not None:
         event["query"] = query
-    assert not lines.finish(dict(event))
+    assert lines.finish(record_of(event)) is None
     # ... and the general path scrubs them
     assert "4111111111111111" not in general_line(event)
     assert "hunter2" not in general_line(event)
@@ -132,15 +147,15 @@ def test_pipeline_delivers_request_and_other_events_in_order() -> None:
         dropped=Dropped(),
     )
     rng = random.Random(3)
-    requests = [request_event(rng) for _ in range(3)]
+    requests = [random_request(rng)[1] for _ in range(3)]
     other = {"timestamp": time.time(), "level": "info", "event": "paid", "order": 7}
     expected = [general_line(requests[0]), general_line(other), general_line(requests[1])]
     secret = dict(requests[2], path="/cards/4111111111111111")
     expected.append(general_line(secret))
-    pipeline.submit_request(requests[0], estimate_event_bytes(requests[0]))
+    pipeline.submit_request(record_of(requests[0]), estimate_event_bytes(requests[0]))
     pipeline.submit(other)
-    pipeline.submit_request(requests[1], estimate_event_bytes(requests[1]))
-    pipeline.submit_request(secret, estimate_event_bytes(secret))
+    pipeline.submit_request(record_of(requests[1]), estimate_event_bytes(requests[1]))
+    pipeline.submit_request(record_of(secret), estimate_event_bytes(secret))
     assert pipeline.flush()
     pipeline.shutdown()
     assert sink.lines == expected
@@ -150,11 +165,28 @@ def test_pipeline_delivers_request_and_other_events_in_order() -> None:
     assert all(isinstance(e["timestamp"], str) for e in delivered)
 
 
-def test_event_batch_renders_each_event_with_its_renderer() -> None:
+def test_event_batch_reads_records_as_dicts_and_renders_them_from_the_record() -> None:
+    lines = RequestLines.for_pipeline([Redactor()], STATIC)
+    assert lines is not None
+    record, event = random_request(random.Random(11))
+    stamp = lines.finish(record)
+    assert stamp is not None
+    finished = finish_event(dict(event), STATIC)
     batch = EventBatch()
     batch.append({"event": "a"})
-    batch.append_rendered_by({"event": "b"}, lambda e: "custom")
-    assert json_lines(batch) == ['{"event": "a"}', "custom"]
+    batch.append_request(record, stamp, lines)
+    batch.append({"event": "c"})
+    assert len(batch) == 3
+    assert json_lines(batch) == ['{"event": "a"}', general_line(event), '{"event": "c"}']
+    assert batch[1] == finished
+    assert batch[1] is batch[-2]  # built once
+    assert list(batch) == [{"event": "a"}, finished, {"event": "c"}]
+    assert batch[1:] == [finished, {"event": "c"}]
+    with pytest.raises(IndexError):
+        batch[3]
+    # Lines come from the records even after their dicts were read (and are the same).
+    assert EventBatch().json_lines() == []
+    assert json_lines(batch) == ['{"event": "a"}', general_line(event), '{"event": "c"}']
 
 
 def test_served_request_lines_and_their_queue_estimates() -> None:
@@ -181,9 +213,9 @@ def test_served_request_lines_and_their_queue_estimates() -> None:
     submitted: list[tuple[dict[str, Any], int]] = []
     submit = pipeline.submit_request
 
-    def spy(event: dict[str, Any], estimate: int) -> None:
-        submitted.append((dict(event), estimate))
-        submit(event, estimate)
+    def spy(record: RequestRecord, estimate: int) -> None:
+        submitted.append((request_event(record, STATIC, record[0]), estimate))
+        submit(record, estimate)
 
     pipeline.submit_request = spy  # type: ignore[method-assign]
 

@@ -1,9 +1,10 @@
 """The bounded queue between callers and sinks, and the writer thread that drains it.
 
-Callers pay for building a dict, a size estimate from its fields and one deque append; when the
-queue is full (``queue_size`` events, or ``queue_bytes`` of estimated size) the event is dropped
-and counted in ``telemetry_log_events_dropped_total{sink="queue",reason="queue_full"}``. The writer
-thread applies the processors (redaction included) and hands each batch to every sink.
+Callers pay for building a dict (a tuple for the request line, see ``_request_line``), a size
+estimate from its fields and one deque append; when the queue is full (``queue_size`` events, or
+``queue_bytes`` of estimated size) the event is dropped and counted in
+``telemetry_log_events_dropped_total{sink="queue",reason="queue_full"}``. The writer thread
+applies the processors (redaction included) and hands each batch to every sink.
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ from mypy_extensions import mypyc_attr
 
 from .._forksafe import ForkLock
 from ._processors import Processor, finish_event
-from ._request_line import RequestLines
+from ._request_line import RequestLines, RequestRecord, request_event
 from ._sinks import EventBatch, LogSink
 
 __all__ = ["LogPipeline"]
@@ -93,11 +94,11 @@ class LogPipeline:
             self._start()
 
     def _start(self) -> None:
-        # The events, and beside them (appended first, under the size lock) each one's estimated
-        # bytes, negative for a request event built by submit_request's caller. No tuple per
-        # event: the events are plain dicts the garbage collector does not track, a tuple
-        # holding one would be (and a queued one would be carried into older generations).
-        self._queue: deque[dict[str, Any]] = deque()
+        # The events (dicts, or the request records of submit_request), and beside them
+        # (appended first, under the size lock) each one's estimated bytes, negative for a
+        # record. No tuple pairing the two: a queued event allocated beyond the free lists adds
+        # to the garbage collector's count until it is delivered.
+        self._queue: deque[Any] = deque()
         self._sizes: deque[int] = deque()
         # Estimated bytes submitted (callers, under the lock) and taken by the writer (its
         # thread only): their difference is what the queue holds.
@@ -117,35 +118,40 @@ class LogPipeline:
         """The fields every event carries after its standard keys (service, environment)."""
         return self._static
 
-    def submit_request(self, event: dict[str, Any], estimate: int) -> None:
-        """Queue a request event of the lifecycle's: its keys in their final order (the static
-        fields after the standard keys), flat values, an epoch timestamp, no ``exc_info``."""
-        self.submit(event, estimate, True)
+    def submit_request(self, record: RequestRecord, estimate: int) -> None:
+        """Queue the lifecycle's request line as a record (``_request_line``): its fields in
+        their final order, flat values, an epoch timestamp; ``estimate``: the bytes
+        :func:`estimate_event_bytes` counts for its event."""
+        self._put(record, -estimate)
 
-    def submit(
-        self, event: dict[str, Any], estimate: int | None = None, request: bool = False
-    ) -> None:
+    def submit(self, event: dict[str, Any], estimate: int | None = None) -> None:
         """Queue ``event``; ``estimate`` is its :func:`estimate_event_bytes`, when the caller
         knows it already."""
-        queue = self._queue
-        size = len(queue)
-        if size >= self._max_queue or self._stopped:
+        if len(self._queue) >= self._max_queue or self._stopped:
             self._queue_full.inc()
             return
-        if estimate is None:
-            estimate = estimate_event_bytes(event)
+        self._put(event, estimate_event_bytes(event) if estimate is None else estimate)
+
+    def _put(self, item: Any, size: int) -> None:
+        """Queue an event or a request record (``size`` negative: its estimate, negated)."""
+        queue = self._queue
+        length = len(queue)
+        if length >= self._max_queue or self._stopped:
+            self._queue_full.inc()
+            return
+        estimate = size if size >= 0 else -size
         with self._size_lock:
             if self._bytes_in + estimate - self._bytes_out > self._max_bytes:
                 full = True
             else:
                 full = False
                 self._bytes_in += estimate
-                self._sizes.append(-estimate if request else estimate)
-                queue.append(event)
+                self._sizes.append(size)
+                queue.append(item)
         if full:
             self._queue_full.inc()
             return
-        if size + 1 >= _BATCH and not self._wake.is_set():
+        if length + 1 >= _BATCH and not self._wake.is_set():
             self._wake.set()
 
     @property
@@ -236,14 +242,18 @@ class LogPipeline:
             if self._stopped:
                 return
 
-    def _deliver(self, batch: list[dict[str, Any]], sizes: list[int]) -> None:
+    def _deliver(self, batch: list[Any], sizes: list[int]) -> None:
         finished = EventBatch()
         lines = self._request_lines
         for event, size in zip(batch, sizes, strict=True):
             try:
-                if size < 0 and lines is not None and lines.finish(event):
-                    finished.append_rendered_by(event, lines.render)
-                    continue
+                if size < 0:  # a request record
+                    if lines is not None:
+                        stamp = lines.finish(event)
+                        if stamp is not None:
+                            finished.append_request(event, stamp, lines)
+                            continue
+                    event = request_event(event, self._static, event[0])
                 result: dict[str, Any] | None = finish_event(event, self._static)
                 for step in self._processors:
                     result = step(result)  # type: ignore[arg-type]

@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import fnmatch
 import re
-import time
 import traceback
 from collections.abc import Callable, Iterable, Sequence
 from typing import Any
@@ -23,6 +22,7 @@ from typing import Any
 from .._redaction import SENSITIVE_NAMES, NameRule, needs_scrub, scrub_text
 from ..config._model import LogProcessorSettings
 from ..semconv import exception_type
+from ._timestamps import iso_utc
 
 __all__ = [
     "REDACTED",
@@ -48,21 +48,7 @@ _UNSCANNED = frozenset({
 })  # fmt: skip
 _CLEAN_CACHE = 4096  # short strings known to hold nothing to scrub (event names, paths)
 
-_second: list[Any] = [None, ""]  # (whole second, its ISO prefix): one strftime per second
 _NUMBERS = (float, int)
-_MILLIS = tuple(f".{ms:03d}Z" for ms in range(1000))  # the ISO suffix of each millisecond
-
-
-def iso_utc(ts: float) -> str:
-    """``2026-11-29T22:18:10.883Z`` for an epoch timestamp."""
-    whole = int(ts)
-    if _second[0] != whole:
-        _second[1] = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(whole))
-        _second[0] = whole
-    ms = int((ts - whole) * 1000)
-    if 0 <= ms < 1000:
-        return _second[1] + _MILLIS[ms]  # type: ignore[no-any-return]
-    return f"{_second[1]}.{ms:03d}Z"  # before 1970
 
 
 def finish_event(event: dict[str, Any], static: dict[str, Any]) -> dict[str, Any]:

@@ -9,11 +9,13 @@ from __future__ import annotations
 
 import json
 import sys
-from collections.abc import Callable, Sequence
+from collections.abc import Iterator, Sequence
 from types import NoneType
-from typing import Any, Protocol, TextIO, runtime_checkable
+from typing import Any, Protocol, TextIO, overload, runtime_checkable
 
 from structlog.dev import ConsoleRenderer
+
+from ._request_line import RequestLines, RequestRecord
 
 __all__ = ["ConsoleSink", "EventBatch", "LogSink", "json_lines", "render_json"]
 
@@ -100,32 +102,79 @@ def render_json(event: dict[str, Any]) -> str:
         return _encoder.encode(fallback)
 
 
-class EventBatch(list[dict[str, Any]]):
-    """The events of one delivery; their JSON lines are rendered on first use, once.
+class EventBatch(Sequence[dict[str, Any]]):
+    """The events of one delivery, as a read-only sequence of dicts; their JSON lines are
+    rendered on first use, once.
 
-    Events added with :meth:`append_rendered_by` come with their own renderer (the request
-    lines of ``_request_line``), which writes the line ``render_json`` would.
+    Request lines of the fast path (``_request_line``) are added as records: a record's dict is
+    built the first time a sink reads it, and its line is rendered from the record itself, so a
+    batch read only through :func:`json_lines` (a file, the console) builds no dict for them.
     """
 
-    _lines: list[str] | None = None
-    _renderers: dict[int, Callable[[dict[str, Any]], str]] | None = None
+    __slots__ = ("_events", "_lines", "_records", "_request_lines", "_stamps")
 
-    def append_rendered_by(
-        self, event: dict[str, Any], render: Callable[[dict[str, Any]], str]
-    ) -> None:
-        if self._renderers is None:
-            self._renderers = {}
-        self._renderers[id(event)] = render
-        self.append(event)
+    def __init__(self) -> None:
+        self._events: list[dict[str, Any] | None] = []  # None: a record's dict, not built yet
+        self._records: list[RequestRecord | None] | None = None  # beside _events, once used
+        self._stamps: list[str | None] = []
+        self._request_lines: RequestLines | None = None
+        self._lines: list[str] | None = None
+
+    def append(self, event: dict[str, Any]) -> None:
+        self._events.append(event)
+        if self._records is not None:
+            self._records.append(None)
+            self._stamps.append(None)
+
+    def append_request(self, record: RequestRecord, stamp: str, lines: RequestLines) -> None:
+        """A finished request record (``stamp``: its ISO timestamp) of ``lines``' pipeline."""
+        records = self._records
+        if records is None:
+            records = self._records = [None] * len(self._events)
+            self._stamps = [None] * len(self._events)
+            self._request_lines = lines
+        self._events.append(None)
+        records.append(record)
+        self._stamps.append(stamp)
+
+    def __len__(self) -> int:
+        return len(self._events)
+
+    @overload
+    def __getitem__(self, index: int) -> dict[str, Any]: ...
+
+    @overload
+    def __getitem__(self, index: slice) -> list[dict[str, Any]]: ...
+
+    def __getitem__(self, index: int | slice) -> dict[str, Any] | list[dict[str, Any]]:
+        if isinstance(index, slice):
+            return [self._event(i) for i in range(*index.indices(len(self._events)))]
+        if index < 0:
+            index += len(self._events)
+        if not 0 <= index < len(self._events):
+            raise IndexError("event index out of range")
+        return self._event(index)
+
+    def __iter__(self) -> Iterator[dict[str, Any]]:
+        for i in range(len(self._events)):
+            yield self._event(i)
+
+    def _event(self, i: int) -> dict[str, Any]:
+        event = self._events[i]
+        if event is None:  # a request record: its dict, built once
+            lines, records = self._request_lines, self._records
+            assert lines is not None
+            assert records is not None
+            event = self._events[i] = lines.event(records[i], self._stamps[i])  # type: ignore[arg-type]
+        return event
 
     def json_lines(self) -> list[str]:
         if self._lines is None:
-            renderers = self._renderers
-            if renderers is None:
-                self._lines = [render_json(e) for e in self]
+            lines, records = self._request_lines, self._records
+            if lines is None or records is None:
+                self._lines = [render_json(e) for e in self._events]  # type: ignore[arg-type]
             else:
-                get = renderers.get
-                self._lines = [get(id(e), render_json)(e) for e in self]
+                self._lines = lines.render_all(self._events, records, self._stamps, render_json)
         return self._lines
 
 
