@@ -48,7 +48,16 @@ def decode(value: Any) -> str | None:
 def pick_headers(environ: Mapping[str, Any], keys: Mapping[str, str]) -> dict[str, str]:
     """The wanted headers present in ``environ``, decoded; undecodable ones are left out."""
     found: dict[str, str] = {}
-    # Only the few present (a set intersection in C), not a lookup per wanted header.
+    if type(environ) is dict and type(keys) is dict:
+        # A lookup per wanted header (about a dozen), in C: cheaper than intersecting the key
+        # sets, which builds a set per request.
+        for key, name in keys.items():
+            raw = environ.get(key)
+            if raw is not None:
+                value = decode(raw)
+                if value is not None:
+                    found[name] = value
+        return found
     for key in keys.keys() & environ.keys():
         value = decode(environ[key])
         if value is not None:
