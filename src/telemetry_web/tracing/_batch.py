@@ -68,10 +68,19 @@ def _attributes_bytes(attributes: Any) -> int:
 
 def estimate_span_bytes(span: ReadableSpan) -> int:
     """A cheap estimate of the memory a finished span holds while it waits for export."""
-    size = _SPAN_BYTES + _attributes_bytes(getattr(span, "_attributes", None))
-    for event in getattr(span, "_events", None) or ():
+    return span_bytes(
+        getattr(span, "_attributes", None),
+        getattr(span, "_events", None),
+        getattr(span, "_links", None),
+    )
+
+
+def span_bytes(attributes: Any, events: Any, links: Any) -> int:
+    """:func:`estimate_span_bytes` from a span's attributes, events and links."""
+    size = _SPAN_BYTES + _attributes_bytes(attributes)
+    for event in events or ():
         size += _EVENT_BYTES + len(event.name) + _attributes_bytes(event.attributes)
-    for link in getattr(span, "_links", None) or ():
+    for link in links or ():
         size += _EVENT_BYTES + _attributes_bytes(link.attributes)
     return size
 

@@ -65,7 +65,7 @@ from opentelemetry.util.types import Attributes, AttributeValue
 from .._redaction import exception_attributes, scrub_text
 from ..semconv import ATTR_HTTP_ROUTE as HTTP_ROUTE
 from ..semconv import ATTR_HTTP_STATUS as HTTP_STATUS
-from ._batch import BoundedBatchProcessor, estimate_span_bytes
+from ._batch import BoundedBatchProcessor, span_bytes
 from ._packed import UNSET_STATUS, PackedSpan, origin_index, pack
 from ._sampling import RateLimitingSampler
 
@@ -383,7 +383,7 @@ class SpanFactory:
                 on_end(span)
                 continue
             if packed is None:
-                size = estimate_span_bytes(span)
+                size = span_bytes(span._values, span._events, span._links)
                 packed = pack(
                     span._name,
                     span._context,  # type: ignore[arg-type]  # always set here
