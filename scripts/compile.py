@@ -45,6 +45,7 @@ MODULES = (
     "telemetry_web/logging/_context.py",
     "telemetry_web/logging/_request_line.py",
     "telemetry_web/logging/_timestamps.py",
+    "telemetry_web/metrics/_slots.py",
 )
 _SUFFIX = sysconfig.get_config_var("EXT_SUFFIX") or ".so"
 

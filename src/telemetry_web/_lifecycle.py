@@ -31,6 +31,7 @@ from .logging._context import CURRENT_REQUEST, hex_id
 from .logging._pipeline import EVENT_BYTES, FIELD_BYTES, LogPipeline
 from .logging._request_line import request_event
 from .metrics._http import HttpMetrics
+from .metrics._slots import SlotTable
 from .tracing._propagation import Extractor
 from .tracing._span import RequestSpan, SpanFactory, attach_span
 
@@ -78,6 +79,10 @@ class RequestLifecycle:
         self.spans = spans
         self.extractor = extractor
         self.http_metrics = http_metrics
+        # The metrics' compiled table, when requests may record into it directly.
+        self.metric_table: SlotTable | None = (
+            http_metrics.request_table if http_metrics is not None else None
+        )
         self.pipeline = pipeline if request_log else None
         self.log_threshold = request_log_level
         self.redact_query = redact_query
@@ -194,9 +199,14 @@ class ActiveRequest:
         self._in_progress = None
         metrics = life.http_metrics
         if metrics is not None and kind == "http":
-            # The gauge child's value: inc(1) now, inc(-1) in finish().
-            self._in_progress = in_progress = metrics.in_progress_value(self.method, route, scheme)
-            in_progress.inc(1)
+            # The gauge child's count: inc(1) now, inc(-1) in finish().
+            table = life.metric_table
+            # (Any: a multiprocess gauge value or an InProgress; compiled code checks types)
+            counted: Any = table.started(self.method, route, scheme) if table is not None else None
+            if counted is None:
+                counted = metrics.in_progress_value(self.method, route, scheme)
+                counted.inc(1)
+            self._in_progress = counted
 
     def _start_span(
         self,
@@ -308,9 +318,13 @@ class ActiveRequest:
             self._end_span(span, status, exception, end)
         if self._in_progress is not None:
             self._in_progress.inc(-1)
-            metrics.record(  # type: ignore[union-attr]
+            table = life.metric_table
+            if table is None or not table.record(
                 self.method, self.route, status, duration, request_size, response_size, exemplar
-            )
+            ):
+                metrics.record(  # type: ignore[union-attr]
+                    self.method, self.route, status, duration, request_size, response_size, exemplar
+                )
         if life.pipeline is not None:
             self._log(status, duration, trace_id, span_id, exception)
         try:

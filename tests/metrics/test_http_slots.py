@@ -110,3 +110,48 @@ def test_in_progress_value_counts_up_and_down() -> None:
     value.inc(-1)
     labels = {"service": "s", "method": "GET", "route": "/a"}
     assert registry.get_sample_value("http_requests_in_progress", labels) == 1
+
+
+def test_requests_go_straight_to_the_table_and_count_in_progress_from_many_threads() -> None:
+    """The lifecycle's path: ``started`` and ``record`` on the compiled table, ``record`` on
+    ``HttpMetrics`` only for a new (method, route, status); the in-progress counts, updated
+    without a lock, stay exact under threads."""
+    registry, http = _metrics()
+    table = http.request_table
+    assert table is not None
+    assert table.started("GET", "/a", "http") is None  # no gauge child yet
+    assert not table.record("GET", "/a", 200, 0.01, 0, 0, None)  # no slot yet
+    http.in_progress_value("GET", "/a", "http")
+    http.record("GET", "/a", 200, 0.01, 0, 0, None)
+
+    def requests() -> None:
+        for _ in range(20_000):
+            counted = table.started("GET", "/a", "http")
+            assert counted is not None
+            assert table.record("GET", "/a", 200, 0.01, 0, 0, None)
+            counted.inc(-1)
+
+    threads = [threading.Thread(target=requests) for _ in range(4)]
+    for thread in threads:
+        thread.start()
+    counted = table.started("GET", "/a", "http")  # one still in progress
+    for thread in threads:
+        thread.join()
+    labels = {"service": "s", "method": "GET", "route": "/a"}
+    assert registry.get_sample_value("http_requests_in_progress", labels) == 1
+    total = {**labels, "status": "200"}
+    assert registry.get_sample_value("http_requests_total", total) == 80_001
+    assert counted is not None
+    counted.inc(-1)
+    assert registry.get_sample_value("http_requests_in_progress", labels) == 0
+
+
+def test_a_subclass_that_records_differently_is_called_for_every_request() -> None:
+    class Filtered(HttpMetrics):
+        def record(self, *args: object) -> None:
+            pass
+
+    registry = CollectorRegistry()
+    filtered = Filtered(MetricSet(registry, {"service": "s"}), MetricsSettings())
+    assert filtered.request_table is None
+    assert _metrics()[1].request_table is not None

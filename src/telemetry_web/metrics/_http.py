@@ -5,12 +5,13 @@ with ``metrics.naming: otel``, the stable OpenTelemetry HTTP conventions as Prom
 them (``http_server_request_duration_seconds{http_request_method,http_route,
 http_response_status_code}``), so dashboards built for OpenTelemetry contrib work unchanged.
 
-A request is recorded into a slot per (method, route, status): one lock taken, a bucket index
-found by bisection, a few integers and a float added, the latest exemplar per bucket kept as a
-tuple. The slots are folded into prometheus-client's children right before the registry is
-collected (``/metrics``, pushes, the store, tests: every reader goes through ``collect``), so
-exposition is prometheus-client's own and totals are exact. prometheus-client's per-value locks,
-its bucket loop and its per-request exemplar validation stay off the request path.
+A request is recorded into a slot per (method, route, status) (``_slots.py``, compiled): one
+lock taken, a bucket index found by bisection, a few integers and a float added, the latest
+exemplar per bucket kept as a tuple; requests in progress are counted in plain integers. Both
+are folded into prometheus-client's children right before the registry is collected
+(``/metrics``, pushes, the store, tests: every reader goes through ``collect``), so exposition
+is prometheus-client's own and totals are exact. prometheus-client's per-value locks, its
+bucket loop and its per-request exemplar validation stay off the request path.
 
 In multiprocess mode the values live in the workers' memory-mapped files, which the scraping
 worker reads directly: there each request writes through to them at once (one bisection, no
@@ -32,6 +33,7 @@ from .. import semconv as sc
 from .._forksafe import register_at_fork
 from ..config import MetricsSettings
 from ._registry import MetricSet
+from ._slots import InProgress, Slot, SlotTable
 
 __all__ = ["HttpMetrics"]
 
@@ -46,36 +48,6 @@ def _values_are_shared() -> bool:
     from prometheus_client import values
 
     return bool(getattr(values.ValueClass, "_multiprocess", False))
-
-
-class _Slot:
-    """One (method, route, status): what it recorded since the last fold, and its children."""
-
-    __slots__ = (
-        "children",
-        "counts",
-        "exemplars",
-        "pending",
-        "request_counts",
-        "request_sum",
-        "requests",
-        "response_counts",
-        "response_sum",
-        "sum",
-    )
-
-    def __init__(self, children: tuple[Any, Any, Any, Any], buckets: int, sizes: int) -> None:
-        self.children = children
-        self.pending = False  # listed in HttpMetrics._dirty
-        self.requests = 0
-        self.sum = 0.0
-        self.counts = [0] * buckets
-        # Per bucket: the latest (labels, value, timestamp), as prometheus-client keeps it.
-        self.exemplars: list[tuple[Mapping[str, str], float, float] | None] = [None] * buckets
-        self.request_sum = 0.0
-        self.response_sum = 0.0
-        self.request_counts = [0] * sizes
-        self.response_counts = [0] * sizes
 
 
 class HttpMetrics:
@@ -155,21 +127,30 @@ class HttpMetrics:
         )
         # Values in the multiprocess files: write through (another worker may be scraping).
         self._shared = _values_are_shared()
-        self._slots: dict[tuple[str, str, int], _Slot] = {}
-        self._dirty: list[_Slot] = []  # slots holding values not folded yet
-        self._lock = threading.Lock()  # the slots' values and _dirty
+        # The request path's part (compiled): the slots, and the in-progress counts.
+        self.table = SlotTable(self._bounds, self._size_bounds, exemplars, self.otel_naming)
         self._fold_lock = threading.Lock()  # one fold at a time, so each sees the last one's
-        self._gauges: dict[tuple[str, str], Any] = {}
+        self._gauges: dict[tuple[str, str], Any] = {}  # multiprocess: the gauge children's values
         if not self._shared:
             for metric in (self._requests, self._duration, self._request_size, self._response_size):
                 if metric is not None:
                     metric.raw.before_collect = self.fold
+            self._in_progress.raw.before_collect = self._fold_in_progress
         register_at_fork(after_in_child=self._after_fork_in_child)
 
     def _after_fork_in_child(self) -> None:
         # The slots were copied with the registry they fold into; only the locks are new.
-        self._lock = threading.Lock()
+        self.table.lock = threading.Lock()
         self._fold_lock = threading.Lock()
+
+    @property
+    def request_table(self) -> SlotTable | None:
+        """The table a request may go straight to (:meth:`SlotTable.started`, and
+        :meth:`SlotTable.record`, then :meth:`record` when it has no slot yet); None in
+        multiprocess mode and for a subclass that records differently."""
+        if self._shared or type(self).record is not HttpMetrics.record:
+            return None
+        return self.table
 
     def in_progress(self, method: str, route: str, scheme: str) -> Any:
         """The gauge child to ``inc()`` now and ``dec()`` when the request ends."""
@@ -177,9 +158,19 @@ class HttpMetrics:
         return self._in_progress.labels(method, second)
 
     def in_progress_value(self, method: str, route: str, scheme: str) -> Any:
-        """The in-progress gauge child's value: ``inc(1)`` now, ``inc(-1)`` when it ends (what
-        the gauge's own ``inc``/``dec`` do, without their checks)."""
+        """The in-progress gauge child's count: ``inc(1)`` now, ``inc(-1)`` when the request
+        ends. Outside multiprocess mode, an :class:`InProgress` copied into the child before
+        each collection; in it, the child's shared value (what the gauge's own ``inc``/``dec``
+        do, without their checks)."""
         key = (method, scheme if self.otel_naming else route)
+        if not self._shared:
+            cells = self.table.in_progress
+            cell = cells.get(key)
+            if cell is None:
+                if len(cells) >= _CACHE_LIMIT:  # past the table's limit: the child itself
+                    return _GaugeCalls(self._in_progress.labels(*key))
+                cell = cells.setdefault(key, InProgress(self._in_progress.labels(*key)))
+            return cell
         value = self._gauges.get(key)
         if value is None:
             child = self._in_progress.labels(*key)
@@ -189,6 +180,10 @@ class HttpMetrics:
             if len(self._gauges) < _CACHE_LIMIT:
                 self._gauges[key] = value
         return value
+
+    def _fold_in_progress(self) -> None:
+        for cell in list(self.table.in_progress.values()):
+            cell.child.set(cell.count)
 
     def record(
         self,
@@ -200,38 +195,26 @@ class HttpMetrics:
         response_size: int,
         exemplar: Mapping[str, str] | None,
     ) -> None:
+        table = self.table
+        if not self._shared and table.record(
+            method, route, status, duration, request_size, response_size, exemplar
+        ):
+            return
         key = (method, route, status)
-        slot = self._slots.get(key)
+        slot = table.slots.get(key)
         if slot is None:
             slot = self._slot(key)
             if slot is None:  # past the table's limit: straight to prometheus-client
                 self._record_directly(key, duration, request_size, response_size, exemplar)
                 return
-        index = bisect_left(self._bounds, duration)
         if self._shared:
+            index = bisect_left(self._bounds, duration)
             self._write_through(slot, index, duration, request_size, response_size)
             return
-        sizes = self.size_histograms
-        if sizes:
-            request_index = bisect_left(self._size_bounds, request_size)
-            response_index = bisect_left(self._size_bounds, response_size)
-        with self._lock:
-            slot.requests += 1
-            slot.sum += duration
-            slot.counts[index] += 1
-            if exemplar and self.exemplars:
-                slot.exemplars[index] = (exemplar, duration, _time())
-            if sizes:
-                slot.request_sum += request_size
-                slot.request_counts[request_index] += 1
-                slot.response_sum += response_size
-                slot.response_counts[response_index] += 1
-            if not slot.pending:
-                slot.pending = True
-                self._dirty.append(slot)
+        table.record(method, route, status, duration, request_size, response_size, exemplar)
 
     def _write_through(
-        self, slot: _Slot, index: int, duration: float, request_size: int, response_size: int
+        self, slot: Slot, index: int, duration: float, request_size: int, response_size: int
     ) -> None:
         """Straight into prometheus-client's values (the multiprocess files)."""
         requests, duration_hist, request_hist, response_hist = slot.children
@@ -248,9 +231,10 @@ class HttpMetrics:
 
     def fold(self) -> None:
         """Add what the slots recorded since the last fold to prometheus-client's children."""
+        table = self.table
         with self._fold_lock:
-            with self._lock:
-                dirty, self._dirty = self._dirty, []
+            with table.lock:
+                dirty, table.dirty = table.dirty, []
                 taken = []
                 for slot in dirty:
                     slot.pending = False
@@ -296,15 +280,16 @@ class HttpMetrics:
                     _add(request_hist, request_sum, request_counts, None)
                     _add(response_hist, response_sum, response_counts, None)
 
-    def _slot(self, key: tuple[str, str, int]) -> _Slot | None:
-        if len(self._slots) >= _CACHE_LIMIT:
+    def _slot(self, key: tuple[str, str, int]) -> Slot | None:
+        table = self.table
+        if len(table.slots) >= _CACHE_LIMIT:
             return None
         children = self._finished.get(key)
         if children is None:
             children = self._children(key)
-        slot = _Slot(children, len(self._bounds), len(self._size_bounds))
-        with self._lock:
-            return self._slots.setdefault(key, slot)
+        slot = Slot(children, len(self._bounds), len(self._size_bounds))
+        with table.lock:
+            return table.slots.setdefault(key, slot)
 
     def _record_directly(
         self,
