@@ -165,6 +165,22 @@ def test_pipeline_delivers_request_and_other_events_in_order() -> None:
     assert all(isinstance(e["timestamp"], str) for e in delivered)
 
 
+def test_a_record_submitted_with_no_size_estimate_is_still_a_request_line() -> None:
+    sink = Collect()
+    pipeline = LogPipeline(
+        sinks=[sink],
+        processors=[Redactor()],
+        static_fields=STATIC,
+        max_queue=100,
+        dropped=Dropped(),
+    )
+    record, event = random_request(random.Random(5))
+    pipeline.submit_request(record, 0)
+    assert pipeline.flush()
+    pipeline.shutdown()
+    assert sink.lines == [general_line(event)]
+
+
 def test_event_batch_reads_records_as_dicts_and_renders_them_from_the_record() -> None:
     lines = RequestLines.for_pipeline([Redactor()], STATIC)
     assert lines is not None

@@ -122,7 +122,7 @@ class LogPipeline:
         """Queue the lifecycle's request line as a record (``_request_line``): its fields in
         their final order, flat values, an epoch timestamp; ``estimate``: the bytes
         :func:`estimate_event_bytes` counts for its event."""
-        self._put(record, -estimate)
+        self._put(record, -estimate if estimate > 0 else -1)  # negative: a record
 
     def submit(self, event: dict[str, Any], estimate: int | None = None) -> None:
         """Queue ``event``; ``estimate`` is its :func:`estimate_event_bytes`, when the caller
