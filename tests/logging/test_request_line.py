@@ -137,15 +137,19 @@ class Dropped:
         raise AssertionError("nothing may be dropped here")
 
 
-def test_pipeline_delivers_request_and_other_events_in_order() -> None:
-    sink = Collect()
-    pipeline = LogPipeline(
+def collecting_pipeline(sink: Collect) -> LogPipeline:
+    return LogPipeline(
         sinks=[sink],
         processors=[Redactor()],
         static_fields=STATIC,
         max_queue=100,
         dropped=Dropped(),
     )
+
+
+def test_pipeline_delivers_request_and_other_events_in_order() -> None:
+    sink = Collect()
+    pipeline = collecting_pipeline(sink)
     rng = random.Random(3)
     requests = [random_request(rng)[1] for _ in range(3)]
     other = {"timestamp": time.time(), "level": "info", "event": "paid", "order": 7}
@@ -167,13 +171,7 @@ def test_pipeline_delivers_request_and_other_events_in_order() -> None:
 
 def test_a_record_submitted_with_no_size_estimate_is_still_a_request_line() -> None:
     sink = Collect()
-    pipeline = LogPipeline(
-        sinks=[sink],
-        processors=[Redactor()],
-        static_fields=STATIC,
-        max_queue=100,
-        dropped=Dropped(),
-    )
+    pipeline = collecting_pipeline(sink)
     record, event = random_request(random.Random(5))
     pipeline.submit_request(record, 0)
     assert pipeline.flush()
