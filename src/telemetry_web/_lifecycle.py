@@ -413,7 +413,7 @@ class ActiveRequest:
         if self.fields or exception is not None:
             # Fields bound to the request or an exception: the writer's general path (the
             # bound fields win over the static ones there).
-            event = request_event(record, _NO_FIELDS, record[0])
+            event = request_event(record, _NO_FIELDS)
             if exception is not None:
                 event["exc_info"] = (type(exception), exception, exception.__traceback__)
             for key, value in self.fields.copy().items():

@@ -78,7 +78,7 @@ def test_random_request_events_render_as_the_general_path_does() -> None:
         expected = general_line(event)
         finished = finish_event(dict(event), STATIC)
         # The general path's own input, from the record (the writer's fallback).
-        assert list(request_event(record, STATIC, record[0]).items()) == list(event.items())
+        assert list(request_event(record, STATIC).items()) == list(event.items())
         stamp = lines.finish(record)
         if stamp is not None:
             taken += 1
@@ -228,7 +228,7 @@ def test_served_request_lines_and_their_queue_estimates() -> None:
     submit = pipeline.submit_request
 
     def spy(record: RequestRecord, estimate: int) -> None:
-        submitted.append((request_event(record, STATIC, record[0]), estimate))
+        submitted.append((request_event(record, STATIC), estimate))
         submit(record, estimate)
 
     pipeline.submit_request = spy  # type: ignore[method-assign]

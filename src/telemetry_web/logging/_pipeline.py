@@ -122,31 +122,29 @@ class LogPipeline:
         """Queue the lifecycle's request line as a record (``_request_line``): its fields in
         their final order, flat values, an epoch timestamp; ``estimate``: the bytes
         :func:`estimate_event_bytes` counts for its event."""
-        self._put(record, -estimate if estimate > 0 else -1)  # negative: a record
+        self._put(record, max(estimate, 1), True)
 
     def submit(self, event: dict[str, Any], estimate: int | None = None) -> None:
         """Queue ``event``; ``estimate`` is its :func:`estimate_event_bytes`, when the caller
         knows it already."""
-        if len(self._queue) >= self._max_queue or self._stopped:
-            self._queue_full.inc()
-            return
-        self._put(event, estimate_event_bytes(event) if estimate is None else estimate)
+        self._put(event, estimate, False)
 
-    def _put(self, item: Any, size: int) -> None:
-        """Queue an event or a request record (``size`` negative: its estimate, negated)."""
+    def _put(self, item: Any, estimate: int | None, record: bool) -> None:
+        """Queue an event, or a request record (its size kept negative beside it)."""
         queue = self._queue
         length = len(queue)
         if length >= self._max_queue or self._stopped:
             self._queue_full.inc()
             return
-        estimate = size if size >= 0 else -size
+        if estimate is None:
+            estimate = estimate_event_bytes(item)
         with self._size_lock:
             if self._bytes_in + estimate - self._bytes_out > self._max_bytes:
                 full = True
             else:
                 full = False
                 self._bytes_in += estimate
-                self._sizes.append(size)
+                self._sizes.append(-estimate if record else estimate)
                 queue.append(item)
         if full:
             self._queue_full.inc()
@@ -253,7 +251,7 @@ class LogPipeline:
                         if stamp is not None:
                             finished.append_request(event, stamp, lines)
                             continue
-                    event = request_event(event, self._static, event[0])
+                    event = request_event(event, self._static)
                 result: dict[str, Any] | None = finish_event(event, self._static)
                 for step in self._processors:
                     result = step(result)  # type: ignore[arg-type]

@@ -32,6 +32,9 @@ __all__ = ["RequestLines", "RequestRecord", "request_event"]
 # (timestamp, level, method, route, path, status, duration_ms, client, user_agent, request_id,
 #  query or None, trace_id or None, span_id or None); the timestamp is epoch seconds.
 RequestRecord = tuple[Any, ...]
+_EPOCH: Final = 0
+_PATH: Final = 4
+_QUERY: Final = 10
 
 _quote: Final = json.encoder.encode_basestring  # the stdlib encoder's own (C) string quoting
 _encode: Final = json.JSONEncoder(default=str, ensure_ascii=False).encode
@@ -42,30 +45,34 @@ def _text(value: str | None) -> str:
 
 
 def request_event(
-    record: RequestRecord, static: Mapping[str, Any], timestamp: Any
+    record: RequestRecord, static: Mapping[str, Any], timestamp: str | None = None
 ) -> dict[str, Any]:
     """The request event a record stands for: the standard keys, ``static``, its own fields
-    (``timestamp``: the record's epoch seconds, or their ISO text once finished)."""
+    (``timestamp``: the ISO text of a finished record; the record's epoch seconds otherwise)."""
+    (
+        epoch, level, method, route, path, status, duration_ms, client, user_agent, request_id,
+        query, trace_id, span_id,
+    ) = record  # fmt: skip
     event: dict[str, Any] = {
-        "timestamp": timestamp,
-        "level": record[1],
+        "timestamp": epoch if timestamp is None else timestamp,
+        "level": level,
         "event": "request",
         "logger": "telemetry_web.request",
         **static,
-        "method": record[2],
-        "route": record[3],
-        "path": record[4],
-        "status": record[5],
-        "duration_ms": record[6],
-        "client": record[7],
-        "user_agent": record[8],
-        "request_id": record[9],
+        "method": method,
+        "route": route,
+        "path": path,
+        "status": status,
+        "duration_ms": duration_ms,
+        "client": client,
+        "user_agent": user_agent,
+        "request_id": request_id,
     }
-    if record[10] is not None:
-        event["query"] = record[10]
-    if record[11] is not None:
-        event["trace_id"] = record[11]
-        event["span_id"] = record[12]
+    if query is not None:
+        event["query"] = query
+    if trace_id is not None:
+        event["trace_id"] = trace_id
+        event["span_id"] = span_id
     return event
 
 
@@ -98,32 +105,34 @@ class RequestLines:
         """The record's ISO timestamp; None when it needs the general path (a value that
         redaction would change)."""
         clean = self._clean
-        query = record[10]
-        if not clean(record[4]) or (query is not None and not clean(query)):
+        query = record[_QUERY]
+        if not clean(record[_PATH]) or (query is not None and not clean(query)):
             return None
-        return iso_utc(record[0])
+        return iso_utc(record[_EPOCH])
 
     def event(self, record: RequestRecord, stamp: str) -> dict[str, Any]:
         """The finished event's dict, for sinks that read events."""
         return request_event(record, self.static, stamp)
 
-    def render(self, r: RequestRecord, stamp: str) -> str:
+    def render(self, record: RequestRecord, stamp: str) -> str:
         """The record's JSON line, as ``render_json`` writes its event."""
+        (
+            _, level, method, route, path, status, duration_ms, client, user_agent, request_id,
+            query, trace_id, span_id,
+        ) = record  # fmt: skip
         tail = ""
-        query = r[10]
         if query is not None:
             tail = ', "query": ' + _quote(query)
-        trace_id = r[11]
         if trace_id is not None:
-            tail += f', "trace_id": {_quote(trace_id)}, "span_id": {_quote(r[12])}'
+            tail += f', "trace_id": {_quote(trace_id)}, "span_id": {_quote(span_id)}'
         return (
-            f'{{"timestamp": "{stamp}", "level": "{r[1]}", "event": "request", '
-            f'"logger": "telemetry_web.request", {self._static}"method": {_quote(r[2])}, '
-            f'"route": {_quote(r[3])}, "path": {_quote(r[4])}, '
-            f'"status": {int.__repr__(r[5])}, '
-            f'"duration_ms": {float.__repr__(r[6])}, '
-            f'"client": {_text(r[7])}, "user_agent": {_text(r[8])}, '
-            f'"request_id": {_quote(r[9])}{tail}}}'
+            f'{{"timestamp": "{stamp}", "level": "{level}", "event": "request", '
+            f'"logger": "telemetry_web.request", {self._static}"method": {_quote(method)}, '
+            f'"route": {_quote(route)}, "path": {_quote(path)}, '
+            f'"status": {int.__repr__(status)}, '
+            f'"duration_ms": {float.__repr__(duration_ms)}, '
+            f'"client": {_text(client)}, "user_agent": {_text(user_agent)}, '
+            f'"request_id": {_quote(request_id)}{tail}}}'
         )
 
     def render_all(
